@@ -1,0 +1,77 @@
+"""Errors a user can see. Each carries a one-line message naming the problem and where it is."""
+
+from __future__ import annotations
+
+
+class PromptascentError(Exception):
+    """Base of every error promptascent raises on purpose; the CLI prints its message, exit 2."""
+
+
+class ConfigError(PromptascentError):
+    """A task file, flag or option is invalid. The message names the key and the file."""
+
+
+class DataError(PromptascentError):
+    """A dataset file is missing, empty or malformed. The message names the file and line."""
+
+
+class TemplateError(PromptascentError):
+    """A prompt template names a field the example lacks, or is malformed."""
+
+
+class MetricError(PromptascentError):
+    """A metric cannot score an example (for example, the target it needs is missing)."""
+
+
+class BudgetExhausted(PromptascentError):
+    """A budget limit would be exceeded by the next model call; the call was not made."""
+
+    def __init__(self, limit: str, used: float, cap: float) -> None:
+        super().__init__(f"budget exhausted: {limit} would exceed {cap:g} (used {used:g})")
+        self.limit = limit
+        self.used = used
+        self.cap = cap
+
+
+class ModelError(PromptascentError):
+    """A model call failed. Messages name the endpoint, never a key."""
+
+    retryable: bool = False
+
+
+class ModelTimeout(ModelError):
+    retryable = True
+
+
+class ModelRateLimited(ModelError):
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ModelServerError(ModelError):
+    retryable = True
+
+
+class ModelConnectionError(ModelError):
+    retryable = True
+
+
+class ModelResponseError(ModelError):
+    """The endpoint answered, but not with a usable completion (malformed JSON, no choices)."""
+
+    retryable = True
+
+
+class ModelRequestError(ModelError):
+    """The endpoint rejected the request (4xx other than 429): retrying will not help."""
+
+
+class ModelAuthError(ModelRequestError):
+    """401/403: the key is missing, wrong or lacks access."""
+
+
+class NotSupported(PromptascentError):
+    """The backend cannot do this (for example, log-likelihood over HTTP)."""

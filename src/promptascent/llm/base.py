@@ -1,0 +1,41 @@
+"""The protocol every model backend implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from promptascent.llm.types import Completion, CompletionRequest, LoglikRequest
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a backend is. `model_id` goes into every cache key, so it must name the
+    weights (and quantisation) exactly; `context_length` bounds what fits in one call."""
+
+    model_id: str
+    backend: str
+    context_length: int
+    supports_loglik: bool = False
+
+
+@runtime_checkable
+class LLM(Protocol):
+    """A chat model. `complete` may be called from several threads at once; backends
+    serialise internally where they must. Errors are `promptascent.errors.ModelError`."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    def complete(self, request: CompletionRequest) -> Completion: ...
+
+    def count_tokens(self, text: str) -> int:
+        """Exact where the backend has the tokenizer; otherwise an upper bound."""
+        ...
+
+    def loglik(self, request: LoglikRequest) -> list[float]:
+        """Sum of token log-probabilities of each continuation. Raises NotSupported
+        where the backend cannot score."""
+        ...
+
+    def close(self) -> None: ...

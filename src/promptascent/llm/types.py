@@ -1,0 +1,102 @@
+"""Values exchanged with models: requests, completions and token usage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Role = Literal["task", "optimizer", "judge"]
+ROLES: tuple[Role, ...] = ("task", "optimizer", "judge")
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """One chat completion. Every field is part of the cache key.
+
+    `sample_index` tells apart repeated samples of the same request at temperature > 0:
+    sample 0 and sample 1 are different cache entries, so a rerun replays both.
+    """
+
+    messages: tuple[Message, ...]
+    temperature: float = 0.0
+    max_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    sample_index: int = 0
+    top_p: float = 1.0
+
+    def canonical(self, model_id: str) -> dict[str, Any]:
+        body = asdict(self)
+        body["messages"] = [m.to_dict() for m in self.messages]
+        body["stop"] = list(self.stop)
+        return {"model": model_id, **body}
+
+    def cache_key(self, model_id: str) -> str:
+        blob = json.dumps(self.canonical(model_id), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A model's reply. `finish_reason` is "stop" or "length" (hit max_tokens)."""
+
+    text: str
+    finish_reason: str = "stop"
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    cached: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "text": self.text,
+                "finish_reason": self.finish_reason,
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+            },
+            ensure_ascii=False,
+        )
+
+    @classmethod
+    def from_json(cls, blob: str, *, cached: bool = False) -> Completion:
+        d = json.loads(blob)
+        return cls(
+            text=d["text"],
+            finish_reason=d["finish_reason"],
+            usage=TokenUsage(d["prompt_tokens"], d["completion_tokens"]),
+            cached=cached,
+        )
+
+
+@dataclass(frozen=True)
+class LoglikRequest:
+    """Log-likelihood of each continuation after the chat prompt `messages`
+    (the assistant turn starts right after the prompt)."""
+
+    messages: tuple[Message, ...]
+    continuations: tuple[str, ...]
+
+
+def messages(*pairs: tuple[str, str]) -> tuple[Message, ...]:
+    """Shorthand: messages(("system", "..."), ("user", "..."))."""
+    return tuple(Message(role, content) for role, content in pairs)  # type: ignore[arg-type]
