@@ -1,0 +1,69 @@
+"""promptascent: automatic prompt optimization with evidence.
+
+import promptascent
+result = promptascent.optimize("task.yaml", optimizer="ape", budget={"task_calls": 300})
+print(result.best_prompt.instruction, result.comparison)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from promptascent.config.task import TaskSpec, load_task, task_from_dict
+from promptascent.data.example import Dataset, Example
+from promptascent.errors import PromptascentError
+from promptascent.llm.budget import Budget
+from promptascent.prompts.prompt import Demo, Prompt
+from promptascent.runner import Runner, RunResult, RunSettings, plan
+
+__version__ = "0.1.0"
+
+
+def optimize(
+    task: str | Path | TaskSpec | dict[str, Any],
+    *,
+    optimizer: str | None = None,
+    options: dict[str, Any] | None = None,
+    budget: Budget | dict[str, float] | None = None,
+    seed: int | None = None,
+    models: dict[str, str] | None = None,
+    settings: RunSettings | None = None,
+) -> RunResult:
+    """Runs one optimization and returns its result (best prompt, test scores against
+    the seed with confidence intervals, usage per role, where the run was written).
+
+    `task` is a task file, a TaskSpec, or the same mapping a task file holds (paths in
+    it relative to the current folder). Keyword arguments override the task.
+    """
+    if isinstance(task, (str, Path)):
+        spec = load_task(task)
+    elif isinstance(task, dict):
+        spec = task_from_dict(task)
+    else:
+        spec = task
+    if isinstance(budget, dict):
+        budget = Budget(**budget)  # type: ignore[arg-type]
+    p = plan(
+        spec,
+        optimizer=optimizer,
+        optimizer_options=options,
+        budget=budget,
+        seed=seed,
+        models=models,  # type: ignore[arg-type]
+    )
+    return Runner(p, settings).run()
+
+
+__all__ = [
+    "Budget",
+    "Dataset",
+    "Demo",
+    "Example",
+    "Prompt",
+    "PromptascentError",
+    "RunResult",
+    "RunSettings",
+    "TaskSpec",
+    "optimize",
+]

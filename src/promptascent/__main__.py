@@ -1,0 +1,3 @@
+from promptascent.cli.main import main
+
+main()

@@ -1,0 +1,339 @@
+"""The promptascent command line."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from promptascent.cli.progress import ProgressDisplay
+from promptascent.cli.summary import fmt, print_result
+from promptascent.config.task import load_task
+from promptascent.errors import ConfigError, PromptascentError
+from promptascent.llm.budget import Budget
+from promptascent.llm.client import CachePolicy
+from promptascent.llm.types import Role
+from promptascent.prompts.export import export_prompt
+from promptascent.runner import (
+    DEFAULT_CACHE_DIR,
+    DEFAULT_RUNS_DIR,
+    Runner,
+    RunSettings,
+    estimate,
+    plan,
+)
+from promptascent.store.run_store import FILENAME, RunStore
+
+app = typer.Typer(
+    name="promptascent",
+    help="Find a better prompt automatically, and show the evidence.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Folder of run stores.")]
+CacheDir = Annotated[
+    Path, typer.Option("--cache-dir", help="Folder of the response and evaluation caches.")
+]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the caches.")]
+RefreshCache = Annotated[
+    bool,
+    typer.Option("--refresh-cache", help="Call the models again and overwrite cached replies."),
+]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+
+
+def _settings(
+    runs_dir: Path, cache_dir: Path, no_cache: bool, refresh: bool, quiet: bool
+) -> RunSettings:
+    if no_cache and refresh:
+        raise ConfigError("--no-cache and --refresh-cache exclude each other")
+    policy = CachePolicy(read=not (no_cache or refresh), write=not no_cache)
+    return RunSettings(
+        runs_dir=runs_dir, cache_dir=None if no_cache else cache_dir, cache_policy=policy
+    )
+
+
+def _options(pairs: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--option {pair!r}: expected KEY=VALUE")
+        options[key.strip()] = yaml.safe_load(value)
+    return options
+
+
+def _models(
+    task_model: str | None, optimizer_model: str | None, judge_model: str | None
+) -> dict[Role, str]:
+    given: dict[Role, str | None] = {
+        "task": task_model,
+        "optimizer": optimizer_model,
+        "judge": judge_model,
+    }
+    return {role: v for role, v in given.items() if v}
+
+
+def _progress(quiet: bool) -> ProgressDisplay | None:
+    return None if quiet or not err.is_terminal else ProgressDisplay(err)
+
+
+@app.command()
+def optimize(
+    task_file: Annotated[Path, typer.Argument(help="The task YAML file.")],
+    optimizer: Annotated[
+        str | None, typer.Option("--optimizer", "-o", help="Optimizer name (overrides the file).")
+    ] = None,
+    option: Annotated[
+        list[str], typer.Option("--option", help="Optimizer option KEY=VALUE (repeatable).")
+    ] = [],  # noqa: B006
+    task_model: Annotated[
+        str | None, typer.Option(help="Task model: embedded[:PATH] or openai:MODEL[@URL].")
+    ] = None,
+    optimizer_model: Annotated[
+        str | None, typer.Option(help="Optimizer model (same forms).")
+    ] = None,
+    judge_model: Annotated[str | None, typer.Option(help="Judge model (same forms).")] = None,
+    budget: Annotated[
+        str | None, typer.Option(help="Limits, e.g. task_calls=600,minutes=10 (override the file).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (overrides the file).")] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the estimated calls, tokens and cost; spend nothing."
+        ),
+    ] = False,
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+    cache_dir: CacheDir = DEFAULT_CACHE_DIR,
+    no_cache: NoCache = False,
+    refresh_cache: RefreshCache = False,
+    quiet: Quiet = False,
+) -> None:
+    """Optimize the task's seed prompt and report it against the seed on held-out data."""
+    settings = _settings(runs_dir, cache_dir, no_cache, refresh_cache, quiet)
+    p = plan(
+        load_task(task_file),
+        optimizer=optimizer,
+        optimizer_options=_options(option),
+        budget=Budget.parse(budget) if budget else None,
+        seed=seed,
+        models=_models(task_model, optimizer_model, judge_model),
+    )
+    if dry_run:
+        _print_estimate(estimate(p))
+        return
+    runner = Runner(p, settings)
+    display = _progress(quiet)
+    if display is not None:
+        settings.sinks.append(display)
+        with display:
+            result = runner.run()
+    else:
+        result = runner.run()
+    print_result(out, result.to_dict())
+
+
+def _print_estimate(e: dict[str, Any]) -> None:
+    table = Table(title="estimate (upper bounds; nothing was spent)")
+    for col in ("phase", "calls", "prompt tokens", "max completion tokens", "max $"):
+        table.add_column(col, justify="right")
+    for name in ("task", "optimizer", "test"):
+        row = e[name]
+        table.add_row(
+            name if name != "test" else "test (after search)",
+            str(row["calls"]),
+            str(row["prompt_tokens"]),
+            str(row["max_completion_tokens"]),
+            f"{row['max_dollars']:.4f}",
+        )
+    out.print(table)
+    out.print(f"budget: {e['budget'] or 'none'}")
+
+
+@app.command("eval")
+def eval_(
+    task_file: Annotated[Path, typer.Argument(help="The task YAML file.")],
+    prompt: Annotated[
+        Path | None,
+        typer.Option(
+            "--prompt",
+            help="Prompt file: text (an instruction template) or JSON (an exported "
+            "prompt). Default: the task's seed prompt.",
+        ),
+    ] = None,
+    split: Annotated[str, typer.Option(help="train, dev or test.")] = "test",
+    task_model: Annotated[
+        str | None, typer.Option(help="Task model: embedded[:PATH] or openai:MODEL[@URL].")
+    ] = None,
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+    cache_dir: CacheDir = DEFAULT_CACHE_DIR,
+    no_cache: NoCache = False,
+    refresh_cache: RefreshCache = False,
+    quiet: Quiet = False,
+) -> None:
+    """Score one prompt on a split of the task's data."""
+    from promptascent.evaluate import evaluate_prompt, read_prompt_file
+
+    settings = _settings(runs_dir, cache_dir, no_cache, refresh_cache, quiet)
+    p = plan(load_task(task_file), models=_models(task_model, None, None))
+    the_prompt = read_prompt_file(prompt) if prompt else p.seed_prompt
+    display = _progress(quiet)
+    if display is not None:
+        settings.sinks.append(display)
+        with display:
+            res, usage = evaluate_prompt(p, the_prompt, split, settings)
+    else:
+        res, usage = evaluate_prompt(p, the_prompt, split, settings)
+    ci = res.ci()
+    out.print(
+        f"{split}: {fmt(res.mean)}  95% CI [{fmt(ci.low)}, {fmt(ci.high)}]  n={res.n} "
+        f"unparsed={res.unparsed} errors={res.errors}  (prompt {res.prompt_id})"
+    )
+    preds = ", ".join(f"{escape(str(k))}: {v}" for k, v in res.predictions().most_common(5))
+    out.print(f"predictions: {preds}")
+    out.print(
+        f"task model: {int(usage['task']['calls'])} calls, "
+        f"{int(usage['task']['cache_hits'])} from cache"
+    )
+
+
+def _resolve_run(run: str, runs_dir: Path) -> Path:
+    direct = Path(run)
+    if (direct / FILENAME).is_file():
+        return direct
+    if (runs_dir / run / FILENAME).is_file():
+        return runs_dir / run
+    matches = (
+        sorted(d for d in runs_dir.glob(f"{run}*") if (d / FILENAME).is_file())
+        if runs_dir.is_dir()
+        else []
+    )
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise ConfigError(
+            f"run {run!r} is ambiguous in {runs_dir}: {', '.join(m.name for m in matches[:5])}"
+        )
+    raise ConfigError(f"no run {run!r} in {runs_dir} (see `promptascent runs`)")
+
+
+@app.command()
+def runs(runs_dir: RunsDir = DEFAULT_RUNS_DIR) -> None:
+    """List the runs in the runs folder, newest last."""
+    folders = (
+        sorted(d for d in runs_dir.glob("*") if (d / FILENAME).is_file())
+        if runs_dir.is_dir()
+        else []
+    )
+    if not folders:
+        out.print(f"no runs in {runs_dir}")
+        return
+    table = Table()
+    for col in ("run", "status", "seed (test)", "best (test)", "difference [95% CI]"):
+        table.add_column(col)
+    for d in folders:
+        store = RunStore.open_existing(d)
+        try:
+            status, result = store.get("status", "?"), store.get("result")
+        finally:
+            store.close()
+        if result and result["test"]["seed"]:
+            t = result["test"]
+            diff = t["difference"]
+            table.add_row(
+                d.name,
+                status,
+                fmt(t["seed"]["mean"]),
+                fmt(t["best"]["mean"]),
+                f"{diff['mean']:+.3f} [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]",
+            )
+        else:
+            table.add_row(d.name, status, "-", "-", "-")
+    out.print(table)
+
+
+@app.command()
+def show(
+    run: Annotated[str, typer.Argument(help="Run id, unique prefix, or folder.")],
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+) -> None:
+    """Show a run: result, and every candidate with its lineage and scores."""
+    store = RunStore.open_existing(_resolve_run(run, runs_dir))
+    try:
+        result, status, candidates = store.get("result"), store.get("status"), store.candidates()
+    finally:
+        store.close()
+    if result:
+        print_result(out, result)
+    else:
+        out.print(f"status: {status} (no result recorded)")
+    table = Table(title=f"{len(candidates)} candidates")
+    for col in ("id", "step", "operation", "parents", "scores", "instruction"):
+        table.add_column(col, overflow="fold")
+    for c in candidates:
+        scores = ", ".join(f"{k} {fmt(v['mean'])} (n={v['n']})" for k, v in c["scores"].items())
+        table.add_row(
+            c["id"],
+            str(c["step"]),
+            c["operation"],
+            ",".join(c["parents"]),
+            scores,
+            escape(c["prompt"]["instruction"][:200]),
+        )
+    out.print(table)
+
+
+@app.command()
+def export(
+    run: Annotated[str, typer.Argument(help="Run id, unique prefix, or folder.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="text | messages | json")] = "text",
+    candidate: Annotated[
+        str | None, typer.Option(help="A candidate id instead of the best.")
+    ] = None,
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+) -> None:
+    """Print the best prompt exactly as it was scored."""
+    store = RunStore.open_existing(_resolve_run(run, runs_dir))
+    try:
+        result = store.get("result")
+        cid = candidate or (result["best_candidate"] if result else None)
+        if cid is None:
+            raise ConfigError(
+                f"run {run} has no result yet; pass --candidate ID (see `promptascent show`)"
+            )
+        text = export_prompt(store.prompt(cid), format)
+    finally:
+        store.close()
+    sys.stdout.write(text + "\n")
+
+
+def main() -> None:
+    debug = "--debug" in sys.argv
+    if debug:
+        sys.argv.remove("--debug")
+    try:
+        app()
+    except PromptascentError as e:
+        if debug:
+            traceback.print_exc()
+        err.print(f"error: {escape(str(e))}")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Text summaries of runs for the terminal. Data is escaped: never read as markup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    return "-" if x is None or x != x else f"{x:.{digits}f}"
+
+
+def print_result(console: Console, result: dict[str, Any]) -> None:
+    """Prints a run's result.json content: test scores, difference, usage, where it is."""
+    test = result["test"]
+    table = Table(title="held-out test split" if test["seed"] else "selection split")
+    for col in ("prompt", "score", "95% CI", "n", "unparsed", "errors"):
+        table.add_column(col)
+    if test["seed"]:
+        for label, ev in (("seed", test["seed"]), ("best", test["best"])):
+            table.add_row(
+                label,
+                fmt(ev["mean"]),
+                f"[{fmt(ev['ci_low'])}, {fmt(ev['ci_high'])}]",
+                str(ev["n"]),
+                str(ev["unparsed"]),
+                str(ev["errors"]),
+            )
+    else:
+        sel = result["selection_scores"]
+        table.add_row("seed", fmt(sel["seed"]), "", "", "", "")
+        table.add_row("best", fmt(sel["best"]), "", "", "", "")
+    console.print(table)
+    diff = test.get("difference")
+    if diff:
+        console.print(
+            f"best - seed on test: {diff['mean']:+.3f}  95% CI [{diff['ci_low']:+.3f}, "
+            f"{diff['ci_high']:+.3f}]  (wins {diff['wins']}, losses {diff['losses']}, "
+            f"ties {diff['ties']}, p={diff['p_value']:.3f})"
+        )
+        if result["best_candidate"] == result["seed_candidate"]:
+            console.print(
+                "The search found no prompt better than the seed on dev: the seed is returned."
+            )
+        elif diff["ci_low"] > 0:
+            console.print("The best prompt beats the seed on held-out data.")
+        else:
+            console.print("No significant improvement over the seed on held-out data.")
+    if test.get("majority_rate") is not None:
+        preds = test["best"]["predictions"] if test["best"] else {}
+        top = ", ".join(f"{escape(str(k))}: {v}" for k, v in list(preds.items())[:4])
+        console.print(
+            f"majority-class rate on test: {fmt(test['majority_rate'])}; best's predictions: {top}"
+        )
+    console.print(
+        f"selected on {result['selection_split']}: seed {fmt(result['selection_scores']['seed'])}, "
+        f"best {fmt(result['selection_scores']['best'])}; {result['candidates']} candidates, "
+        f"{result['rejected_replies']} optimizer replies rejected"
+    )
+    if result.get("stopped_by"):
+        console.print(f"the search stopped when the budget ({result['stopped_by']}) ran out")
+    print_usage(console, result["usage"])
+    for note in result.get("notes", []):
+        console.print(f"note: {escape(note)}")
+    console.print("best prompt:", style="bold")
+    console.print(escape(result["best_prompt"]["instruction"]), markup=False, highlight=False)
+    console.print(f"run written to {escape(result['run_dir'])}")
+
+
+def print_usage(console: Console, usage: dict[str, dict[str, float]]) -> None:
+    table = Table(title="usage (calls include cache hits; model calls were paid)")
+    for col in (
+        "role",
+        "calls",
+        "cache hits",
+        "model calls",
+        "errors",
+        "prompt tok",
+        "completion tok",
+        "$ spent",
+    ):
+        table.add_column(col, justify="right")
+    for role, u in usage.items():
+        if not u["calls"] and not u["errors"]:
+            continue
+        table.add_row(
+            role,
+            str(int(u["calls"])),
+            str(int(u["cache_hits"])),
+            str(int(u["model_calls"])),
+            str(int(u["errors"])),
+            str(int(u["prompt_tokens"])),
+            str(int(u["completion_tokens"])),
+            f"{u['spent_dollars']:.4f}",
+        )
+    console.print(table)

@@ -1,0 +1,69 @@
+"""The train/dev/test splits and defaults a task file points at."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from promptascent.config.task import TaskSpec
+from promptascent.data.example import Dataset
+from promptascent.data.loaders import load_dataset, load_split_folder
+from promptascent.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TaskData:
+    train: Dataset
+    dev: Dataset
+    test: Dataset | None
+    seed_prompt: str | None
+    metric: str | None
+    description: str
+    notes: tuple[str, ...] = ()
+
+
+def load_task_data(spec: TaskSpec) -> TaskData:
+    """Loads the splits. Without a dev split, train is split in two (seeded) so that
+    candidates are never proposed and selected on the same examples."""
+    d = spec.data
+    notes: list[str] = []
+    kw = {"input_field": d.input_field, "target_field": d.target_field}
+    seed_prompt = metric = None
+    description = ""
+    if d.folder is not None:
+        if d.train or d.dev or d.test:
+            raise ConfigError("data: give either `folder` or `train`/`dev`/`test`, not both")
+        folder = spec.resolve(d.folder)
+        assert folder is not None
+        split = load_split_folder(folder)
+        train, dev, test = split.train, split.dev, split.test
+        seed_prompt, metric, description = split.seed_prompt, split.metric, split.description
+    else:
+        if d.train is None:
+            raise ConfigError("data: missing key 'train' (or 'folder')")
+        train = load_dataset(spec.resolve(d.train), **kw)  # type: ignore[arg-type]
+        dev = load_dataset(spec.resolve(d.dev), **kw) if d.dev else None  # type: ignore[arg-type]
+        test = load_dataset(spec.resolve(d.test), **kw) if d.test else None  # type: ignore[arg-type]
+    if dev is None:
+        if len(train) < 4:
+            raise ConfigError(
+                f"data: {len(train)} train examples and no dev split; need at least 4"
+            )
+        ids = [ex.id for ex in train]
+        random.Random(spec.seed).shuffle(ids)
+        half = len(ids) // 2
+        train, dev = (
+            train.subset(ids[:half]),
+            Dataset(f"{train.name}-dev", train.subset(ids[half:]).examples),
+        )
+        notes.append(f"no dev split: train was split {half}/{len(ids) - half} into train/dev")
+    if test is None:
+        notes.append("no test split: the result reports dev scores only")
+    limits = d.limits
+    if "train" in limits:
+        train = train.head(limits["train"])
+    if "dev" in limits:
+        dev = dev.head(limits["dev"])
+    if test is not None and "test" in limits:
+        test = test.head(limits["test"])
+    return TaskData(train, dev, test, seed_prompt, metric, description, tuple(notes))

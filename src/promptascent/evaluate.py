@@ -1,0 +1,93 @@
+"""Scoring one prompt on a split, outside any search (`promptascent eval`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from promptascent.errors import ConfigError
+from promptascent.evaluation.cache import EvaluationCache
+from promptascent.evaluation.evaluator import Evaluator
+from promptascent.evaluation.result import EvaluationResult
+from promptascent.llm.budget import Budget, BudgetGuard
+from promptascent.llm.cache import ResponseCache
+from promptascent.llm.client import ModelClient
+from promptascent.llm.factory import BackendFactory
+from promptascent.llm.usage import Prices, UsageMeter
+from promptascent.prompts.prompt import Prompt
+from promptascent.runner import Plan, RunSettings
+
+
+def read_prompt_file(path: Path) -> Prompt:
+    """A .json file holds an exported prompt (`export --format json`); any other file
+    is an instruction template, used as written."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: prompt file not found")
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+        if not isinstance(data, dict) or "instruction" not in data:
+            raise ConfigError(f"{path}: a JSON prompt is an object with an 'instruction' key")
+        return Prompt.from_dict(data)
+    return Prompt(text.strip("\n"))
+
+
+def evaluate_prompt(
+    plan: Plan, prompt: Prompt, split: str, settings: RunSettings
+) -> tuple[EvaluationResult, dict[str, dict[str, float]]]:
+    data = {"train": plan.data.train, "dev": plan.data.dev, "test": plan.data.test}
+    if split not in data:
+        raise ConfigError(f"--split {split!r}: use train, dev or test")
+    examples = data[split]
+    if examples is None:
+        raise ConfigError(f"the task has no {split} split")
+    for ex in examples.examples[:1]:
+        prompt.render(ex.fields, where=f"example {ex.id}")
+    meter = UsageMeter()
+    factory = BackendFactory()
+    spec = plan.task.models.task
+    try:
+        backend = settings.backends.get("task") or factory.get(spec, role="task")
+        cache_dir = settings.cache_dir
+        client = ModelClient(
+            "task",
+            backend,
+            meter=meter,
+            guard=BudgetGuard(plan.budget, meter),
+            cache=ResponseCache(cache_dir / "responses.sqlite") if cache_dir else None,
+            cache_policy=settings.cache_policy,
+            prices=Prices(spec.prices.input, spec.prices.output),
+        )
+        use_eval_cache = cache_dir and settings.cache_policy.read and settings.cache_policy.write
+        evaluator = Evaluator(
+            client,
+            plan.metric,
+            params=plan.task_params,
+            concurrency=plan.task.evaluation.concurrency,
+            cache=EvaluationCache(cache_dir / "evaluations.sqlite")
+            if use_eval_cache and cache_dir
+            else None,
+            emit=_Bus(settings),
+        )
+        from promptascent.events import PhaseStarted
+
+        evaluator.emit(PhaseStarted("eval", len(examples)))
+        result = evaluator.evaluate(prompt, list(examples))
+        return result, meter.to_dict()
+    finally:
+        factory.close()
+
+
+class _Bus:
+    def __init__(self, settings: RunSettings) -> None:
+        self.sinks = settings.sinks
+
+    def __call__(self, event: object) -> None:
+        for sink in self.sinks:
+            sink(event)  # type: ignore[arg-type]
+
+
+__all__ = ["Budget", "evaluate_prompt", "read_prompt_file"]

@@ -1,0 +1,116 @@
+"""The Evaluator: a prompt on examples, through the task model, scored by the metric."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass
+
+from promptascent.data.example import Example
+from promptascent.errors import ModelError
+from promptascent.evaluation.cache import EvaluationCache
+from promptascent.evaluation.result import EvaluationResult, ExampleResult
+from promptascent.events import EventSink, ExampleScored, ignore
+from promptascent.llm.client import ModelClient
+from promptascent.llm.types import Completion, CompletionRequest
+from promptascent.metrics.base import Metric
+from promptascent.prompts.prompt import Prompt
+
+
+@dataclass(frozen=True)
+class TaskParams:
+    """How the task model is sampled when a prompt is evaluated."""
+
+    temperature: float = 0.0
+    max_tokens: int = 48
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+
+    def key(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+class Evaluator:
+    """Evaluates prompts on examples with bounded concurrency.
+
+    Model errors become per-example errors (counted, never scored). Running out of
+    budget raises BudgetExhausted: the examples finished so far are already in the
+    caches, so a resumed or repeated evaluation does not pay for them again.
+    """
+
+    def __init__(
+        self,
+        task_model: ModelClient,
+        metric: Metric,
+        *,
+        params: TaskParams = TaskParams(),
+        concurrency: int = 4,
+        cache: EvaluationCache | None = None,
+        emit: EventSink = ignore,
+    ) -> None:
+        self.task_model = task_model
+        self.metric = metric
+        self.params = params
+        self.concurrency = max(1, concurrency)
+        self.cache = cache
+        self.emit = emit
+
+    def request(self, prompt: Prompt, example: Example) -> CompletionRequest:
+        return CompletionRequest(
+            messages=prompt.render(example.fields, where=f"example {example.id}"),
+            temperature=self.params.temperature,
+            max_tokens=self.params.max_tokens,
+            stop=self.params.stop,
+            seed=self.params.seed,
+        )
+
+    def _complete(self, prompt: Prompt, example: Example) -> Completion:
+        key = None
+        if self.cache is not None:
+            key = EvaluationCache.key(
+                prompt.id, example.content_id, self.task_model.model_id, self.params.key()
+            )
+            hit = self.cache.get(key)
+            if hit is not None:
+                return self.task_model.replay(hit)
+        completion = self.task_model.complete(self.request(prompt, example))
+        if self.cache is not None and key is not None:
+            self.cache.put(key, completion)
+        return completion
+
+    def run_one(self, prompt: Prompt, example: Example) -> ExampleResult:
+        try:
+            completion = self._complete(prompt, example)
+        except ModelError as e:
+            result = ExampleResult(example.id, "", None, parsed=False, error=str(e))
+        else:
+            verdict = self.metric.score(completion.text, example)
+            result = ExampleResult(
+                example.id,
+                completion.text,
+                verdict.value,
+                parsed=verdict.parsed,
+                prediction=verdict.prediction,
+                finish_reason=completion.finish_reason,
+                cached=completion.cached,
+            )
+        self.emit(ExampleScored(prompt.id, result.cached))
+        return result
+
+    def evaluate(self, prompt: Prompt, examples: Sequence[Example]) -> EvaluationResult:
+        if self.concurrency == 1 or len(examples) <= 1:
+            return EvaluationResult(prompt.id, tuple(self.run_one(prompt, ex) for ex in examples))
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="evaluate") as pool:
+            futures: list[Future[ExampleResult]] = [
+                pool.submit(self.run_one, prompt, ex) for ex in examples
+            ]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = next((f for f in done if f.exception() is not None), None)
+            if failed is not None:
+                for f in futures:
+                    f.cancel()
+                exc = failed.exception()
+                assert exc is not None  # BudgetExhausted, or a bug: never swallowed
+                raise exc
+            return EvaluationResult(prompt.id, tuple(f.result() for f in futures))

@@ -1,0 +1,106 @@
+"""Evaluation results: per-example outputs and scores, and their summary."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from promptascent.evaluation.stats import (
+    Interval,
+    PairedComparison,
+    bootstrap_ci,
+    paired_difference,
+)
+
+
+@dataclass(frozen=True)
+class ExampleResult:
+    """One example under one prompt. `score` is None when the model call failed
+    (`error` says why): an error is never a score."""
+
+    example_id: str
+    output: str
+    score: float | None
+    parsed: bool = True
+    prediction: str | None = None
+    error: str | None = None
+    finish_reason: str = "stop"
+    cached: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "example_id": self.example_id,
+            "output": self.output,
+            "score": self.score,
+            "parsed": self.parsed,
+            "prediction": self.prediction,
+            "error": self.error,
+            "finish_reason": self.finish_reason,
+        }
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    prompt_id: str
+    results: tuple[ExampleResult, ...]
+
+    @cached_property
+    def scored(self) -> tuple[ExampleResult, ...]:
+        return tuple(r for r in self.results if r.score is not None)
+
+    @property
+    def scores(self) -> list[float]:
+        return [r.score for r in self.scored if r.score is not None]
+
+    @property
+    def mean(self) -> float:
+        s = self.scores
+        return sum(s) / len(s) if s else float("nan")
+
+    @property
+    def n(self) -> int:
+        return len(self.scored)
+
+    @property
+    def errors(self) -> int:
+        return len(self.results) - len(self.scored)
+
+    @property
+    def unparsed(self) -> int:
+        return sum(1 for r in self.scored if not r.parsed)
+
+    def ci(self, *, confidence: float = 0.95, seed: int = 0) -> Interval:
+        return bootstrap_ci(self.scores, confidence=confidence, seed=seed)
+
+    def predictions(self) -> Counter[str]:
+        """How often each prediction was made ("<unparsed>" for none): a score at the
+        majority-class rate with one prediction everywhere is a format fix, not skill."""
+        return Counter((r.prediction or "") if r.parsed else "<unparsed>" for r in self.scored)
+
+    def by_example(self) -> dict[str, ExampleResult]:
+        return {r.example_id: r for r in self.results}
+
+    def summary(self) -> dict[str, Any]:
+        ci = self.ci()
+        return {
+            "prompt_id": self.prompt_id,
+            "mean": self.mean,
+            "ci_low": ci.low,
+            "ci_high": ci.high,
+            "n": self.n,
+            "unparsed": self.unparsed,
+            "errors": self.errors,
+        }
+
+
+def compare(base: EvaluationResult, other: EvaluationResult, *, seed: int = 0) -> PairedComparison:
+    """Paired difference other - base on the examples both scored."""
+    a, b = base.by_example(), other.by_example()
+    ids = [i for i in a if i in b and a[i].score is not None and b[i].score is not None]
+    return paired_difference(
+        [a[i].score for i in ids],  # type: ignore[misc]
+        [b[i].score for i in ids],  # type: ignore[misc]
+        seed=seed,
+    )

@@ -1,0 +1,114 @@
+"""Events a run emits: they feed the run store, progress display and reports.
+
+Library code never prints; it emits events. A sink is any callable taking an Event.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Event:
+    ts: float = field(default_factory=time.time, kw_only=True)
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    run_id: str
+    optimizer: str
+
+
+@dataclass(frozen=True)
+class PhaseStarted(Event):
+    """A named part of the run begins (e.g. "search", "test"), with its planned work."""
+
+    phase: str
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class CandidateProposed(Event):
+    candidate_id: str
+    parents: tuple[str, ...]
+    operation: str
+    step: int
+
+
+@dataclass(frozen=True)
+class CandidateEvaluated(Event):
+    candidate_id: str
+    split: str
+    score: float
+    n: int
+    unparsed: int
+    errors: int
+
+
+@dataclass(frozen=True)
+class ExampleScored(Event):
+    """One example finished (for progress bars)."""
+
+    prompt_id: str
+    cached: bool
+
+
+@dataclass(frozen=True)
+class StepFinished(Event):
+    step: int
+    best_candidate_id: str
+    best_score: float
+
+
+@dataclass(frozen=True)
+class ReplyRejected(Event):
+    """An optimizer-model reply could not be used (empty, unparseable, duplicate)."""
+
+    reason: str
+    step: int
+
+
+@dataclass(frozen=True)
+class BudgetStopped(Event):
+    limit: str
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    run_id: str
+    status: str
+    best_candidate_id: str | None
+
+
+EventSink = Callable[[Event], None]
+
+
+class EventBus:
+    """Fans events out to subscribers, in order, from any thread."""
+
+    def __init__(self) -> None:
+        self._sinks: list[EventSink] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, sink: EventSink) -> None:
+        self._sinks.append(sink)
+
+    def __call__(self, event: Event) -> None:
+        with self._lock:
+            for sink in self._sinks:
+                sink(event)
+
+
+def ignore(event: Event) -> None:
+    """A sink that drops everything."""

@@ -1,0 +1,168 @@
+"""Budgets, checked before every model call.
+
+Each call first reserves its worst case (one call, its prompt tokens, `max_tokens`
+completion tokens, their price) against every limit; if any limit would be exceeded
+the call is refused with `BudgetExhausted` and never made. After the call the
+reservation is replaced by what was used. So concurrent calls cannot overshoot:
+the budget is never exceeded, at the price of stopping a little early when the
+worst case of the next call does not fit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+
+from promptascent.errors import BudgetExhausted, ConfigError
+from promptascent.llm.types import ROLES, Role
+from promptascent.llm.usage import UsageMeter
+
+_MEASURES = ("calls", "tokens", "dollars")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits; None means unlimited. Totals are over all roles; `task_*`,
+    `optimizer_*`, `judge_*` bound one role. `minutes` bounds wall time."""
+
+    calls: int | None = None
+    tokens: int | None = None
+    dollars: float | None = None
+    minutes: float | None = None
+    task_calls: int | None = None
+    task_tokens: int | None = None
+    task_dollars: float | None = None
+    optimizer_calls: int | None = None
+    optimizer_tokens: int | None = None
+    optimizer_dollars: float | None = None
+    judge_calls: int | None = None
+    judge_tokens: int | None = None
+    judge_dollars: float | None = None
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"budget.{f.name} must be positive, got {value}")
+
+    @classmethod
+    def parse(cls, text: str) -> Budget:
+        """Parses "task_calls=600,minutes=5" (the --budget flag)."""
+        known = {f.name for f in fields(cls)}
+        values: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, raw = part.partition("=")
+            key = key.strip()
+            if not sep or key not in known:
+                raise ConfigError(
+                    f"--budget: {part!r} is not KEY=VALUE with KEY one of "
+                    f"{', '.join(sorted(known))}"
+                )
+            try:
+                values[key] = float(raw)
+            except ValueError:
+                raise ConfigError(f"--budget: {key}={raw!r} is not a number") from None
+        ints = {"calls", "tokens"}
+        return cls(
+            **{k: int(v) if k.rsplit("_", 1)[-1] in ints else v for k, v in values.items()}  # type: ignore[arg-type]
+        )
+
+    def merged(self, other: Budget) -> Budget:
+        """This budget with every limit `other` sets replaced."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(
+            {
+                f.name: getattr(other, f.name)
+                for f in fields(other)
+                if getattr(other, f.name) is not None
+            }
+        )
+        return Budget(**values)
+
+    def limits(self) -> dict[str, float]:
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+        }
+
+
+@dataclass(frozen=True)
+class Reservation:
+    role: Role
+    calls: int
+    tokens: int
+    dollars: float
+
+
+class BudgetGuard:
+    """Enforces a Budget over a UsageMeter. Thread-safe."""
+
+    def __init__(
+        self,
+        budget: Budget,
+        meter: UsageMeter,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        elapsed_before: float = 0.0,
+    ) -> None:
+        self.budget = budget
+        self.meter = meter
+        self._clock = clock
+        self._start = clock() - elapsed_before
+        self._lock = threading.Lock()
+        self._reserved: dict[tuple[str, str], float] = {}
+
+    @property
+    def elapsed_seconds(self) -> float:
+        return self._clock() - self._start
+
+    def _used(self, role: str | None, measure: str) -> float:
+        usage = self.meter.snapshot()
+        roles = [role] if role else list(ROLES)
+        total = 0.0
+        for r in roles:
+            total += getattr(usage[r], measure) + self._reserved.get((r, measure), 0.0)
+        return total
+
+    def reserve(self, role: Role, *, tokens: int, dollars: float) -> Reservation:
+        """Reserves one call's worst case, or raises BudgetExhausted without reserving."""
+        want = {"calls": 1.0, "tokens": float(tokens), "dollars": dollars}
+        with self._lock:
+            if self.budget.minutes is not None and self.elapsed_seconds >= self.budget.minutes * 60:
+                raise BudgetExhausted("minutes", self.elapsed_seconds / 60, self.budget.minutes)
+            for measure in _MEASURES:
+                for scope in (None, role):
+                    name = f"{scope}_{measure}" if scope else measure
+                    cap = getattr(self.budget, name)
+                    if cap is None:
+                        continue
+                    used = self._used(scope, measure)
+                    if used + want[measure] > cap:
+                        raise BudgetExhausted(name, used, cap)
+            for measure in _MEASURES:
+                key = (role, measure)
+                self._reserved[key] = self._reserved.get(key, 0.0) + want[measure]
+        return Reservation(role, 1, tokens, dollars)
+
+    def release(self, reservation: Reservation) -> None:
+        """Drops a reservation (call the meter first, so usage never dips below truth)."""
+        with self._lock:
+            for measure, amount in (
+                ("calls", reservation.calls),
+                ("tokens", reservation.tokens),
+                ("dollars", reservation.dollars),
+            ):
+                key = (reservation.role, measure)
+                self._reserved[key] = self._reserved.get(key, 0.0) - amount
+
+    def remaining(self, name: str) -> float | None:
+        """How much of limit `name` (e.g. "task_calls") is left, or None if unlimited."""
+        cap = getattr(self.budget, name)
+        if cap is None:
+            return None
+        if name == "minutes":
+            return cap - self.elapsed_seconds / 60
+        scope, _, measure = name.rpartition("_")
+        with self._lock:
+            return cap - self._used(scope or None, measure)

@@ -1,0 +1,216 @@
+"""A persistent response cache: SQLite in WAL mode, shared by threads and processes.
+
+Keys are `CompletionRequest.cache_key(model_id)`; values are `Completion.to_json()`.
+Only successful completions go in: errors are never cached, so a rerun retries them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TypeVar
+
+from promptascent.errors import PromptascentError
+from promptascent.llm.types import Completion
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS responses ("
+    " key TEXT PRIMARY KEY,"
+    " request TEXT NOT NULL,"
+    " completion TEXT NOT NULL,"
+    " created REAL NOT NULL)",
+)
+
+
+class CacheError(PromptascentError):
+    """The cache file cannot be used (newer schema, not a database). Names the file."""
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """`entries` counts rows in the file (all processes); `hits`, `misses` and `puts`
+    count calls on this `ResponseCache` instance only."""
+
+    entries: int
+    hits: int
+    misses: int
+    puts: int
+
+
+class ResponseCache:
+    """Maps cache keys to completions in the SQLite file at `path` (parent dirs created).
+
+    Thread-safe: each thread gets its own connection. Process-safe: WAL journal,
+    a 30 s busy timeout, one short transaction per write, `INSERT OR REPLACE`
+    (the last writer of a key wins; writers of the same key write the same request).
+    A file written by a newer schema version raises `CacheError`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._closed = False
+        self._hits = 0
+        self._misses = 0
+        self._puts = 0
+        self._init_schema(self._conn())
+
+    def __repr__(self) -> str:
+        return f"ResponseCache({str(self.path)!r})"
+
+    # -- connections -------------------------------------------------------------
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise CacheError(f"response cache {self.path} is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            return conn
+        try:
+            # autocommit mode: each statement is its own transaction unless BEGIN'd.
+            conn = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,  # only so close() can close every thread's one
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise CacheError(f"response cache {self.path}: cannot open: {exc}") from exc
+        self._local.conn = conn
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def _retry_busy(self, action: Callable[[], T]) -> T:
+        """Runs `action()`, retrying for up to the busy timeout while another process
+        holds a lock SQLite's busy handler does not wait for (e.g. a WAL switch)."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _init_schema(self, conn: sqlite3.Connection) -> None:
+        def init() -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if row is None:
+                    conn.execute(
+                        "INSERT INTO meta (key, value) VALUES ('schema_version', ?)",
+                        (str(SCHEMA_VERSION),),
+                    )
+                    found = SCHEMA_VERSION
+                else:
+                    found = int(row[0])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            if found > SCHEMA_VERSION:
+                raise CacheError(
+                    f"response cache {self.path} has schema version {found}; this version "
+                    f"of promptascent reads version {SCHEMA_VERSION}: upgrade promptascent "
+                    "or use another cache file"
+                )
+            if found < 1:
+                raise CacheError(f"response cache {self.path}: bad schema version {found}")
+
+        try:
+            self._retry_busy(init)
+        except (sqlite3.DatabaseError, ValueError) as exc:
+            raise CacheError(f"response cache {self.path}: unusable: {exc}") from exc
+
+    # -- API ---------------------------------------------------------------------
+
+    def get(self, key: str) -> Completion | None:
+        """The completion stored under `key`, with `cached=True`, or None on a miss.
+        A row that cannot be decoded counts as a miss (the next put overwrites it)."""
+        row = (
+            self._conn()
+            .execute("SELECT completion FROM responses WHERE key = ?", (key,))
+            .fetchone()
+        )
+        completion: Completion | None = None
+        if row is not None:
+            try:
+                completion = Completion.from_json(row[0], cached=True)
+            except (ValueError, KeyError, TypeError):
+                completion = None
+        with self._lock:
+            if completion is None:
+                self._misses += 1
+            else:
+                self._hits += 1
+        return completion
+
+    def put(self, key: str, request_json: str, completion: Completion) -> None:
+        """Stores `completion` under `key`, replacing any earlier entry. `request_json`
+        is kept for inspection only. Raises ValueError if `completion.text` is None
+        (only successful completions may be cached; finish_reason "length" is fine)."""
+        if completion.text is None:
+            raise ValueError("refusing to cache a completion without text")
+        if not isinstance(completion.text, str):
+            raise ValueError("refusing to cache a completion whose text is not a string")
+        conn = self._conn()
+        blob = completion.to_json()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "INSERT OR REPLACE INTO responses (key, request, completion, created) "
+                "VALUES (?, ?, ?, ?)",
+                (key, request_json, blob, time.time()),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        with self._lock:
+            self._puts += 1
+
+    def stats(self) -> CacheStats:
+        """Entry count in the file plus this instance's hit/miss/put counters."""
+        (entries,) = self._conn().execute("SELECT COUNT(*) FROM responses").fetchone()
+        with self._lock:
+            return CacheStats(int(entries), self._hits, self._misses, self._puts)
+
+    def close(self) -> None:
+        """Closes every thread's connection. Idempotent; later calls raise CacheError."""
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            conn.close()
+
+    def __enter__(self) -> ResponseCache:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

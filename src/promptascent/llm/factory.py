@@ -1,0 +1,47 @@
+"""Builds model backends from ModelSpecs; equal specs share one backend instance."""
+
+from __future__ import annotations
+
+from promptascent.config.task import ModelSpec
+from promptascent.errors import ConfigError
+from promptascent.llm.base import LLM
+
+
+class BackendFactory:
+    def __init__(self) -> None:
+        self._made: dict[tuple[object, ...], LLM] = {}
+
+    def get(self, spec: ModelSpec, *, role: str) -> LLM:
+        key = spec.identity()
+        if key not in self._made:
+            self._made[key] = _build(spec, role)
+        return self._made[key]
+
+    def close(self) -> None:
+        for backend in self._made.values():
+            backend.close()
+        self._made.clear()
+
+
+def _build(spec: ModelSpec, role: str) -> LLM:
+    if spec.backend == "embedded":
+        from promptascent.llm.embedded import EmbeddedLLM
+
+        return EmbeddedLLM(spec.model, n_ctx=spec.context_length or 4096)
+    if spec.backend == "openai":
+        from promptascent.llm.http import OpenAICompatibleLLM
+
+        if not spec.model:
+            raise ConfigError(f"models.{role}.model: an openai backend needs a model name")
+        return OpenAICompatibleLLM(
+            spec.base_url or "https://api.openai.com/v1",
+            spec.model,
+            api_key_env=spec.api_key_env,
+            timeout=spec.timeout,
+            max_concurrency=spec.max_concurrency,
+            context_length=spec.context_length or 8192,
+        )
+    raise ConfigError(
+        f"models.{role}: the scripted backend exists for tests; pass it from Python "
+        "(promptascent.optimize(..., backends={...}))"
+    )

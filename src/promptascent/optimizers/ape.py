@@ -1,0 +1,183 @@
+"""APE: Automatic Prompt Engineer (Zhou et al., 2023, "Large Language Models Are
+Human-Level Prompt Engineers").
+
+1. Induction: the optimizer model reads a few train input-output pairs and writes
+   the instruction that produced them; `num_candidates` samples.
+2. Scoring: every candidate and the seed run on the same dev subset.
+3. Iterative resampling (the paper's "iterative APE"): variations of the top
+   candidates, scored the same way, for `rounds` rounds.
+4. Selection: the `final_k` best (the seed always among them) are scored on the
+   whole dev split; the winner is the best there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from pydantic import Field
+
+from promptascent.data.example import Example
+from promptascent.events import StepFinished
+from promptascent.optimizers.base import (
+    Optimizer,
+    OptimizerConfig,
+    OptimizerContext,
+    load_template,
+)
+from promptascent.optimizers.registry import register
+from promptascent.prompts.template import fill
+from promptascent.search.pool import Candidate
+
+SUBSET = "dev-subset"
+DEV = "dev"
+
+
+class APEConfig(OptimizerConfig):
+    num_candidates: int = Field(8, ge=1, description="Instructions induced from demos.")
+    demos_per_induction: int = Field(5, ge=1, description="Train pairs shown per induction.")
+    eval_examples: int = Field(20, ge=1, description="Dev examples each candidate is scored on.")
+    rounds: int = Field(1, ge=0, description="Rounds of iterative resampling.")
+    top_k: int = Field(3, ge=1, description="Candidates resampled each round.")
+    samples_per_candidate: int = Field(2, ge=1, description="Variations per resampled candidate.")
+    final_k: int = Field(3, ge=1, description="Candidates scored on the whole dev split.")
+    format_candidates: bool = Field(
+        True,
+        description=(
+            "Not in the paper: for multiple-choice tasks, also try the seed and the best "
+            "induced instructions with a line naming the allowed answers. Small models "
+            "gain most from being told to name one (see docs/optimizers.md)."
+        ),
+    )
+    temperature: float = Field(0.9, ge=0.0, le=2.0, description="Optimizer-model temperature.")
+    max_tokens: int = Field(96, ge=8, description="Optimizer-model reply limit.")
+
+
+@register
+class APE(Optimizer):
+    name = "ape"
+    Config = APEConfig
+    config: APEConfig
+
+    def selection_split(self) -> str:
+        return DEV
+
+    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
+        c = self.config
+        proposals = c.num_candidates + c.rounds * c.top_k * c.samples_per_candidate
+        variants = c.top_k if c.format_candidates else 0
+        subset = min(c.eval_examples, dev_size)
+        return {
+            "task": subset * (1 + proposals + variants) + c.final_k * dev_size,
+            "optimizer": proposals,
+            "optimizer_prompt_tokens": 60 + c.demos_per_induction * (example_tokens + 6),
+            "optimizer_max_tokens": c.max_tokens,
+        }
+
+    def search(self, ctx: OptimizerContext) -> None:
+        c = self.config
+        subset = ctx.dev.sample(c.eval_examples, ctx.rng)
+        seed = ctx.pool.get(ctx.seed_prompt.id)
+        self.evaluate(ctx, seed, subset, SUBSET)
+
+        induce = load_template("ape_induce.txt")
+        fresh: list[Candidate] = []
+        for i in range(c.num_candidates):
+            demos = ctx.train.sample(c.demos_per_induction, ctx.rng)
+            text = self.propose(
+                ctx,
+                fill(induce, {"demos": _format_demos(demos)}),
+                temperature=c.temperature,
+                max_tokens=c.max_tokens,
+                sample_index=i,
+                seed=ctx.rng.randrange(2**31),
+                step=1,
+                forbidden=(ctx.seed_prompt.instruction,),
+            )
+            if text:
+                cand = self.add_candidate(
+                    ctx, ctx.seed_prompt.with_instruction(text), operation="induce", step=1
+                )
+                if cand:
+                    fresh.append(cand)
+        self._score(ctx, fresh, subset, step=1)
+        if c.format_candidates:
+            parents = [seed, *(x for x in ctx.pool.ranked(SUBSET) if x is not seed)][: c.top_k]
+            self._score(ctx, self._format_variants(ctx, parents), subset, step=1)
+
+        resample = load_template("ape_resample.txt")
+        for round_ in range(c.rounds):
+            step = 2 + round_
+            fresh = []
+            for parent in ctx.pool.ranked(SUBSET)[: c.top_k]:
+                for j in range(c.samples_per_candidate):
+                    text = self.propose(
+                        ctx,
+                        fill(resample, {"instruction": parent.prompt.instruction}),
+                        temperature=c.temperature,
+                        max_tokens=c.max_tokens,
+                        sample_index=j,
+                        seed=ctx.rng.randrange(2**31),
+                        step=step,
+                        forbidden=(parent.prompt.instruction,),
+                    )
+                    if text:
+                        cand = self.add_candidate(
+                            ctx,
+                            parent.prompt.with_instruction(text),
+                            parents=(parent.id,),
+                            operation="resample",
+                            step=step,
+                        )
+                        if cand:
+                            fresh.append(cand)
+            self._score(ctx, fresh, subset, step=step)
+
+        finalists = ctx.pool.ranked(SUBSET)[: c.final_k]
+        if seed not in finalists:
+            finalists = [*finalists[: c.final_k - 1], seed]
+        # The seed first: if the budget ends mid-way, the seed is the fallback winner.
+        for cand in sorted(finalists, key=lambda x: x is not seed):
+            self.evaluate(ctx, cand, list(ctx.dev), DEV)
+
+    def _format_variants(self, ctx: OptimizerContext, parents: list[Candidate]) -> list[Candidate]:
+        line = answer_format_line(list(ctx.train))
+        out: list[Candidate] = []
+        if line is None:
+            return out
+        for parent in parents:
+            if parent.prompt.output_format:
+                continue
+            variant = self.add_candidate(
+                ctx,
+                replace(parent.prompt, output_format=line),
+                parents=(parent.id,),
+                operation="format",
+                step=1,
+            )
+            if variant:
+                out.append(variant)
+        return out
+
+    def _score(
+        self, ctx: OptimizerContext, candidates: list[Candidate], subset: list[Example], step: int
+    ) -> None:
+        for cand in candidates:
+            self.evaluate(ctx, cand, subset, SUBSET)
+        best = ctx.pool.best(SUBSET)
+        if best is not None:
+            ctx.emit(StepFinished(step, best.id, best.score(SUBSET) or 0.0))
+
+
+def answer_format_line(examples: list[Example]) -> str | None:
+    """ "Answer with exactly one of: a, b." when all examples share one choice set;
+    a line pointing at the listed options when choices vary; None without choices."""
+    sets = {tuple(ex.choices) for ex in examples if ex.choices}
+    if not sets:
+        return None
+    if len(sets) == 1:
+        return f"Answer with exactly one of: {', '.join(next(iter(sets)))}. Say nothing else."
+    return "Answer with exactly one of the options, copied word for word. Say nothing else."
+
+
+def _format_demos(demos: list[Example]) -> str:
+    return "\n\n".join(f"Input: {ex.input_text}\nOutput: {ex.target}" for ex in demos)

@@ -1,0 +1,176 @@
+"""What every optimizer gets (OptimizerContext), and the base class they share."""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from promptascent.data.example import Dataset, Example
+from promptascent.errors import BudgetExhausted, ModelError
+from promptascent.evaluation.evaluator import Evaluator
+from promptascent.evaluation.result import EvaluationResult
+from promptascent.events import (
+    BudgetStopped,
+    CandidateEvaluated,
+    CandidateProposed,
+    EventSink,
+    ReplyRejected,
+)
+from promptascent.llm.budget import BudgetGuard
+from promptascent.llm.client import ModelClient
+from promptascent.llm.types import CompletionRequest, Message
+from promptascent.optimizers.parsing import parse_instruction
+from promptascent.prompts.prompt import Prompt
+from promptascent.search.pool import Candidate, CandidatePool
+
+
+class OptimizerConfig(BaseModel):
+    """Base of every optimizer's options. Unknown options are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class OptimizerContext:
+    """Everything an optimizer may use. It proposes from `train`, selects on `dev`;
+    the test split is not here: it is only for the final report."""
+
+    seed_prompt: Prompt
+    train: Dataset
+    dev: Dataset
+    evaluator: Evaluator
+    optimizer_model: ModelClient
+    judge_model: ModelClient | None
+    rng: random.Random
+    guard: BudgetGuard
+    emit: EventSink
+    pool: CandidatePool
+    task_description: str = ""
+
+
+@dataclass(frozen=True)
+class OptimizerOutcome:
+    best: Candidate
+    selection_split: str
+    stopped_by: str | None  # the budget limit that ended the search, if one did
+    rejected_replies: int
+
+
+def load_template(name: str) -> str:
+    """A meta-prompt template from optimizers/templates/."""
+    return (resources.files("promptascent.optimizers") / "templates" / name).read_text("utf-8")
+
+
+class Optimizer(ABC):
+    """Template method: `optimize` runs `search` and turns running out of budget into
+    a clean stop with the best candidate so far."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type[OptimizerConfig]]
+
+    def __init__(self, config: OptimizerConfig | None = None) -> None:
+        self.config = config or self.Config()
+        self.rejected = 0
+
+    @abstractmethod
+    def search(self, ctx: OptimizerContext) -> None:
+        """Proposes and evaluates candidates into `ctx.pool`."""
+
+    @abstractmethod
+    def selection_split(self) -> str:
+        """The evaluation split (key in Candidate.evaluations) the winner is chosen on."""
+
+    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
+        """Upper bounds of the search's work for --dry-run: "task" and "optimizer"
+        calls, "optimizer_prompt_tokens" and "optimizer_max_tokens" per optimizer call.
+        `example_tokens` is the mean tokens of one train input plus its target."""
+        return {"task": 0, "optimizer": 0, "optimizer_prompt_tokens": 0, "optimizer_max_tokens": 0}
+
+    def optimize(self, ctx: OptimizerContext) -> OptimizerOutcome:
+        stopped_by = None
+        try:
+            self.search(ctx)
+        except BudgetExhausted as e:
+            stopped_by = e.limit
+            ctx.emit(BudgetStopped(e.limit))
+        split = self.selection_split()
+        best = ctx.pool.best(split) or ctx.pool.get(ctx.seed_prompt.id)
+        return OptimizerOutcome(best, split, stopped_by, self.rejected)
+
+    # Helpers the optimizers share.
+
+    def add_candidate(
+        self,
+        ctx: OptimizerContext,
+        prompt: Prompt,
+        *,
+        parents: tuple[str, ...] = (),
+        operation: str,
+        step: int,
+    ) -> Candidate | None:
+        """Adds a new candidate; None if the pool already had this prompt."""
+        candidate, new = ctx.pool.add(Candidate(prompt, parents, operation, step))
+        if not new:
+            return None
+        ctx.emit(CandidateProposed(candidate.id, parents, operation, step))
+        return candidate
+
+    def evaluate(
+        self, ctx: OptimizerContext, candidate: Candidate, examples: list[Example], split: str
+    ) -> EvaluationResult:
+        if split in candidate.evaluations:
+            return candidate.evaluations[split]
+        result = ctx.evaluator.evaluate(candidate.prompt, examples)
+        candidate.evaluations[split] = result
+        ctx.emit(
+            CandidateEvaluated(
+                candidate.id, split, result.mean, result.n, result.unparsed, result.errors
+            )
+        )
+        return result
+
+    def propose(
+        self,
+        ctx: OptimizerContext,
+        meta_prompt: str,
+        *,
+        temperature: float,
+        max_tokens: int,
+        sample_index: int,
+        step: int,
+        seed: int,
+        forbidden: tuple[str, ...] = (),
+        tag: str = "prompt",
+    ) -> str | None:
+        """Asks the optimizer model for one instruction; None (counted, reported) when
+        the reply is unusable or the model call failed. Never raises but BudgetExhausted."""
+        request = CompletionRequest(
+            messages=(Message("user", meta_prompt),),
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+            sample_index=sample_index,
+        )
+        try:
+            reply = ctx.optimizer_model.complete(request).text
+        except ModelError as e:
+            self._reject(ctx, f"model error: {e}", step)
+            return None
+        parsed = parse_instruction(reply, tag=tag, forbidden=forbidden)
+        if parsed.text is None:
+            self._reject(ctx, parsed.reason, step)
+        return parsed.text
+
+    def _reject(self, ctx: OptimizerContext, reason: str, step: int) -> None:
+        self.rejected += 1
+        ctx.emit(ReplyRejected(reason, step))
+        return None
+
+
+def describe_config(config: OptimizerConfig) -> dict[str, Any]:
+    return config.model_dump()

@@ -1,0 +1,75 @@
+"""Tolerant parsing of optimizer-model replies.
+
+Small models ignore requested tags, wrap answers in quotes or markdown, echo the
+question, or ramble. We take what we can: the text inside the requested tag if
+there is one (closed or not), else the reply minus common chatter; then reject
+what does not look like a prompt.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_PREAMBLE = re.compile(
+    r"^\s*(sure[,!.]?|okay[,!.]?|ok[,!.]?|here(?:'s| is)[^:\n]*:|"
+    r"(?:the |new |improved |revised )*(?:instruction|prompt)s?(?: was| is)?\s*:|"
+    r"the (?:instruction|prompt) (?:was|is)(?: to)?\b)\s*",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Parsed:
+    text: str | None
+    reason: str = ""  # why it was rejected, when text is None
+
+
+def extract_tagged(reply: str, tag: str) -> str | None:
+    """Text inside <tag>...</tag>; an unclosed <tag> runs to the end of the reply."""
+    m = re.search(rf"<{tag}>(.*?)(?:</{tag}>|$)", reply, re.IGNORECASE | re.DOTALL)
+    return m.group(1).strip() if m else None
+
+
+def clean(text: str) -> str:
+    text = re.sub(r"^```[a-zA-Z]*\n?|\n?```$", "", text.strip()).strip()
+    for _ in range(2):
+        text = _PREAMBLE.sub("", text, count=1).strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`":
+        text = text[1:-1].strip()
+    text = re.sub(r"[ \t]+", " ", text)
+    return text[:1].upper() + text[1:]
+
+
+def parse_instruction(
+    reply: str,
+    *,
+    tag: str = "prompt",
+    min_chars: int = 8,
+    max_chars: int = 2000,
+    forbidden: tuple[str, ...] = (),
+) -> Parsed:
+    """Reads an instruction from a reply. `forbidden` holds texts the reply must not
+    simply repeat (the parent prompt, the meta-prompt's own placeholders)."""
+    raw = extract_tagged(reply, tag)
+    text = clean(raw if raw is not None else reply)
+    # A reply that runs on past the instruction usually starts a new block on a blank line.
+    if raw is None and "\n\n" in text:
+        text = clean(text.split("\n\n", 1)[0])
+    if not text:
+        return Parsed(None, "empty")
+    if len(text) < min_chars:
+        return Parsed(None, "too short")
+    if len(text) > max_chars:
+        return Parsed(None, "too long")
+    norm = _norm(text)
+    for f in forbidden:
+        if _norm(f) == norm:
+            return Parsed(None, "repeats the parent")
+    if re.search(r"</?[a-z_]+>", text):
+        return Parsed(None, "contains template tags")
+    return Parsed(text)
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\W+", " ", text.casefold()).strip()

@@ -1,0 +1,44 @@
+"""Optimizers by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from promptascent.errors import ConfigError
+from promptascent.optimizers.base import Optimizer
+
+_REGISTRY: dict[str, type[Optimizer]] = {}
+
+
+def register(cls: type[Optimizer]) -> type[Optimizer]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def names() -> list[str]:
+    _load_builtins()
+    return sorted(_REGISTRY)
+
+
+def create(
+    name: str, options: dict[str, Any] | None = None, *, where: str = "optimizer"
+) -> Optimizer:
+    """An optimizer by name with its typed options. Unknown names and options are
+    ConfigErrors naming them."""
+    _load_builtins()
+    cls = _REGISTRY.get(name)
+    if cls is None:
+        raise ConfigError(f"{where}: unknown optimizer {name!r}; known: {', '.join(names())}")
+    try:
+        config = cls.Config(**(options or {}))
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        raise ConfigError(f"{where}.{key}: {err['msg']} (optimizer {name})") from None
+    return cls(config)
+
+
+def _load_builtins() -> None:
+    from promptascent.optimizers import ape  # noqa: F401

@@ -1,0 +1,459 @@
+"""A run: a task, one optimizer, a budget; recorded in a run store.
+
+`Runner` wires the parts (data, metric, models in their roles, caches, budget,
+evaluator, optimizer, run store), runs the search, then scores the seed prompt and
+the winner on the held-out test split and compares them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from promptascent.config.task import ModelSpec, PromptSpec, TaskSpec
+from promptascent.data.example import Dataset
+from promptascent.data.task_data import TaskData, load_task_data
+from promptascent.errors import ConfigError
+from promptascent.evaluation.cache import EvaluationCache
+from promptascent.evaluation.evaluator import Evaluator, TaskParams
+from promptascent.evaluation.result import EvaluationResult, compare
+from promptascent.evaluation.stats import PairedComparison
+from promptascent.events import (
+    CandidateEvaluated,
+    CandidateProposed,
+    Event,
+    EventBus,
+    EventSink,
+    ExampleScored,
+    PhaseStarted,
+    RunFinished,
+    RunStarted,
+)
+from promptascent.llm.base import LLM
+from promptascent.llm.budget import Budget, BudgetGuard
+from promptascent.llm.cache import ResponseCache
+from promptascent.llm.client import CachePolicy, ModelClient
+from promptascent.llm.factory import BackendFactory
+from promptascent.llm.types import ROLES, Role
+from promptascent.llm.usage import Prices, UsageMeter
+from promptascent.metrics.base import Metric
+from promptascent.metrics.registry import get_metric
+from promptascent.optimizers import registry
+from promptascent.optimizers.base import Optimizer, OptimizerContext, OptimizerOutcome
+from promptascent.prompts.export import export_prompt
+from promptascent.prompts.prompt import Demo, Prompt
+from promptascent.search.pool import Candidate, CandidatePool
+from promptascent.store.files import write_atomic
+from promptascent.store.run_store import RunStore
+
+DEFAULT_RUNS_DIR = Path("runs")
+DEFAULT_CACHE_DIR = Path(".promptascent/cache")
+
+
+@dataclass
+class RunSettings:
+    """Where and how a run executes (not part of the task)."""
+
+    runs_dir: Path = DEFAULT_RUNS_DIR
+    cache_dir: Path | None = DEFAULT_CACHE_DIR  # None: no caches at all (--no-cache)
+    cache_policy: CachePolicy = field(default_factory=CachePolicy)
+    backends: dict[Role, LLM] = field(default_factory=dict)  # overrides, e.g. scripted models
+    sinks: list[EventSink] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    run_dir: Path
+    status: str  # "finished" or "budget" (the search stopped on a limit)
+    seed: Candidate
+    best: Candidate
+    selection_split: str
+    stopped_by: str | None
+    test_seed: EvaluationResult | None
+    test_best: EvaluationResult | None
+    comparison: PairedComparison | None
+    usage: dict[str, dict[str, float]]
+    search_usage: dict[str, dict[str, float]]
+    candidates: int
+    rejected_replies: int
+    wall_seconds: float
+    notes: tuple[str, ...]
+    majority_rate: float | None
+
+    @property
+    def best_prompt(self) -> Prompt:
+        return self.best.prompt
+
+    def to_dict(self) -> dict[str, Any]:
+        def ev(e: EvaluationResult | None) -> dict[str, Any] | None:
+            if e is None:
+                return None
+            return {**e.summary(), "predictions": dict(e.predictions().most_common(10))}
+
+        cmp = self.comparison
+        return {
+            "run_id": self.run_id,
+            "run_dir": str(self.run_dir),
+            "status": self.status,
+            "stopped_by": self.stopped_by,
+            "seed_candidate": self.seed.id,
+            "best_candidate": self.best.id,
+            "best_prompt": self.best.prompt.to_dict(),
+            "best_lineage": {
+                "operation": self.best.operation,
+                "parents": list(self.best.parents),
+                "step": self.best.step,
+            },
+            "selection_split": self.selection_split,
+            "selection_scores": {
+                "seed": self.seed.score(self.selection_split),
+                "best": self.best.score(self.selection_split),
+            },
+            "test": {
+                "seed": ev(self.test_seed),
+                "best": ev(self.test_best),
+                "difference": None
+                if cmp is None
+                else {
+                    "mean": cmp.mean_diff,
+                    "ci_low": cmp.low,
+                    "ci_high": cmp.high,
+                    "n": cmp.n,
+                    "wins": cmp.wins,
+                    "losses": cmp.losses,
+                    "ties": cmp.ties,
+                    "p_value": cmp.p_value,
+                },
+                "majority_rate": self.majority_rate,
+            },
+            "usage": self.usage,
+            "search_usage": self.search_usage,
+            "candidates": self.candidates,
+            "rejected_replies": self.rejected_replies,
+            "wall_seconds": self.wall_seconds,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass
+class Plan:
+    """A validated task, ready to run or to estimate."""
+
+    task: TaskSpec
+    data: TaskData
+    seed_prompt: Prompt
+    metric: Metric
+    optimizer: Optimizer
+    budget: Budget
+    task_params: TaskParams
+
+
+def plan(
+    task: TaskSpec,
+    *,
+    optimizer: str | None = None,
+    optimizer_options: dict[str, Any] | None = None,
+    budget: Budget | None = None,
+    seed: int | None = None,
+    models: dict[Role, str] | None = None,
+) -> Plan:
+    """Validates a task with overrides (flags win over the file) and loads its data."""
+    if seed is not None:
+        task = task.model_copy(update={"seed": seed})
+    for role, value in (models or {}).items():
+        try:
+            spec = ModelSpec.parse(value)
+        except ValueError as e:
+            raise ConfigError(f"--{role}-model: {e}") from None
+        task.models = task.models.model_copy(update={role: spec})
+    data = load_task_data(task)
+    seed_prompt = _seed_prompt(task, data)
+    metric_spec = task.metric or data.metric
+    if metric_spec is None:
+        raise ConfigError("missing key 'metric' (and the data folder names none)")
+    metric = get_metric(metric_spec)
+    if metric.needs_target and not (data.train.labelled and data.dev.labelled):
+        raise ConfigError(f"metric {metric.name} needs a target on every train and dev example")
+    name = optimizer or task.optimizer.name
+    options = (
+        task.optimizer.options() if optimizer is None or optimizer == task.optimizer.name else {}
+    )
+    options.update(optimizer_options or {})
+    opt = registry.create(name, options)
+    try:
+        file_budget = Budget(**task.budget)  # type: ignore[arg-type]
+    except TypeError as e:
+        raise ConfigError(f"budget: {e}") from None
+    full_budget = file_budget.merged(budget) if budget else file_budget
+    p = task.task_params
+    params = TaskParams(p.temperature, p.max_tokens, task.seed, tuple(p.stop))
+    for ex in (*data.train.examples[:1], *data.dev.examples[:1]):
+        seed_prompt.render(ex.fields, where=f"example {ex.id}")  # fail now on a missing field
+    return Plan(task, data, seed_prompt, metric, opt, full_budget, params)
+
+
+def _seed_prompt(task: TaskSpec, data: TaskData) -> Prompt:
+    sp = task.seed_prompt
+    if isinstance(sp, PromptSpec):
+        demos = tuple(Demo(d["input"], str(d["output"])) for d in sp.demos)
+        return Prompt(sp.instruction, sp.system, demos, sp.output_format)
+    text = sp if sp is not None else data.seed_prompt
+    return Prompt(text or "")
+
+
+class Runner:
+    def __init__(self, plan: Plan, settings: RunSettings | None = None) -> None:
+        self.plan = plan
+        self.settings = settings or RunSettings()
+        self.meter = UsageMeter()
+        self.bus = EventBus()
+        for sink in self.settings.sinks:
+            self.bus.subscribe(sink)
+        self.factory = BackendFactory()
+        self.run_id = _new_run_id(plan.task.name, plan.optimizer.name)
+        self.run_dir = self.settings.runs_dir / self.run_id
+
+    def _backend(self, role: Role) -> LLM:
+        if role in self.settings.backends:
+            return self.settings.backends[role]
+        return self.factory.get(getattr(self.plan.task.models, role), role=role)
+
+    def _client(self, role: Role, guard: BudgetGuard, cache: ResponseCache | None) -> ModelClient:
+        spec: ModelSpec = getattr(self.plan.task.models, role)
+        return ModelClient(
+            role,
+            self._backend(role),
+            meter=self.meter,
+            guard=guard,
+            cache=cache,
+            cache_policy=self.settings.cache_policy,
+            prices=Prices(spec.prices.input, spec.prices.output),
+        )
+
+    def run(self) -> RunResult:
+        started = time.monotonic()
+        p = self.plan
+        store = RunStore(self.run_dir)
+        pool = CandidatePool()
+        self.bus.subscribe(_StoreWriter(store, pool))
+        cache_dir = self.settings.cache_dir
+        response_cache = ResponseCache(cache_dir / "responses.sqlite") if cache_dir else None
+        eval_cache = (
+            EvaluationCache(cache_dir / "evaluations.sqlite")
+            if cache_dir and self.settings.cache_policy.read and self.settings.cache_policy.write
+            else None
+        )
+        store.put(
+            "config",
+            {
+                "task": json.loads(p.task.model_dump_json()),
+                "optimizer": {"name": p.optimizer.name, **p.optimizer.config.model_dump()},
+                "budget": p.budget.limits(),
+            },
+        )
+        store.put("status", "running")
+        try:
+            guard = BudgetGuard(p.budget, self.meter)
+            clients = {r: self._client(r, guard, response_cache) for r in ROLES}
+            evaluator = Evaluator(
+                clients["task"],
+                p.metric,
+                params=p.task_params,
+                concurrency=p.task.evaluation.concurrency,
+                cache=eval_cache,
+                emit=self.bus,
+            )
+            ctx = OptimizerContext(
+                seed_prompt=p.seed_prompt,
+                train=p.data.train,
+                dev=p.data.dev,
+                evaluator=evaluator,
+                optimizer_model=clients["optimizer"],
+                judge_model=clients["judge"],
+                rng=random.Random(p.task.seed),
+                guard=guard,
+                emit=self.bus,
+                pool=pool,
+                task_description=p.task.description or p.data.description,
+            )
+            self.bus(RunStarted(self.run_id, p.optimizer.name))
+            seed_candidate, _ = pool.add(Candidate(p.seed_prompt, operation="seed"))
+            self.bus(CandidateProposed(seed_candidate.id, (), "seed", 0))
+            planned = p.optimizer.estimate(len(p.data.train), len(p.data.dev), 0)["task"]
+            self.bus(PhaseStarted("search", planned))
+            outcome = p.optimizer.optimize(ctx)
+            search_usage = self.meter.to_dict()
+            test_seed = test_best = comparison = None
+            if p.data.test is not None and p.task.evaluation.test:
+                test_seed, test_best, comparison = self._test(
+                    outcome, seed_candidate, p.data.test, response_cache, eval_cache
+                )
+            result = RunResult(
+                run_id=self.run_id,
+                run_dir=self.run_dir,
+                status="budget" if outcome.stopped_by else "finished",
+                seed=seed_candidate,
+                best=outcome.best,
+                selection_split=outcome.selection_split,
+                stopped_by=outcome.stopped_by,
+                test_seed=test_seed,
+                test_best=test_best,
+                comparison=comparison,
+                usage=self.meter.to_dict(),
+                search_usage=search_usage,
+                candidates=len(pool),
+                rejected_replies=outcome.rejected_replies,
+                wall_seconds=time.monotonic() - started,
+                notes=p.data.notes,
+                majority_rate=_majority_rate(p.data.test),
+            )
+            self._write_outputs(store, result)
+            self.bus(RunFinished(self.run_id, result.status, result.best.id))
+            return result
+        except BaseException:
+            store.put("status", "failed")
+            store.set_usage(self.meter.to_dict())
+            best = pool.best("dev")
+            if best is not None:
+                write_atomic(
+                    self.run_dir / "best_prompt.json", export_prompt(best.prompt, "json") + "\n"
+                )
+            raise
+        finally:
+            store.close()
+            self.factory.close()
+
+    def _test(
+        self,
+        outcome: OptimizerOutcome,
+        seed: Candidate,
+        test: Dataset,
+        response_cache: ResponseCache | None,
+        eval_cache: EvaluationCache | None,
+    ) -> tuple[EvaluationResult, EvaluationResult, PairedComparison]:
+        """Scores seed and winner on test. Outside the search budget: the budget bounds
+        the search; this is the measurement of its result."""
+        guard = BudgetGuard(Budget(), self.meter)
+        evaluator = Evaluator(
+            self._client("task", guard, response_cache),
+            self.plan.metric,
+            params=self.plan.task_params,
+            concurrency=self.plan.task.evaluation.concurrency,
+            cache=eval_cache,
+            emit=self.bus,
+        )
+        n = len(test) * (1 if outcome.best is seed else 2)
+        self.bus(PhaseStarted("test", n))
+        results = {}
+        for cand in {seed.id: seed, outcome.best.id: outcome.best}.values():
+            res = evaluator.evaluate(cand.prompt, list(test))
+            cand.evaluations["test"] = res
+            self.bus(CandidateEvaluated(cand.id, "test", res.mean, res.n, res.unparsed, res.errors))
+            results[cand.id] = res
+        base, best = results[seed.id], results[outcome.best.id]
+        return base, best, compare(base, best, seed=self.plan.task.seed)
+
+    def _write_outputs(self, store: RunStore, result: RunResult) -> None:
+        store.set_usage(result.usage)
+        store.put("result", result.to_dict())
+        store.put("status", result.status)
+        best = result.best.prompt
+        text = export_prompt(best, "messages" if best.system or best.demos else "text")
+        write_atomic(self.run_dir / "best_prompt.txt", text + "\n")
+        write_atomic(self.run_dir / "best_prompt.json", export_prompt(best, "json") + "\n")
+        write_atomic(self.run_dir / "result.json", json.dumps(result.to_dict(), indent=2) + "\n")
+
+
+class _StoreWriter:
+    """Writes candidates, evaluations and events to the run store as they happen."""
+
+    def __init__(self, store: RunStore, pool: CandidatePool) -> None:
+        self.store = store
+        self.pool = pool
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, ExampleScored):
+            return
+        if isinstance(event, CandidateProposed):
+            self.store.add_candidate(self.pool.get(event.candidate_id))
+        elif isinstance(event, CandidateEvaluated):
+            cand = self.pool.get(event.candidate_id)
+            self.store.add_evaluation(cand.id, event.split, cand.evaluations[event.split])
+        self.store.add_event(event.ts, event.kind, event.to_dict())
+
+
+def _new_run_id(task: str, optimizer: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in task)[:40]
+    return f"{stamp}-{safe}-{optimizer}-{secrets.token_hex(2)}"
+
+
+def _majority_rate(test: Dataset | None) -> float | None:
+    if test is None or not test.labelled or not len(test):
+        return None
+    counts = Counter(ex.target for ex in test)
+    return counts.most_common(1)[0][1] / len(test)
+
+
+def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> dict[str, Any]:
+    """What a run would spend, before anything is spent (--dry-run): calls per role
+    (the optimizer's plan, capped by the budget), tokens and dollars (prompt tokens
+    counted on the seed prompt rendered on train examples; completions at their limit)."""
+    factory = BackendFactory()
+    try:
+
+        def backend(role: Role) -> LLM:
+            if backends and role in backends:
+                return backends[role]
+            return factory.get(getattr(plan.task.models, role), role=role)
+
+        task_llm = backend("task")
+        sample = list(plan.data.train)[:8]
+        prompt_tokens = [
+            sum(task_llm.count_tokens(m.content) + 8 for m in plan.seed_prompt.render(ex.fields))
+            for ex in sample
+        ]
+        example_tokens = [
+            task_llm.count_tokens(ex.input_text) + task_llm.count_tokens(ex.target or "")
+            for ex in sample
+        ]
+        mean_prompt = sum(prompt_tokens) // max(1, len(prompt_tokens))
+        mean_example = sum(example_tokens) // max(1, len(example_tokens))
+        e = plan.optimizer.estimate(len(plan.data.train), len(plan.data.dev), mean_example)
+        b = plan.budget
+        task_calls = min(x for x in (e["task"], b.task_calls, b.calls) if x is not None)
+        opt_calls = min(x for x in (e["optimizer"], b.optimizer_calls, b.calls) if x is not None)
+        test_calls = (
+            2 * len(plan.data.test)
+            if plan.data.test is not None and plan.task.evaluation.test
+            else 0
+        )
+        roles = {
+            "task": (task_calls, mean_prompt, plan.task_params.max_tokens),
+            "optimizer": (opt_calls, e["optimizer_prompt_tokens"], e["optimizer_max_tokens"]),
+            "test": (test_calls, mean_prompt, plan.task_params.max_tokens),
+        }
+        out: dict[str, Any] = {}
+        for name, (calls, ptok, ctok) in roles.items():
+            spec = getattr(plan.task.models, "task" if name == "test" else name)
+            prices = Prices(spec.prices.input, spec.prices.output)
+            from promptascent.llm.types import TokenUsage
+
+            usage = TokenUsage(calls * ptok, calls * ctok)
+            out[name] = {
+                "calls": calls,
+                "prompt_tokens": usage.prompt_tokens,
+                "max_completion_tokens": usage.completion_tokens,
+                "max_dollars": prices.cost(usage),
+            }
+        out["budget"] = b.limits()
+        return out
+    finally:
+        factory.close()

@@ -1,0 +1,69 @@
+"""Candidates and the pool that holds them, with lineage."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from promptascent.evaluation.result import EvaluationResult
+from promptascent.prompts.prompt import Prompt
+
+
+@dataclass
+class Candidate:
+    """A prompt the search produced: its parents, the operation that made it, the step,
+    and its evaluations per split (e.g. "dev-subset", "dev")."""
+
+    prompt: Prompt
+    parents: tuple[str, ...] = ()
+    operation: str = "seed"
+    step: int = 0
+    evaluations: dict[str, EvaluationResult] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return self.prompt.id
+
+    def score(self, split: str) -> float | None:
+        ev = self.evaluations.get(split)
+        return ev.mean if ev is not None and ev.n else None
+
+
+class CandidatePool:
+    """All candidates of a run by id. Adding a prompt that is already there returns the
+    existing candidate (its first lineage is kept)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[str, Candidate] = {}
+        self._lock = threading.Lock()
+
+    def add(self, candidate: Candidate) -> tuple[Candidate, bool]:
+        """Returns (candidate in the pool, whether it is new)."""
+        with self._lock:
+            existing = self._by_id.get(candidate.id)
+            if existing is not None:
+                return existing, False
+            self._by_id[candidate.id] = candidate
+            return candidate, True
+
+    def __contains__(self, prompt_id: str) -> bool:
+        return prompt_id in self._by_id
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def get(self, prompt_id: str) -> Candidate:
+        return self._by_id[prompt_id]
+
+    def all(self) -> list[Candidate]:
+        return list(self._by_id.values())
+
+    def ranked(self, split: str) -> list[Candidate]:
+        """Candidates scored on `split`, best first; ties keep insertion order (earlier,
+        usually simpler, candidates win)."""
+        scored = [c for c in self._by_id.values() if c.score(split) is not None]
+        return sorted(scored, key=lambda c: -(c.score(split) or 0.0))
+
+    def best(self, split: str) -> Candidate | None:
+        ranked = self.ranked(split)
+        return ranked[0] if ranked else None

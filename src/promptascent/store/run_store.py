@@ -1,0 +1,218 @@
+"""The run store: one SQLite file (WAL) per run, written as the run goes.
+
+Tables: `run` (key -> JSON: config, status, result), `candidates` (prompt, lineage),
+`evaluations` (per-example outputs and scores), `scores` (per candidate and split),
+`events`, `usage` (per role). Nothing is pickled: every value is JSON or a column.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+from promptascent.errors import ConfigError
+from promptascent.evaluation.result import EvaluationResult
+from promptascent.prompts.prompt import Prompt
+from promptascent.search.pool import Candidate
+
+SCHEMA_VERSION = 1
+FILENAME = "run.sqlite"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS candidates (
+  id TEXT PRIMARY KEY, prompt TEXT NOT NULL, parents TEXT NOT NULL,
+  operation TEXT NOT NULL, step INTEGER NOT NULL, seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+  candidate_id TEXT NOT NULL, split TEXT NOT NULL, example_id TEXT NOT NULL,
+  output TEXT NOT NULL, score REAL, parsed INTEGER NOT NULL, prediction TEXT,
+  error TEXT, finish_reason TEXT NOT NULL,
+  PRIMARY KEY (candidate_id, split, example_id)
+);
+CREATE TABLE IF NOT EXISTS scores (
+  candidate_id TEXT NOT NULL, split TEXT NOT NULL, mean REAL, ci_low REAL, ci_high REAL,
+  n INTEGER NOT NULL, unparsed INTEGER NOT NULL, errors INTEGER NOT NULL,
+  PRIMARY KEY (candidate_id, split)
+);
+CREATE TABLE IF NOT EXISTS events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS usage (role TEXT PRIMARY KEY, data TEXT NOT NULL);
+"""
+
+
+class RunStore:
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / FILENAME
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(
+            self.path, timeout=30, check_same_thread=False, isolation_level=None
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA busy_timeout=30000")
+        with self._lock:
+            self._conn.executescript(_SCHEMA)
+            version = self.get("schema_version")
+            if version is None:
+                self.put("schema_version", SCHEMA_VERSION)
+            elif version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"{self.path}: run store schema {version} is newer than this promptascent "
+                    f"({SCHEMA_VERSION}); upgrade promptascent to read it"
+                )
+
+    @classmethod
+    def open_existing(cls, run_dir: Path) -> RunStore:
+        if not (run_dir / FILENAME).is_file():
+            raise ConfigError(f"{run_dir}: not a run folder (no {FILENAME})")
+        return cls(run_dir)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # key-value
+
+    def put(self, key: str, value: Any) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO run (key, value) VALUES (?, ?)", (key, json.dumps(value))
+        )
+
+    def get(self, key: str, default: Any = None) -> Any:
+        row = self._conn.execute("SELECT value FROM run WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    # candidates and evaluations
+
+    def add_candidate(self, c: Candidate) -> None:
+        with self._lock:
+            seq = self._conn.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
+            self._conn.execute(
+                "INSERT OR IGNORE INTO candidates VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    c.id,
+                    json.dumps(c.prompt.to_dict()),
+                    json.dumps(list(c.parents)),
+                    c.operation,
+                    c.step,
+                    seq,
+                ),
+            )
+
+    def add_evaluation(self, candidate_id: str, split: str, result: EvaluationResult) -> None:
+        summary = result.summary()
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                self._conn.executemany(
+                    "INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            candidate_id,
+                            split,
+                            r.example_id,
+                            r.output,
+                            r.score,
+                            int(r.parsed),
+                            r.prediction,
+                            r.error,
+                            r.finish_reason,
+                        )
+                        for r in result.results
+                    ],
+                )
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        candidate_id,
+                        split,
+                        _finite(summary["mean"]),
+                        _finite(summary["ci_low"]),
+                        _finite(summary["ci_high"]),
+                        summary["n"],
+                        summary["unparsed"],
+                        summary["errors"],
+                    ),
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def add_event(self, ts: float, kind: str, data: dict[str, Any]) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO events (ts, kind, data) VALUES (?, ?, ?)", (ts, kind, json.dumps(data))
+            )
+
+    def set_usage(self, usage: dict[str, dict[str, float]]) -> None:
+        with self._lock:
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO usage VALUES (?, ?)",
+                [(role, json.dumps(data)) for role, data in usage.items()],
+            )
+
+    # reading
+
+    def candidates(self) -> list[dict[str, Any]]:
+        rows = self._conn.execute(
+            "SELECT id, prompt, parents, operation, step FROM candidates ORDER BY seq"
+        ).fetchall()
+        scores: dict[str, dict[str, dict[str, Any]]] = {}
+        for cid, split, mean, low, high, n, unparsed, errors in self._conn.execute(
+            "SELECT * FROM scores"
+        ):
+            scores.setdefault(cid, {})[split] = {
+                "mean": mean,
+                "ci_low": low,
+                "ci_high": high,
+                "n": n,
+                "unparsed": unparsed,
+                "errors": errors,
+            }
+        return [
+            {
+                "id": cid,
+                "prompt": json.loads(prompt),
+                "parents": json.loads(parents),
+                "operation": op,
+                "step": step,
+                "scores": scores.get(cid, {}),
+            }
+            for cid, prompt, parents, op, step in rows
+        ]
+
+    def prompt(self, candidate_id: str) -> Prompt:
+        row = self._conn.execute(
+            "SELECT prompt FROM candidates WHERE id = ?", (candidate_id,)
+        ).fetchone()
+        if row is None:
+            raise ConfigError(f"{self.path}: no candidate {candidate_id!r}")
+        return Prompt.from_dict(json.loads(row[0]))
+
+    def evaluations(self, candidate_id: str, split: str) -> list[dict[str, Any]]:
+        cur = self._conn.execute(
+            "SELECT example_id, output, score, parsed, prediction, error, finish_reason "
+            "FROM evaluations WHERE candidate_id = ? AND split = ? ORDER BY example_id",
+            (candidate_id, split),
+        )
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+    def usage(self) -> dict[str, dict[str, float]]:
+        return {role: json.loads(data) for role, data in self._conn.execute("SELECT * FROM usage")}
+
+    def events(self) -> list[dict[str, Any]]:
+        return [
+            {"seq": seq, "ts": ts, "kind": kind, **json.loads(data)}
+            for seq, ts, kind, data in self._conn.execute("SELECT * FROM events ORDER BY seq")
+        ]
+
+
+def _finite(x: float) -> float | None:
+    return None if x != x else x  # NaN -> NULL

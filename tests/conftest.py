@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from promptascent.llm.embedded import EmbeddedLLM
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO.parent / "shared" / "datasets" / "bigbench"
+
+
+@pytest.fixture(scope="session")
+def embedded() -> EmbeddedLLM:
+    """The real embedded model (SmolLM2-135M-Instruct), loaded once per session."""
+    llm = EmbeddedLLM(n_ctx=2048)
+    yield llm
+    llm.close()
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
