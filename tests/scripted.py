@@ -4,6 +4,7 @@ holds a hidden key instruction, and an optimizer model that can propose it."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from promptascent.data.example import Dataset, Example
 from promptascent.llm.scripted import ScriptedLLM
@@ -25,11 +26,12 @@ def animal_dataset(name: str, n: int, offset: int = 0) -> Dataset:
 
 
 def task_responder(request: CompletionRequest) -> str:
-    """Right answer iff the key instruction is in the user turn; otherwise echoes."""
+    """Right answer iff the key instruction is in the user turn; otherwise names the
+    input animal (a parsed, wrong answer)."""
     user = request.messages[-1].content
-    animal = user.strip().split()[-1].strip(".")
+    animal = next((line.strip() for line in user.splitlines() if line.strip() in PAIRS), "?")
     if KEY in user:
-        return PAIRS.get(animal, "unknown")
+        return PAIRS[animal]
     return f"I think it is a {animal}"
 
 
@@ -51,6 +53,38 @@ def task_model() -> ScriptedLLM:
 
 def optimizer_model() -> ScriptedLLM:
     return ScriptedLLM(optimizer_responder, model_id="scripted-optimizer")
+
+
+def write_animal_task(folder: Path, *, extra: str = "") -> Path:
+    """A labelled task on disk (train/dev/test JSONL and task.yaml); returns the yaml."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, offset in (("train", 12, 0), ("dev", 12, 1), ("test", 18, 2)):
+        ds = animal_dataset(split, n, offset)
+        lines = [
+            json.dumps(
+                {
+                    "id": ex.id,
+                    "input": ex.input,
+                    "target": ex.target,
+                    "choices": list(ex.choices or ()),
+                }
+            )
+            for ex in ds
+        ]
+        (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    task = folder / "task.yaml"
+    task.write_text(
+        "name: animals\n"
+        "data: {train: train.jsonl, dev: dev.jsonl, test: test.jsonl}\n"
+        "seed_prompt: Which animal is it?\n"
+        "metric: choice_accuracy\n"
+        "evaluation: {concurrency: 2}\n"
+        "seed: 0\n" + extra,
+        encoding="utf-8",
+    )
+    return task
 
 
 def first_word(request: CompletionRequest) -> str:

@@ -218,7 +218,7 @@ class Runner:
             self.bus.subscribe(sink)
         self.factory = BackendFactory()
         self.run_id = _new_run_id(plan.task.name, plan.optimizer.name)
-        self.run_dir = self.settings.runs_dir / self.run_id
+        self.run_dir = (self.settings.runs_dir / self.run_id).resolve()
 
     def _backend(self, role: Role) -> LLM:
         if role in self.settings.backends:

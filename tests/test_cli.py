@@ -1,0 +1,119 @@
+"""End to end: the CLI as the README runs it, on the real embedded model."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "promptascent", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+@pytest.fixture
+def tiny_task(tmp_path: Path) -> Path:
+    task = tmp_path / "tiny.yaml"
+    task.write_text(
+        f"name: tiny-navigate\n"
+        f"data:\n  folder: {REPO / 'examples/data/navigate'}\n"
+        "  limits: {train: 10, dev: 8, test: 12}\n"
+        "models: {task: embedded, optimizer: embedded, judge: embedded}\n"
+        "task_params: {max_tokens: 16}\n"
+        "optimizer: {name: ape, num_candidates: 2, eval_examples: 4, rounds: 0, top_k: 1,"
+        " final_k: 2}\n"
+        "budget: {task_calls: 200}\n"
+        "seed: 0\n",
+        encoding="utf-8",
+    )
+    return task
+
+
+@pytest.mark.embedded
+def test_optimize_then_runs_show_export(tmp_path: Path, tiny_task: Path) -> None:
+    out = cli("optimize", str(tiny_task), "--budget", "task_calls=150", cwd=tmp_path).stdout
+    assert "held-out test split" in out and "run written to" in out
+    run_dir = Path(out.split("run written to", 1)[1].split()[0])
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["test"]["seed"]["n"] == 12 and result["search_usage"]["task"]["calls"] <= 150
+    assert result["usage"]["task"]["model_calls"] > 0
+
+    listing = cli("runs", cwd=tmp_path).stdout
+    assert run_dir.name in listing
+    shown = cli("show", run_dir.name[:15], cwd=tmp_path).stdout
+    assert "candidates" in shown and result["best_candidate"] in shown
+
+    messages = json.loads(cli("export", run_dir.name, "--format", "messages", cwd=tmp_path).stdout)
+    assert messages[-1]["role"] == "user" and "{input}" in messages[-1]["content"]
+    as_json = json.loads(cli("export", run_dir.name, "--format", "json", cwd=tmp_path).stdout)
+    assert as_json["id"] == result["best_candidate"]
+
+    # A warm rerun answers everything from the cache.
+    again = cli("optimize", str(tiny_task), "--budget", "task_calls=150", "-q", cwd=tmp_path).stdout
+    run2 = Path(again.split("run written to", 1)[1].split()[0])
+    warm = json.loads((run2 / "result.json").read_text())
+    assert (
+        warm["usage"]["task"]["model_calls"] == 0
+        and warm["best_candidate"] == result["best_candidate"]
+    )
+
+    # eval scores a prompt file on a split
+    prompt_file = tmp_path / "p.txt"
+    prompt_file.write_text("Answer True or False.\n\n{input}")
+    ev = cli(
+        "eval", str(tiny_task), "--prompt", str(prompt_file), "--split", "dev", cwd=tmp_path
+    ).stdout
+    assert "dev:" in ev and "n=8" in ev
+
+
+@pytest.mark.embedded
+def test_dry_run_estimates_and_spends_nothing(tmp_path: Path, tiny_task: Path) -> None:
+    out = cli("optimize", str(tiny_task), "--dry-run", cwd=tmp_path).stdout
+    assert "estimate" in out and "nothing was spent" in out
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        ("name: x\ndata: {folder: nowhere}\nbogus: 1\n", "unknown key 'bogus'"),
+        ("name: [unclosed\n", "invalid YAML"),
+        ("data: {folder: nowhere}\n", "missing key 'name'"),
+    ],
+)
+def test_bad_task_file_is_one_line_error_exit_2(tmp_path: Path, content: str, needle: str) -> None:
+    task = tmp_path / "bad.yaml"
+    task.write_text(content)
+    proc = cli("optimize", str(task), cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert needle in proc.stderr and "bad.yaml" in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_optimizer_flag_is_an_error(tmp_path: Path, tiny_task: Path) -> None:
+    proc = cli("optimize", str(tiny_task), "--optimizer", "nope", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "unknown optimizer 'nope'" in proc.stderr
+
+
+def test_show_unknown_run(tmp_path: Path) -> None:
+    proc = cli("show", "missing", cwd=tmp_path, check=False)
+    assert proc.returncode == 2 and "no run 'missing'" in proc.stderr
