@@ -43,7 +43,7 @@ def optimize(
     else:
         spec = task
     if isinstance(budget, dict):
-        budget = Budget(**budget)  # type: ignore[arg-type]
+        budget = Budget.from_mapping(budget, where="budget")
     p = plan(
         spec,
         optimizer=optimizer,

@@ -165,14 +165,13 @@ def plan(
     models: dict[Role, str] | None = None,
 ) -> Plan:
     """Validates a task with overrides (flags win over the file) and loads its data."""
-    if seed is not None:
-        task = task.model_copy(update={"seed": seed})
+    task = task.model_copy(update={"seed": task.seed if seed is None else seed})
     for role, value in (models or {}).items():
         try:
             spec = ModelSpec.parse(value)
         except ValueError as e:
             raise ConfigError(f"--{role}-model: {e}") from None
-        task.models = task.models.model_copy(update={role: spec})
+        task = task.model_copy(update={"models": task.models.model_copy(update={role: spec})})
     data = load_task_data(task)
     seed_prompt = _seed_prompt(task, data)
     metric_spec = task.metric or data.metric
@@ -187,10 +186,7 @@ def plan(
     )
     options.update(optimizer_options or {})
     opt = registry.create(name, options)
-    try:
-        file_budget = Budget(**task.budget)  # type: ignore[arg-type]
-    except TypeError as e:
-        raise ConfigError(f"budget: {e}") from None
+    file_budget = Budget.from_mapping(task.budget, where="budget")
     full_budget = file_budget.merged(budget) if budget else file_budget
     p = task.task_params
     params = TaskParams(p.temperature, p.max_tokens, task.seed, tuple(p.stop))

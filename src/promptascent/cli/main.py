@@ -134,10 +134,11 @@ def optimize(
     if dry_run:
         _print_estimate(estimate(p))
         return
-    runner = Runner(p, settings)
     display = _progress(quiet)
     if display is not None:
         settings.sinks.append(display)
+    runner = Runner(p, settings)
+    if display is not None:
         with display:
             result = runner.run()
     else:

@@ -65,8 +65,8 @@ class ProgressDisplay:
             if self._task is not None:
                 self.progress.update(self._task, best=self._best)
         elif isinstance(event, ReplyRejected):
-            self.progress.console.log(f"optimizer reply rejected: {event.reason}", markup=False)
+            self.progress.console.print(f"optimizer reply rejected: {event.reason}", markup=False)
         elif isinstance(event, BudgetStopped):
-            self.progress.console.log(
+            self.progress.console.print(
                 f"budget reached ({event.limit}): stopping the search", markup=False
             )

@@ -8,6 +8,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from promptascent.prompts.export import export_prompt
+from promptascent.prompts.prompt import Prompt
+
 
 def fmt(x: float | None, digits: int = 3) -> str:
     return "-" if x is None or x != x else f"{x:.{digits}f}"
@@ -65,8 +68,10 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
     print_usage(console, result["usage"])
     for note in result.get("notes", []):
         console.print(f"note: {escape(note)}")
-    console.print("best prompt:", style="bold")
-    console.print(escape(result["best_prompt"]["instruction"]), markup=False, highlight=False)
+    best = Prompt.from_dict(result["best_prompt"])
+    fmt_name = "messages" if best.system or best.demos else "text"
+    console.print(f"best prompt ({best.id}, as exported with --format {fmt_name}):", style="bold")
+    console.print(export_prompt(best, fmt_name), markup=False, highlight=False)
     console.print(f"run written to {escape(result['run_dir'])}")
 
 

@@ -126,7 +126,7 @@ class TaskSpec(_Strict):
     models: ModelsSpec = Field(default_factory=ModelsSpec)
     task_params: TaskParamsSpec = Field(default_factory=TaskParamsSpec)
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
-    budget: dict[str, float] = Field(default_factory=dict)
+    budget: dict[str, int | float] = Field(default_factory=dict)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     seed: int = 0
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
 from promptascent.errors import BudgetExhausted, ConfigError
@@ -45,7 +45,26 @@ class Budget:
         for f in fields(self):
             value = getattr(self, f.name)
             if value is not None and value <= 0:
-                raise ConfigError(f"budget.{f.name} must be positive, got {value}")
+                raise ConfigError(f"budget.{f.name} must be positive, got {value:g}")
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, float], *, where: str = "budget") -> Budget:
+        """From a task file's `budget:` mapping; counts (calls, tokens) must be whole."""
+        known = {f.name for f in fields(cls)}
+        out: dict[str, float] = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(
+                    f"{where}: unknown key {key!r}; known: {', '.join(sorted(known))}"
+                )
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{where}.{key}: {value!r} is not a number")
+            if key.rsplit("_", 1)[-1] in ("calls", "tokens"):
+                if value != int(value):
+                    raise ConfigError(f"{where}.{key}: {value} is not a whole number")
+                value = int(value)
+            out[key] = value
+        return cls(**out)  # type: ignore[arg-type]
 
     @classmethod
     def parse(cls, text: str) -> Budget:

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 _PREAMBLE = re.compile(
-    r"^\s*(sure[,!.]?|okay[,!.]?|ok[,!.]?|here(?:'s| is)[^:\n]*:|"
+    r"^\s*((?:sure|okay|ok)(?!\w)[,!.]?|here(?:'s| is)[^:\n]*:|"
     r"(?:the |new |improved |revised )*(?:instruction|prompt)s?(?: was| is)?\s*:|"
     r"the (?:instruction|prompt) (?:was|is)(?: to)?\b)\s*",
     re.IGNORECASE,
@@ -31,12 +31,18 @@ def extract_tagged(reply: str, tag: str) -> str | None:
     return m.group(1).strip() if m else None
 
 
+_QUOTES = {'"': '"', "'": "'", "`": "`", "\u201c": "\u201d", "\u2018": "\u2019"}
+
+
 def clean(text: str) -> str:
-    text = re.sub(r"^```[a-zA-Z]*\n?|\n?```$", "", text.strip()).strip()
-    for _ in range(2):
+    """Strips chatter around an instruction: preambles, code fences, quotes."""
+    previous = None
+    while text != previous:
+        previous = text
+        text = re.sub(r"^```[a-zA-Z]*\n?|\n?```$", "", text.strip()).strip()
         text = _PREAMBLE.sub("", text, count=1).strip()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'`":
-        text = text[1:-1].strip()
+        if len(text) >= 2 and _QUOTES.get(text[0]) == text[-1]:
+            text = text[1:-1].strip()
     text = re.sub(r"[ \t]+", " ", text)
     return text[:1].upper() + text[1:]
 
@@ -66,7 +72,7 @@ def parse_instruction(
     for f in forbidden:
         if _norm(f) == norm:
             return Parsed(None, "repeats the parent")
-    if re.search(r"</?[a-z_]+>", text):
+    if re.search(r"</?[a-z_]+>", text, re.IGNORECASE):
         return Parsed(None, "contains template tags")
     return Parsed(text)
 

@@ -62,6 +62,7 @@ class RunStore:
             if version is None:
                 self.put("schema_version", SCHEMA_VERSION)
             elif version > SCHEMA_VERSION:
+                self._conn.close()
                 raise ConfigError(
                     f"{self.path}: run store schema {version} is newer than this promptascent "
                     f"({SCHEMA_VERSION}); upgrade promptascent to read it"
