@@ -313,8 +313,8 @@ class Runner:
             self._write_outputs(store, result)
             self.bus(RunFinished(self.run_id, result.status, result.best.id))
             return result
-        except BaseException:
-            store.put("status", "failed")
+        except BaseException as e:
+            store.put("status", "interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
             store.set_usage(self.meter.to_dict())
             best = pool.best("dev")
             if best is not None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 import yaml
@@ -30,6 +31,8 @@ from promptascent.runner import (
     plan,
 )
 from promptascent.store.run_store import FILENAME, RunStore
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="promptascent",
@@ -85,8 +88,15 @@ def _models(
     return {role: v for role, v in given.items() if v}
 
 
-def _progress(quiet: bool) -> ProgressDisplay | None:
-    return None if quiet or not err.is_terminal else ProgressDisplay(err)
+def _with_progress(settings: RunSettings, quiet: bool, work: Callable[[], T]) -> T:
+    """Runs `work` with a live progress display on a terminal (none with --quiet or
+    when stderr is not a terminal). `work` must build its runner after this subscribes."""
+    if quiet or not err.is_terminal:
+        return work()
+    display = ProgressDisplay(err)
+    settings.sinks.append(display)
+    with display:
+        return work()
 
 
 @app.command()
@@ -134,15 +144,7 @@ def optimize(
     if dry_run:
         _print_estimate(estimate(p))
         return
-    display = _progress(quiet)
-    if display is not None:
-        settings.sinks.append(display)
-    runner = Runner(p, settings)
-    if display is not None:
-        with display:
-            result = runner.run()
-    else:
-        result = runner.run()
+    result = _with_progress(settings, quiet, lambda: Runner(p, settings).run())
     print_result(out, result.to_dict())
 
 
@@ -190,13 +192,9 @@ def eval_(
     settings = _settings(runs_dir, cache_dir, no_cache, refresh_cache, quiet)
     p = plan(load_task(task_file), models=_models(task_model, None, None))
     the_prompt = read_prompt_file(prompt) if prompt else p.seed_prompt
-    display = _progress(quiet)
-    if display is not None:
-        settings.sinks.append(display)
-        with display:
-            res, usage = evaluate_prompt(p, the_prompt, split, settings)
-    else:
-        res, usage = evaluate_prompt(p, the_prompt, split, settings)
+    res, usage = _with_progress(
+        settings, quiet, lambda: evaluate_prompt(p, the_prompt, split, settings)
+    )
     ci = res.ci()
     out.print(
         f"{split}: {fmt(res.mean)}  95% CI [{fmt(ci.low)}, {fmt(ci.high)}]  n={res.n} "
@@ -332,7 +330,9 @@ def main() -> None:
         err.print(f"error: {escape(str(e))}")
         sys.exit(2)
     except KeyboardInterrupt:
-        err.print("interrupted")
+        err.print(
+            "interrupted: finished calls are in the cache, so running again repeats no paid call"
+        )
         sys.exit(130)
 
 
