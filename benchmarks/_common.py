@@ -78,3 +78,44 @@ def table(rows: list[list[str]], header: list[str]) -> str:
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def _proc_stat_busy() -> float:
+    """Seconds all CPUs spent busy since boot (user+nice+system+irq+softirq+steal)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMonitor:
+    """Measures, over an interval, this process's CPU seconds (with its waited-for
+    children) and the CPU seconds everything else on the machine used ("foreign"):
+    a busy neighbour makes a timing untrustworthy, so every timed pass records it."""
+
+    def __enter__(self) -> CpuMonitor:
+        self._t = time.perf_counter()
+        self._busy = _proc_stat_busy()
+        self._own = _own_cpu()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.wall = time.perf_counter() - self._t
+        busy = _proc_stat_busy() - self._busy
+        self.own = _own_cpu() - self._own
+        # /proc/stat ticks are coarse (10 ms): clamp tiny negative differences.
+        self.foreign = max(0.0, busy - self.own)
+        self.foreign_cores = self.foreign / self.wall if self.wall > 0 else 0.0
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "wall_s": self.wall,
+            "own_cpu_s": self.own,
+            "foreign_cpu_s": self.foreign,
+            "foreign_cores": self.foreign_cores,
+        }
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system

@@ -12,8 +12,11 @@ Two comparisons, like with like:
       pulling examples from a shared queue
 
 Each side is warmed up once (a pass over the first --warmup examples); then the two
-sides alternate (engine first in odd repetitions, raw first in even ones) for --reps
-repetitions.
+sides alternate (engine first in odd pairs, raw first in even ones) for --reps pairs.
+The machine is shared: every timed pass records the CPU other processes used
+meanwhile (/proc/stat), and a pair during which they used more than --max-foreign
+cores is discarded and repeated (at most --retries extra pairs; the last pairs are
+kept whatever the load, and the printed report says so).
 Figures: examples/s and generated tokens/s (median, min, max over repetitions) and
 the engine/raw ratio of medians (target >= 0.90). Outputs of the two sides are
 compared example by example (temperature 0 should make them identical).
@@ -34,7 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, log, machine, spread, table, write_result
+from _common import ROOT, CpuMonitor, log, machine, spread, table, write_result
 
 from promptascent.config.task import load_task
 from promptascent.data.example import Example
@@ -165,6 +168,8 @@ def compare_case(
     metric: Any,
     reps: int,
     warmup: int,
+    max_foreign: float,
+    retries: int,
 ) -> dict[str, Any]:
     log(f"[{name}] loading {instances} engine instance(s) and {instances} raw Llama(s)")
     engine = EngineSide(instances, params, metric)
@@ -179,15 +184,30 @@ def compare_case(
         warm_engine = engine.run(prompt, examples[:warmup])
         warm_raw = raw.run(jobs[:warmup])
         runs: dict[str, list[dict[str, Any]]] = {"engine": [], "raw": []}
-        for rep in range(reps):
-            order = ("engine", "raw") if rep % 2 == 0 else ("raw", "engine")
+        discarded: list[dict[str, Any]] = []
+        attempt = 0
+        while len(runs["engine"]) < reps and attempt < reps + retries:
+            order = ("engine", "raw") if attempt % 2 == 0 else ("raw", "engine")
+            attempt += 1
+            pair: dict[str, dict[str, Any]] = {}
             for side in order:
-                r = engine.run(prompt, examples) if side == "engine" else raw.run(jobs)
-                runs[side].append(r)
+                with CpuMonitor() as mon:
+                    r = engine.run(prompt, examples) if side == "engine" else raw.run(jobs)
+                r["cpu"] = mon.to_dict()
+                pair[side] = r
                 log(
-                    f"[{name}] rep {rep + 1}/{reps} {side:6s} {r['seconds']:6.2f} s  "
-                    f"{r['gen_tokens']} gen tokens"
+                    f"[{name}] pair {attempt} {side:6s} {r['seconds']:6.2f} s  "
+                    f"{r['gen_tokens']} gen tokens  own cpu {mon.own / mon.wall:.2f} cores, "
+                    f"other processes {mon.foreign_cores:.2f} cores"
                 )
+            noisy = max(x["cpu"]["foreign_cores"] for x in pair.values()) > max_foreign
+            last_chance = reps - len(runs["engine"]) >= reps + retries - attempt + 1
+            if noisy and not last_chance:
+                log(f"[{name}] pair {attempt} discarded: other processes were busy")
+                discarded.append(pair)
+                continue
+            for side, r in pair.items():
+                runs[side].append(r)
     finally:
         engine.close()
         raw.close()
@@ -199,6 +219,8 @@ def compare_case(
             "examples_per_s": spread([len(examples) / r["seconds"] for r in rs]),
             "gen_tokens_per_s": spread([r["gen_tokens"] / r["seconds"] for r in rs]),
             "gen_tokens": [r["gen_tokens"] for r in rs],
+            "own_cpu_cores": [r["cpu"]["own_cpu_s"] / r["cpu"]["wall_s"] for r in rs],
+            "foreign_cpu_cores": [r["cpu"]["foreign_cores"] for r in rs],
             "prompt_tokens": [r["prompt_tokens"] for r in rs],
         }
 
@@ -230,6 +252,14 @@ def compare_case(
             ex_id: sorted({outs[ex_id] for outs in all_outputs}) for ex_id in differing[:5]
         },
         "target_met": examples_ratio >= 0.90,
+        "max_foreign_cpu_cores": max(e["foreign_cpu_cores"] + r["foreign_cpu_cores"]),
+        "discarded_noisy_pairs": [
+            {
+                side: {"seconds": x["seconds"], "cpu": x["cpu"], "gen_tokens": x["gen_tokens"]}
+                for side, x in pair.items()
+            }
+            for pair in discarded
+        ],
     }
 
 
@@ -239,6 +269,13 @@ def main() -> int:
     ap.add_argument("--examples", type=int, default=60)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=10, help="examples per warm-up pass")
+    ap.add_argument(
+        "--max-foreign",
+        type=float,
+        default=0.1,
+        help="discard a pair of passes when other processes used more CPU cores than this",
+    )
+    ap.add_argument("--retries", type=int, default=3, help="extra pairs allowed per case")
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--cases", default="a,b", help="a (1 instance), b (2 instances)")
     args = ap.parse_args()
@@ -256,7 +293,16 @@ def main() -> int:
     for key in args.cases.split(","):
         name, instances = cases[key]
         results[key] = compare_case(
-            name, instances, prompt, examples, params, p.metric, args.reps, args.warmup
+            name,
+            instances,
+            prompt,
+            examples,
+            params,
+            p.metric,
+            args.reps,
+            args.warmup,
+            args.max_foreign,
+            args.retries,
         )
 
     rows = []
@@ -293,6 +339,11 @@ def main() -> int:
         )
     )
     for key, res in results.items():
+        noisy = res["max_foreign_cpu_cores"]
+        print(
+            f"case {key}: other processes used up to {noisy:.2f} cores during a timed pass"
+            + ("  (NOISY: figures not trustworthy)" if noisy > 0.1 else "")
+        )
         if not res["outputs_identical"]:
             print(f"case {key}: outputs differ on {len(res['differing_example_ids'])} examples")
     out = write_result(

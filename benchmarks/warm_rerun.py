@@ -16,6 +16,7 @@ best prompt, selection scores, test scores and comparison, budget-counted usage)
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import shutil
 import subprocess
@@ -27,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, log, machine, spread, table, write_result
+from _common import ROOT, CpuMonitor, log, machine, spread, table, write_result
 
 PROMPTASCENT = ROOT / ".venv" / "bin" / "promptascent"
 ROLES = ("task", "optimizer", "judge")
@@ -35,16 +36,30 @@ ROLES = ("task", "optimizer", "judge")
 
 def run_once(cmd: list[str], runs_dir: Path) -> dict[str, Any]:
     before = set(runs_dir.iterdir()) if runs_dir.is_dir() else set()
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
-    seconds = time.perf_counter() - t0
+    with CpuMonitor() as mon:
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=False)
+        seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"exit {proc.returncode}: {proc.stderr[-2000:]}")
     new = sorted(set(runs_dir.iterdir()) - before)
     if len(new) != 1:
         raise RuntimeError(f"expected one new run folder, found {new}")
     result = json.loads((new[0] / "result.json").read_text())
-    return {"seconds": seconds, "run_dir": str(new[0]), "result": result}
+    return {"seconds": seconds, "run_dir": str(new[0]), "result": result, "cpu": mon.to_dict()}
+
+
+def profile_warm(cmd: list[str], runs_dir: Path, tmp: Path, top: int = 12) -> list[str]:
+    """One more warm run under cProfile: where the warm run's time goes."""
+    import pstats
+
+    out = tmp / "warm.prof"
+    python = str(ROOT / ".venv" / "bin" / "python")
+    run_once([python, "-m", "cProfile", "-o", str(out), "-m", "promptascent", *cmd[1:]], runs_dir)
+    stream = io.StringIO()
+    stats = pstats.Stats(str(out), stream=stream)
+    stats.sort_stats("cumulative").print_stats(top)
+    return [line for line in stream.getvalue().splitlines() if line.strip()][-top - 1 :]
 
 
 def reproducible_part(result: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +85,9 @@ def main() -> int:
     ap.add_argument("--task", default="examples/tasks/navigate.yaml")
     ap.add_argument("--budget", default=None, help="passed as --budget to every run")
     ap.add_argument("--warm-runs", type=int, default=3)
+    ap.add_argument(
+        "--profile", action="store_true", help="one more warm run under cProfile; print its top"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
 
@@ -97,6 +115,7 @@ def main() -> int:
             w = run_once(cmd, runs_dir)
             warm.append(w)
             log(f"warm {i + 1}/{args.warm_runs}: {w['seconds']:.2f} s")
+        profile = profile_warm(cmd, runs_dir, tmp) if args.profile else None
     finally:
         if args.keep:
             log(f"kept {tmp}")
@@ -116,6 +135,7 @@ def main() -> int:
     ]
     zero_calls = all(sum(m.values()) == 0 for m in warm_model_calls)
 
+    max_foreign = max(r["cpu"]["foreign_cores"] for r in (cold, *warm))
     rows = []
     for label, r in [("cold", cold), *[(f"warm {i + 1}", w) for i, w in enumerate(warm)]]:
         u = r["result"]["usage"]
@@ -130,6 +150,7 @@ def main() -> int:
                 r["result"]["best_candidate"],
                 f"{t['seed']['mean']:.3f}" if t["seed"] else "-",
                 f"{t['best']['mean']:.3f}" if t["best"] else "-",
+                f"{r['cpu']['foreign_cores']:.2f}",
             ]
         )
     print(
@@ -144,6 +165,7 @@ def main() -> int:
                 "best",
                 "test seed",
                 "test best",
+                "other procs (cores)",
             ],
         )
     )
@@ -156,6 +178,14 @@ def main() -> int:
         f"warm runs reproduce the cold run: {identical}"
         + (f"  differing keys: {diffs}" if not all(identical) else "")
     )
+    if max_foreign > 0.1:
+        print(
+            f"NOISY: other processes used up to {max_foreign:.2f} cores during a timed run; "
+            "the times are upper bounds"
+        )
+    if profile:
+        print("\ncProfile of one more warm run (top by cumulative time):")
+        print("\n".join(profile))
     out = write_result(
         "warm_rerun",
         {
@@ -168,6 +198,9 @@ def main() -> int:
             "warm_runner_seconds": spread([w["result"]["wall_seconds"] for w in warm]),
             "warm_cold_ratio": ratio,
             "ratio_target_met": ratio < 0.05,
+            "cpu": {"cold": cold["cpu"], "warm": [w["cpu"] for w in warm]},
+            "max_foreign_cpu_cores": max_foreign,
+            "warm_profile_top": profile,
             "cold_usage": cold["result"]["usage"],
             "warm_usage": [w["result"]["usage"] for w in warm],
             "warm_model_calls": warm_model_calls,

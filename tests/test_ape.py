@@ -3,6 +3,7 @@ stop cleanly when the budget ends, survive unusable replies, and be deterministi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,19 @@ def test_bad_options_are_config_errors(tmp_path: Path, option: dict) -> None:
     with pytest.raises(ConfigError) as e:
         optimize(task, optimizer="ape", options=option, settings=settings(tmp_path))
     assert next(iter(option)) in str(e.value)
+
+
+def test_a_failing_task_model_ends_the_run_cleanly(tmp_path: Path) -> None:
+    from promptascent.errors import ModelServerError
+
+    def down(request: object) -> str:
+        raise ModelServerError("http://127.0.0.1:9/v1: 503 (after retries)")
+
+    task = write_animal_task(tmp_path / "task")
+    s = settings(tmp_path)
+    s.backends["task"] = ScriptedLLM(down, model_id="down")
+    result = optimize(task, optimizer="ape", options=APE, settings=s)
+    assert result.status == "stopped" and result.stopped_by == "task model unavailable"
+    assert result.best.id == result.seed.id and result.test_best is None
+    assert any("no test scores" in n and "503" in n for n in result.notes)
+    assert json.loads((result.run_dir / "result.json").read_text())["status"] == "stopped"

@@ -199,3 +199,44 @@ def test_scripted_model_truncates_at_max_tokens() -> None:
     llm = ScriptedLLM(lambda r: "a b c d e")
     out = llm.complete(CompletionRequest(messages(("user", "x")), max_tokens=3))
     assert (out.text, out.finish_reason, out.usage.completion_tokens) == ("a b c", "length", 3)
+
+
+def test_identical_concurrent_requests_are_made_once(tmp_path: Path) -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow(request: CompletionRequest) -> str:
+        started.set()
+        release.wait(5)
+        return "answer"
+
+    client, llm, meter = make_client(tmp_path, responder=slow)
+    results: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(client.complete(BASE).text))
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    started.wait(5)
+    release.set()
+    for t in threads:
+        t.join()
+    assert results == ["answer"] * 4 and len(llm.requests) == 1
+    u = meter.snapshot()["task"]
+    assert (u.calls, u.model_calls, u.cache_hits) == (4, 1, 3)
+
+
+def test_a_model_failing_every_call_becomes_model_unavailable() -> None:
+    from promptascent.errors import ModelUnavailable
+
+    def down(request: CompletionRequest) -> str:
+        raise ModelServerError("http://127.0.0.1:9/v1: 503")
+
+    client, _, _ = make_client(None, responder=down)
+    client.max_consecutive_errors = 3
+    for i in range(2):
+        with pytest.raises(ModelServerError):
+            client.complete(CompletionRequest(messages(("user", f"q{i}")), max_tokens=2))
+    with pytest.raises(ModelUnavailable, match="failed 3 calls in a row"):
+        client.complete(BASE)

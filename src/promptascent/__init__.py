@@ -55,6 +55,13 @@ def optimize(
     return Runner(p, settings).run()
 
 
+def resume(run_dir: str | Path, *, settings: RunSettings | None = None) -> RunResult:
+    """Continues an interrupted run from its folder (see `promptascent.runner.resume_run`)."""
+    from promptascent.runner import resume_run
+
+    return resume_run(Path(run_dir), sinks=settings.sinks if settings else None)
+
+
 __all__ = [
     "Budget",
     "Dataset",
@@ -66,4 +73,5 @@ __all__ = [
     "RunSettings",
     "TaskSpec",
     "optimize",
+    "resume",
 ]

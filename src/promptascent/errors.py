@@ -33,6 +33,16 @@ class BudgetExhausted(PromptascentError):
         self.cap = cap
 
 
+class ModelUnavailable(PromptascentError):
+    """A model failed on every one of many calls in a row: the run stops cleanly with
+    its best-so-far instead of scoring everything as an error. Not a ModelError, so
+    no per-example handler swallows it."""
+
+    def __init__(self, role: str, failures: int, last: str) -> None:
+        super().__init__(f"the {role} model failed {failures} calls in a row; last error: {last}")
+        self.role = role
+
+
 class ModelError(PromptascentError):
     """A model call failed. Messages name the endpoint, never a key."""
 

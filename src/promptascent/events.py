@@ -85,6 +85,19 @@ class BudgetStopped(Event):
 
 
 @dataclass(frozen=True)
+class SearchStopped(Event):
+    """The search ended early for a reason other than the budget (e.g. a failing model)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunResumed(Event):
+    run_id: str
+    resumes: int
+
+
+@dataclass(frozen=True)
 class RunFinished(Event):
     run_id: str
     status: str

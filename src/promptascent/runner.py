@@ -19,7 +19,7 @@ from typing import Any
 from promptascent.config.task import ModelSpec, PromptSpec, TaskSpec
 from promptascent.data.example import Dataset
 from promptascent.data.task_data import TaskData, load_task_data
-from promptascent.errors import ConfigError
+from promptascent.errors import ConfigError, MetricError, ModelUnavailable
 from promptascent.evaluation.cache import EvaluationCache
 from promptascent.evaluation.evaluator import Evaluator, TaskParams
 from promptascent.evaluation.result import EvaluationResult, compare
@@ -33,6 +33,7 @@ from promptascent.events import (
     ExampleScored,
     PhaseStarted,
     RunFinished,
+    RunResumed,
     RunStarted,
 )
 from promptascent.llm.base import LLM
@@ -50,10 +51,11 @@ from promptascent.prompts.export import export_prompt
 from promptascent.prompts.prompt import Demo, Prompt
 from promptascent.search.pool import Candidate, CandidatePool
 from promptascent.store.files import write_atomic
-from promptascent.store.run_store import RunStore
+from promptascent.store.run_store import FILENAME, RunStore
 
 DEFAULT_RUNS_DIR = Path("runs")
 DEFAULT_CACHE_DIR = Path(".promptascent/cache")
+JOURNAL = "calls.sqlite"
 
 
 @dataclass
@@ -192,7 +194,21 @@ def plan(
     params = TaskParams(p.temperature, p.max_tokens, task.seed, tuple(p.stop))
     for ex in (*data.train.examples[:1], *data.dev.examples[:1]):
         seed_prompt.render(ex.fields, where=f"example {ex.id}")  # fail now on a missing field
+    _check_metric(metric, data)
     return Plan(task, data, seed_prompt, metric, opt, full_budget, params)
+
+
+def _check_metric(metric: Metric, data: TaskData) -> None:
+    """Every example must have what the metric needs (a target, choices): found now,
+    before anything is spent, not in the middle of a run."""
+    for split in (data.train, data.dev, data.test):
+        if split is None:
+            continue
+        for ex in split:
+            try:
+                metric.score("", ex)
+            except MetricError as e:
+                raise ConfigError(f"{split.name} split, example {ex.id!r}: {e}") from None
 
 
 def _seed_prompt(task: TaskSpec, data: TaskData) -> Prompt:
@@ -205,7 +221,17 @@ def _seed_prompt(task: TaskSpec, data: TaskData) -> Prompt:
 
 
 class Runner:
-    def __init__(self, plan: Plan, settings: RunSettings | None = None) -> None:
+    """Runs a plan. `run_id` names the run folder (default: time, task, optimizer);
+    `resume` continues the run already recorded there (see `resume_run`)."""
+
+    def __init__(
+        self,
+        plan: Plan,
+        settings: RunSettings | None = None,
+        *,
+        run_id: str | None = None,
+        resume: bool = False,
+    ) -> None:
         self.plan = plan
         self.settings = settings or RunSettings()
         self.meter = UsageMeter()
@@ -213,8 +239,15 @@ class Runner:
         for sink in self.settings.sinks:
             self.bus.subscribe(sink)
         self.factory = BackendFactory()
-        self.run_id = _new_run_id(plan.task.name, plan.optimizer.name)
+        self.resuming = resume
+        self.run_id = run_id or _new_run_id(plan.task.name, plan.optimizer.name)
         self.run_dir = (self.settings.runs_dir / self.run_id).resolve()
+        if not resume and _recorded(self.run_dir):
+            raise ConfigError(
+                f"run {self.run_id} already exists in {self.settings.runs_dir}; "
+                f"continue it with --resume {self.run_id}"
+            )
+        self.journal: ResponseCache | None = None
 
     def _backend(self, role: Role) -> LLM:
         if role in self.settings.backends:
@@ -231,6 +264,7 @@ class Runner:
             cache=cache,
             cache_policy=self.settings.cache_policy,
             prices=Prices(spec.prices.input, spec.prices.output),
+            journal=self.journal,
         )
 
     def run(self) -> RunResult:
@@ -238,7 +272,16 @@ class Runner:
         p = self.plan
         store = RunStore(self.run_dir)
         pool = CandidatePool()
-        self.bus.subscribe(_StoreWriter(store, pool))
+        # Every reply this run pays for is journaled in its folder, caches on or off:
+        # a resumed run replays them and repeats no paid call.
+        self.journal = ResponseCache(self.run_dir / JOURNAL)
+        elapsed_before = 0.0
+        if self.resuming:
+            elapsed_before = float(store.get("elapsed_seconds", 0.0))
+            store.clear_derived()
+            store.put("resumes", int(store.get("resumes", 0)) + 1)
+        guard = BudgetGuard(p.budget, self.meter, elapsed_before=elapsed_before)
+        self.bus.subscribe(_StoreWriter(store, pool, guard))
         cache_dir = self.settings.cache_dir
         response_cache = ResponseCache(cache_dir / "responses.sqlite") if cache_dir else None
         eval_cache = (
@@ -246,17 +289,10 @@ class Runner:
             if cache_dir and self.settings.cache_policy.read and self.settings.cache_policy.write
             else None
         )
-        store.put(
-            "config",
-            {
-                "task": json.loads(p.task.model_dump_json()),
-                "optimizer": {"name": p.optimizer.name, **p.optimizer.config.model_dump()},
-                "budget": p.budget.limits(),
-            },
-        )
+        if not self.resuming:
+            store.put("config", self._config())
         store.put("status", "running")
         try:
-            guard = BudgetGuard(p.budget, self.meter)
             clients = {r: self._client(r, guard, response_cache) for r in ROLES}
             evaluator = Evaluator(
                 clients["task"],
@@ -280,6 +316,8 @@ class Runner:
                 task_description=p.task.description or p.data.description,
             )
             self.bus(RunStarted(self.run_id, p.optimizer.name))
+            if self.resuming:
+                self.bus(RunResumed(self.run_id, int(store.get("resumes", 1))))
             seed_candidate, _ = pool.add(Candidate(p.seed_prompt, operation="seed"))
             self.bus(CandidateProposed(seed_candidate.id, (), "seed", 0))
             planned = p.optimizer.estimate(len(p.data.train), len(p.data.dev), 0)["task"]
@@ -287,14 +325,18 @@ class Runner:
             outcome = p.optimizer.optimize(ctx)
             search_usage = self.meter.to_dict()
             test_seed = test_best = comparison = None
+            notes = list(p.data.notes)
             if p.data.test is not None and p.task.evaluation.test:
-                test_seed, test_best, comparison = self._test(
-                    outcome, seed_candidate, p.data.test, response_cache, eval_cache
-                )
+                try:
+                    test_seed, test_best, comparison = self._test(
+                        outcome, seed_candidate, p.data.test, response_cache, eval_cache
+                    )
+                except ModelUnavailable as e:
+                    notes.append(f"no test scores: {e}")
             result = RunResult(
                 run_id=self.run_id,
                 run_dir=self.run_dir,
-                status="budget" if outcome.stopped_by else "finished",
+                status=_status(outcome.stopped_by),
                 seed=seed_candidate,
                 best=outcome.best,
                 selection_split=outcome.selection_split,
@@ -307,7 +349,7 @@ class Runner:
                 candidates=len(pool),
                 rejected_replies=outcome.rejected_replies,
                 wall_seconds=time.monotonic() - started,
-                notes=p.data.notes,
+                notes=tuple(notes),
                 majority_rate=_majority_rate(p.data.test),
             )
             self._write_outputs(store, result)
@@ -323,8 +365,25 @@ class Runner:
                 )
             raise
         finally:
+            store.put("elapsed_seconds", guard.elapsed_seconds)
             store.close()
+            self.journal.close()
             self.factory.close()
+
+    def _config(self) -> dict[str, Any]:
+        """What `resume_run` needs to rebuild this run's plan and settings."""
+        p, st = self.plan, self.settings
+        return {
+            "task": json.loads(p.task.model_dump_json()),
+            "base_dir": str(p.task.base_dir.resolve()),
+            "optimizer": {"name": p.optimizer.name, "options": p.optimizer.config.model_dump()},
+            "budget": p.budget.limits(),
+            "settings": {
+                "cache_dir": str(st.cache_dir.resolve()) if st.cache_dir else None,
+                "cache_read": st.cache_policy.read,
+                "cache_write": st.cache_policy.write,
+            },
+        }
 
     def _test(
         self,
@@ -370,9 +429,10 @@ class Runner:
 class _StoreWriter:
     """Writes candidates, evaluations and events to the run store as they happen."""
 
-    def __init__(self, store: RunStore, pool: CandidatePool) -> None:
+    def __init__(self, store: RunStore, pool: CandidatePool, guard: BudgetGuard) -> None:
         self.store = store
         self.pool = pool
+        self.guard = guard
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, ExampleScored):
@@ -382,6 +442,7 @@ class _StoreWriter:
         elif isinstance(event, CandidateEvaluated):
             cand = self.pool.get(event.candidate_id)
             self.store.add_evaluation(cand.id, event.split, cand.evaluations[event.split])
+            self.store.put("elapsed_seconds", self.guard.elapsed_seconds)
         self.store.add_event(event.ts, event.kind, event.to_dict())
 
 
@@ -453,3 +514,57 @@ def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> dict[str, A
         return out
     finally:
         factory.close()
+
+
+def _recorded(run_dir: Path) -> bool:
+    """Whether a run folder holds a started run (a folder killed before it recorded its
+    configuration holds nothing worth keeping and may be started again)."""
+    if not (run_dir / FILENAME).exists():
+        return False
+    store = RunStore.open_existing(run_dir)
+    try:
+        return store.get("config") is not None
+    finally:
+        store.close()
+
+
+def _status(stopped_by: str | None) -> str:
+    if stopped_by is None:
+        return "finished"
+    return "stopped" if "unavailable" in stopped_by else "budget"
+
+
+def resume_run(run_dir: Path, *, sinks: list[EventSink] | None = None) -> RunResult:
+    """Continues a run that was interrupted (killed, Ctrl-C, crashed) from its folder:
+    the same task, options, budget, seed and cache settings. The search is replayed
+    from the run's journal and the caches, which hold every reply it was given, so no
+    finished call is paid for again; then it goes on from where it stopped. With the
+    same seed the result equals that of an uninterrupted run (on deterministic models)."""
+    store = RunStore.open_existing(run_dir)
+    try:
+        config, status = store.get("config"), store.get("status")
+    finally:
+        store.close()
+    if config is None:
+        raise ConfigError(f"{run_dir}: the run recorded no configuration; start it again")
+    if status in ("finished", "budget", "stopped"):
+        raise ConfigError(f"run {run_dir.name} already ended ({status}); see `promptascent show`")
+    from promptascent.config.task import task_from_dict
+
+    task = task_from_dict(
+        config["task"], base_dir=Path(config["base_dir"]), source=f"{run_dir / FILENAME}"
+    )
+    p = plan(
+        task,
+        optimizer=config["optimizer"]["name"],
+        optimizer_options=config["optimizer"]["options"],
+        budget=Budget.from_mapping(config["budget"]),
+    )
+    st = config["settings"]
+    settings = RunSettings(
+        runs_dir=run_dir.parent,
+        cache_dir=Path(st["cache_dir"]) if st["cache_dir"] else None,
+        cache_policy=CachePolicy(read=st["cache_read"], write=st["cache_write"]),
+        sinks=list(sinks or []),
+    )
+    return Runner(p, settings, run_id=run_dir.name, resume=True).run()

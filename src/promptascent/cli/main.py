@@ -26,9 +26,11 @@ from promptascent.runner import (
     DEFAULT_CACHE_DIR,
     DEFAULT_RUNS_DIR,
     Runner,
+    RunResult,
     RunSettings,
     estimate,
     plan,
+    resume_run,
 )
 from promptascent.store.run_store import FILENAME, RunStore
 
@@ -101,7 +103,9 @@ def _with_progress(settings: RunSettings, quiet: bool, work: Callable[[], T]) ->
 
 @app.command()
 def optimize(
-    task_file: Annotated[Path, typer.Argument(help="The task YAML file.")],
+    task_file: Annotated[
+        Path | None, typer.Argument(help="The task YAML file (not with --resume).")
+    ] = None,
     optimizer: Annotated[
         str | None, typer.Option("--optimizer", "-o", help="Optimizer name (overrides the file).")
     ] = None,
@@ -125,6 +129,13 @@ def optimize(
             "--dry-run", help="Print the estimated calls, tokens and cost; spend nothing."
         ),
     ] = False,
+    resume: Annotated[
+        str | None,
+        typer.Option(help="Continue an interrupted run (id, unique prefix or folder)."),
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option(help="Name of the run folder (default: time-task-optimizer).")
+    ] = None,
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
     cache_dir: CacheDir = DEFAULT_CACHE_DIR,
     no_cache: NoCache = False,
@@ -133,6 +144,21 @@ def optimize(
 ) -> None:
     """Optimize the task's seed prompt and report it against the seed on held-out data."""
     settings = _settings(runs_dir, cache_dir, no_cache, refresh_cache, quiet)
+    if resume is not None:
+        if task_file is not None or dry_run:
+            raise ConfigError("--resume takes no task file and no --dry-run: the run has its own")
+        run_dir = _resolve_run(resume, runs_dir)
+        result = _with_progress(
+            settings,
+            quiet,
+            lambda: _interruptible(
+                run_dir.name, runs_dir, lambda: resume_run(run_dir, sinks=settings.sinks)
+            ),
+        )
+        print_result(out, result.to_dict())
+        return
+    if task_file is None:
+        raise ConfigError("optimize needs a task file (or --resume RUN)")
     p = plan(
         load_task(task_file),
         optimizer=optimizer,
@@ -144,8 +170,28 @@ def optimize(
     if dry_run:
         _print_estimate(estimate(p))
         return
-    result = _with_progress(settings, quiet, lambda: Runner(p, settings).run())
+    runner_box: list[Runner] = []
+
+    def work() -> RunResult:
+        runner_box.append(Runner(p, settings, run_id=run_id))
+        return _interruptible(runner_box[0].run_id, runs_dir, runner_box[0].run)
+
+    result = _with_progress(settings, quiet, work)
     print_result(out, result.to_dict())
+
+
+def _interruptible(run_id: str, runs_dir: Path, work: Callable[[], T]) -> T:
+    """Runs `work`; on Ctrl-C says how to continue the run, then exits 130."""
+    try:
+        return work()
+    except KeyboardInterrupt:
+        flag = "" if runs_dir == DEFAULT_RUNS_DIR else f" --runs-dir {runs_dir}"
+        err.print(
+            f"interrupted: run {run_id} keeps every finished call; continue it with\n"
+            f"  promptascent optimize --resume {run_id}{flag}",
+            markup=False,
+        )
+        sys.exit(130)
 
 
 def _print_estimate(e: dict[str, Any]) -> None:

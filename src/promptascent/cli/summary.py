@@ -63,8 +63,10 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
         f"best {fmt(result['selection_scores']['best'])}; {result['candidates']} candidates, "
         f"{result['rejected_replies']} optimizer replies rejected"
     )
-    if result.get("stopped_by"):
+    if result.get("status") == "budget":
         console.print(f"the search stopped when the budget ({result['stopped_by']}) ran out")
+    elif result.get("status") == "stopped":
+        console.print(f"the search stopped early: {escape(str(result['stopped_by']))}")
     print_usage(console, result["usage"])
     for note in result.get("notes", []):
         console.print(f"note: {escape(note)}")

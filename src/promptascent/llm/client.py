@@ -6,10 +6,11 @@ backend on a miss, stores successful replies, and records usage for its role.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
-from promptascent.errors import ModelError
+from promptascent.errors import ModelError, ModelUnavailable
 from promptascent.llm.base import LLM
 from promptascent.llm.budget import BudgetGuard
 from promptascent.llm.cache import ResponseCache
@@ -40,6 +41,8 @@ class ModelClient:
         cache: ResponseCache | None = None,
         cache_policy: CachePolicy = CachePolicy(),
         prices: Prices = Prices(),
+        journal: ResponseCache | None = None,
+        max_consecutive_errors: int = 8,
     ) -> None:
         self.role = role
         self.backend = backend
@@ -48,6 +51,12 @@ class ModelClient:
         self.cache = cache
         self.cache_policy = cache_policy
         self.prices = prices
+        self.journal = journal
+        self.max_consecutive_errors = max_consecutive_errors
+        self._consecutive_errors = 0
+        self._errors_lock = threading.Lock()
+        self._inflight: dict[str, threading.Event] = {}
+        self._inflight_lock = threading.Lock()
 
     @property
     def model_id(self) -> str:
@@ -65,9 +74,33 @@ class ModelClient:
         )
 
     def complete(self, request: CompletionRequest) -> Completion:
-        """One completion. Raises BudgetExhausted (nothing spent) or ModelError."""
+        """One completion. Raises BudgetExhausted (nothing spent), ModelError, or
+        ModelUnavailable after `max_consecutive_errors` failures in a row.
+
+        Lookup order: the run's journal (every reply this run already paid for, so a
+        resumed run repeats no call), then the shared cache (unless refreshing).
+        Identical requests in flight at once are made once: the others wait for it and
+        are then answered from the journal or cache, so what is paid does not depend
+        on thread timing."""
         key = request.cache_key(self.model_id)
-        cached = self.cache.get(key) if self.cache and self.cache_policy.read else None
+        while True:
+            with self._inflight_lock:
+                leader = self._inflight.get(key)
+                if leader is None:
+                    mine = self._inflight[key] = threading.Event()
+                    break
+            leader.wait()
+        try:
+            return self._complete(request, key)
+        finally:
+            with self._inflight_lock:
+                del self._inflight[key]
+            mine.set()
+
+    def _complete(self, request: CompletionRequest, key: str) -> Completion:
+        cached = self.journal.get(key) if self.journal else None
+        if cached is None and self.cache and self.cache_policy.read:
+            cached = self.cache.get(key)
         if cached is not None:
             need = cached.usage
         else:
@@ -82,9 +115,11 @@ class ModelClient:
             started = time.monotonic()
             try:
                 completion = self.backend.complete(request)
-            except ModelError:
+            except ModelError as e:
                 self.meter.record_error(self.role)
+                self._count_error(e)
                 raise
+            self._count_error(None)
             seconds = time.monotonic() - started
             self.meter.record(
                 self.role,
@@ -93,11 +128,24 @@ class ModelClient:
                 dollars=self.prices.cost(completion.usage),
                 seconds=seconds,
             )
+            blob = _request_json(request, self.model_id)
+            if self.journal:
+                self.journal.put(key, blob, completion)
             if self.cache and self.cache_policy.write:
-                self.cache.put(key, _request_json(request, self.model_id), completion)
+                self.cache.put(key, blob, completion)
             return completion
         finally:
             self.guard.release(reservation)
+
+    def _count_error(self, error: ModelError | None) -> None:
+        with self._errors_lock:
+            if error is None:
+                self._consecutive_errors = 0
+                return
+            self._consecutive_errors += 1
+            failures = self._consecutive_errors
+        if failures >= self.max_consecutive_errors:
+            raise ModelUnavailable(self.role, failures, str(error)) from error
 
     def replay(self, completion: Completion) -> Completion:
         """Accounts for a reply found in another cache (the evaluation cache) exactly as

@@ -41,7 +41,21 @@ def _build(spec: ModelSpec, role: str) -> LLM:
             max_concurrency=spec.max_concurrency,
             context_length=spec.context_length or 8192,
         )
-    raise ConfigError(
-        f"models.{role}: the scripted backend exists for tests; pass it from Python "
-        "(promptascent.optimize(..., backends={...}))"
-    )
+    return _scripted(spec, role)
+
+
+def _scripted(spec: ModelSpec, role: str) -> LLM:
+    """`backend: scripted, model: "module:function"`: a deterministic responder, for
+    tests that drive the CLI (e.g. the kill-and-resume harness)."""
+    import importlib
+
+    from promptascent.llm.scripted import ScriptedLLM
+
+    module, _, name = (spec.model or "").partition(":")
+    if not module or not name:
+        raise ConfigError(f"models.{role}.model: a scripted model is 'module:function'")
+    try:
+        responder = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"models.{role}.model: cannot load {spec.model!r} ({e})") from None
+    return ScriptedLLM(responder, model_id=f"scripted:{spec.model}")

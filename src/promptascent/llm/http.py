@@ -9,6 +9,11 @@ Contracts:
   exponential backoff and full jitter, `max_retries` times after the first
   attempt; then it raises the typed `ModelError` of the last failure. 401/403
   raise `ModelAuthError` and other 4xx `ModelRequestError` at once.
+- Retrying stops early, with the last failure's typed error, when the next retry
+  would start after the call's deadline (`promptascent.llm.deadline.call_deadline`,
+  set by the caller from the run's time budget) or more than `max_retry_seconds`
+  after the call began. The first attempt is always made; an attempt in flight is
+  not cut short (so a call can end up to one `timeout` past its deadline).
 - At most `max_concurrency` requests are in flight at once (the backoff sleep
   does not hold a slot).
 """
@@ -41,6 +46,7 @@ from promptascent.errors import (
     NotSupported,
 )
 from promptascent.llm.base import ModelInfo
+from promptascent.llm.deadline import current_deadline
 from promptascent.llm.types import Completion, CompletionRequest, LoglikRequest, TokenUsage
 
 log = logging.getLogger(__name__)
@@ -70,6 +76,7 @@ class OpenAICompatibleLLM:
         max_retries: int = 5,
         backoff_base: float = 0.5,
         backoff_max: float = 30,
+        max_retry_seconds: float | None = 120,
         context_length: int = 8192,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -83,12 +90,15 @@ class OpenAICompatibleLLM:
             raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
         if max_retries < 0:
             raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
+        if max_retry_seconds is not None and max_retry_seconds < 0:
+            raise ConfigError(f"max_retry_seconds must be >= 0, got {max_retry_seconds}")
         self.base_url = base
         self.model = model
         self.url = f"{base}/chat/completions"
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.max_retry_seconds = max_retry_seconds
         self.attempts = 0
         key = (
             api_key
@@ -127,11 +137,15 @@ class OpenAICompatibleLLM:
     def complete(self, request: CompletionRequest) -> Completion:
         """One chat completion (`cached=False`). Raises a `ModelError` subclass."""
         body = self._body(request)
+        started = time.monotonic()
         last: ModelError | None = None
         for attempt in range(self.max_retries + 1):
             if attempt:
                 assert last is not None
                 delay = self._delay(attempt - 1, last)
+                ended = self._retry_time_ended(started, delay)
+                if ended:
+                    raise _give_up(last, f"{ended} ended the retries after {attempt} attempts")
                 log.debug("retrying %s in %.2fs after: %s", self.url, delay, last)
                 self._sleep(delay)
             try:
@@ -141,11 +155,7 @@ class OpenAICompatibleLLM:
                     raise
                 last = exc
         assert last is not None
-        tries = self.max_retries + 1
-        msg = f"{last} (gave up after {tries} attempts)"
-        if isinstance(last, ModelRateLimited):
-            raise ModelRateLimited(msg, retry_after=last.retry_after) from last
-        raise type(last)(msg) from last
+        raise _give_up(last, f"gave up after {self.max_retries + 1} attempts")
 
     def count_tokens(self, text: str) -> int:
         """Upper bound: the UTF-8 byte length. Byte-level BPE tokenizers never make
@@ -272,6 +282,18 @@ class OpenAICompatibleLLM:
         with self._lock:
             return self._rng.uniform(0.0, cap)
 
+    def _retry_time_ended(self, started: float, delay: float) -> str | None:
+        """Why a retry starting `delay` s from now must not be made, or None."""
+        now = time.monotonic()
+        deadline = current_deadline()
+        if deadline is not None and now + delay >= deadline:
+            left = max(deadline - now, 0.0)
+            return f"the time budget ({left:.2f}s left, next retry in {delay:.2f}s)"
+        limit = self.max_retry_seconds
+        if limit is not None and now + delay - started > limit:
+            return f"max_retry_seconds={limit:g}"
+        return None
+
     def _snippet(self, response: httpx.Response) -> str:
         try:
             text = response.text
@@ -284,6 +306,18 @@ class OpenAICompatibleLLM:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "[REDACTED]") if self._key else text
+
+
+def _give_up(last: ModelError, why: str) -> ModelError:
+    """The last failure's type (and Retry-After) with `why` appended to its message."""
+    msg = f"{last} ({why})"
+    error = (
+        ModelRateLimited(msg, retry_after=last.retry_after)
+        if isinstance(last, ModelRateLimited)
+        else type(last)(msg)
+    )
+    error.__cause__ = last
+    return error
 
 
 def _first_choice(data: object) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from promptascent.data.example import Dataset, Example
-from promptascent.errors import BudgetExhausted, ModelError
+from promptascent.errors import BudgetExhausted, ModelError, ModelUnavailable
 from promptascent.evaluation.evaluator import Evaluator
 from promptascent.evaluation.result import EvaluationResult
 from promptascent.events import (
@@ -20,6 +20,7 @@ from promptascent.events import (
     CandidateProposed,
     EventSink,
     ReplyRejected,
+    SearchStopped,
 )
 from promptascent.llm.budget import BudgetGuard
 from promptascent.llm.client import ModelClient
@@ -98,6 +99,9 @@ class Optimizer(ABC):
         except BudgetExhausted as e:
             stopped_by = e.limit
             ctx.emit(BudgetStopped(e.limit))
+        except ModelUnavailable as e:
+            stopped_by = f"{e.role} model unavailable"
+            ctx.emit(SearchStopped(str(e)))
         split = self.selection_split()
         best = ctx.pool.best(split) or ctx.pool.get(ctx.seed_prompt.id)
         return OptimizerOutcome(best, split, stopped_by, self.rejected)

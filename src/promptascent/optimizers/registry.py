@@ -40,5 +40,16 @@ def create(
     return cls(config)
 
 
+_NOT_OPTIMIZERS = {"base", "registry", "parsing"}
+
+
 def _load_builtins() -> None:
-    from promptascent.optimizers import ape  # noqa: F401
+    """Imports every module of this package: each registers its optimizer(s)."""
+    import importlib
+    import pkgutil
+
+    import promptascent.optimizers as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name not in _NOT_OPTIMIZERS and not info.name.startswith("_"):
+            importlib.import_module(f"promptascent.optimizers.{info.name}")

@@ -88,6 +88,15 @@ class RunStore:
         row = self._conn.execute("SELECT value FROM run WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
 
+    def clear_derived(self) -> None:
+        """Drops candidates, evaluations, scores, events and usage before a resumed run
+        replays them (they are re-derived exactly from the journal and the caches)."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            for table in ("candidates", "evaluations", "scores", "events", "usage"):
+                self._conn.execute(f"DELETE FROM {table}")
+            self._conn.execute("COMMIT")
+
     # candidates and evaluations
 
     def add_candidate(self, c: Candidate) -> None:

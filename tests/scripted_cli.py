@@ -1,0 +1,35 @@
+"""Scripted responders loadable from a task file (`backend: scripted, model:
+"scripted_cli:task"`), for tests that drive the CLI in a subprocess. Each call is
+appended to $PA_CALL_LOG, so a test can count the calls that were really made
+(paid), including those of a process that was killed."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from scripted import optimizer_responder, task_responder
+
+from promptascent.llm.types import CompletionRequest
+
+
+def _log(role: str) -> None:
+    path = os.environ.get("PA_CALL_LOG")
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{role}\n".encode())
+        finally:
+            os.close(fd)
+
+
+def task(request: CompletionRequest) -> str:
+    _log("task")
+    time.sleep(float(os.environ.get("PA_CALL_DELAY", "0.002")))
+    return task_responder(request)
+
+
+def optimizer(request: CompletionRequest) -> str:
+    _log("optimizer")
+    time.sleep(float(os.environ.get("PA_CALL_DELAY", "0.002")))
+    return optimizer_responder(request)
