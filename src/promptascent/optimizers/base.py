@@ -138,6 +138,34 @@ class Optimizer(ABC):
         )
         return result
 
+    def ask(
+        self,
+        ctx: OptimizerContext,
+        meta_prompt: str,
+        *,
+        temperature: float,
+        max_tokens: int,
+        sample_index: int,
+        step: int,
+        seed: int,
+        model: ModelClient | None = None,
+    ) -> str | None:
+        """One reply of the optimizer model (or `model`, e.g. the judge) to a meta-prompt;
+        None (counted and reported as a rejected reply) if the call failed.
+        Raises only BudgetExhausted and ModelUnavailable, which end the search cleanly."""
+        request = CompletionRequest(
+            messages=(Message("user", meta_prompt),),
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seed=seed,
+            sample_index=sample_index,
+        )
+        try:
+            return (model or ctx.optimizer_model).complete(request).text
+        except ModelError as e:
+            self._reject(ctx, f"model error: {e}", step)
+            return None
+
     def propose(
         self,
         ctx: OptimizerContext,
@@ -151,19 +179,19 @@ class Optimizer(ABC):
         forbidden: tuple[str, ...] = (),
         tag: str = "prompt",
     ) -> str | None:
-        """Asks the optimizer model for one instruction; None (counted, reported) when
-        the reply is unusable or the model call failed. Never raises but BudgetExhausted."""
-        request = CompletionRequest(
-            messages=(Message("user", meta_prompt),),
+        """Asks the optimizer model for one instruction (parsed tolerantly, see
+        parsing.parse_instruction); None (counted, reported) when the reply is unusable
+        or the call failed."""
+        reply = self.ask(
+            ctx,
+            meta_prompt,
             temperature=temperature,
             max_tokens=max_tokens,
-            seed=seed,
             sample_index=sample_index,
+            step=step,
+            seed=seed,
         )
-        try:
-            reply = ctx.optimizer_model.complete(request).text
-        except ModelError as e:
-            self._reject(ctx, f"model error: {e}", step)
+        if reply is None:
             return None
         parsed = parse_instruction(reply, tag=tag, forbidden=forbidden)
         if parsed.text is None:
