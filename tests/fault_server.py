@@ -149,8 +149,8 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 when = datetime.now(UTC) + timedelta(seconds=seconds)
                 value = format_datetime(when, usegmt=True)
-            error = {"error": {"message": f"rate limited{echo}", "type": "rate_limit"}}
-            self._json(429, error, {"Retry-After": value})
+            limited = {"error": {"message": f"rate limited{echo}", "type": "rate_limit"}}
+            self._json(429, limited, {"Retry-After": value})
         elif name in ("500", "503", "401", "400"):
             error = {"error": {"message": f"injected {name}{echo}", "code": int(name)}}
             self._json(int(name), error)
@@ -161,8 +161,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif name == "drop":
             self._drop()
         elif name == "malformed":
-            data = '{"choices": [{"message": oops, not json' + echo
-            self._raw(200, data.encode(), "application/json")
+            text = '{"choices": [{"message": oops, not json' + echo
+            self._raw(200, text.encode(), "application/json")
         elif name == "empty_choices":
             self._json(200, {"id": "x", "object": "chat.completion", "choices": [], "usage": None})
         elif name == "truncated":

@@ -14,6 +14,7 @@ from promptascent.errors import ModelError, ModelUnavailable
 from promptascent.llm.base import LLM
 from promptascent.llm.budget import BudgetGuard
 from promptascent.llm.cache import ResponseCache
+from promptascent.llm.deadline import call_deadline
 from promptascent.llm.types import Completion, CompletionRequest, LoglikRequest, Role, TokenUsage
 from promptascent.llm.usage import Prices, UsageMeter
 
@@ -113,8 +114,11 @@ class ModelClient:
                 self._record_hit(cached)
                 return cached
             started = time.monotonic()
+            left = self.guard.remaining("minutes")
             try:
-                completion = self.backend.complete(request)
+                # Retries inside the backend stop when the run's time budget ends.
+                with call_deadline(None if left is None else left * 60):
+                    completion = self.backend.complete(request)
             except ModelError as e:
                 self.meter.record_error(self.role)
                 self._count_error(e)
