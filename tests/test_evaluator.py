@@ -142,3 +142,16 @@ def test_run_store_holds_the_whole_run_and_export_is_what_was_scored(tmp_path: P
     sent = [r.messages for r in scripted.requests]
     example = {"input": "cat"}
     assert exported.render(example) in sent
+
+
+def test_prompts_too_long_for_the_context_are_skipped_and_counted() -> None:
+    from promptascent.errors import ContextOverflow
+
+    def small_context(request: CompletionRequest) -> str:
+        raise ContextOverflow("scripted: prompt exceeds the context of 8 tokens")
+
+    ev, _ = evaluator(ScriptedLLM(small_context))
+    ev.task_model.max_consecutive_errors = 3  # overflow is the data's fault: never trips it
+    res = ev.evaluate(Prompt("x"), EXAMPLES)
+    assert res.skipped == 12 and res.errors == 12 and res.n == 0
+    assert res.summary()["skipped"] == 12

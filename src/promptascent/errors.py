@@ -79,6 +79,11 @@ class ModelRequestError(ModelError):
     """The endpoint rejected the request (4xx other than 429): retrying will not help."""
 
 
+class ContextOverflow(ModelRequestError):
+    """The prompt does not fit the model's context. The example is skipped (counted and
+    reported), and it does not count as the model failing."""
+
+
 class ModelAuthError(ModelRequestError):
     """401/403: the key is missing, wrong or lacks access."""
 

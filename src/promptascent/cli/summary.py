@@ -52,6 +52,12 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
             console.print("The best prompt beats the seed on held-out data.")
         else:
             console.print("No significant improvement over the seed on held-out data.")
+    skipped = sum((ev or {}).get("skipped", 0) for ev in (test["seed"], test["best"]))
+    if skipped:
+        console.print(
+            f"warning: {skipped} test evaluations skipped: the prompt did not fit the "
+            "task model's context (counted under errors)"
+        )
     if test.get("majority_rate") is not None:
         preds = test["best"]["predictions"] if test["best"] else {}
         top = ", ".join(f"{escape(str(k))}: {v}" for k, v in list(preds.items())[:4])

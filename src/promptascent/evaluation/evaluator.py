@@ -8,7 +8,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 
 from promptascent.data.example import Example
-from promptascent.errors import ModelError
+from promptascent.errors import ContextOverflow, ModelError
 from promptascent.evaluation.cache import EvaluationCache
 from promptascent.evaluation.result import EvaluationResult, ExampleResult
 from promptascent.events import EventSink, ExampleScored, ignore
@@ -83,7 +83,14 @@ class Evaluator:
         try:
             completion = self._complete(prompt, example)
         except ModelError as e:
-            result = ExampleResult(example.id, "", None, parsed=False, error=str(e))
+            result = ExampleResult(
+                example.id,
+                "",
+                None,
+                parsed=False,
+                error=str(e),
+                skipped=isinstance(e, ContextOverflow),
+            )
         else:
             verdict = self.metric.score(completion.text, example)
             result = ExampleResult(

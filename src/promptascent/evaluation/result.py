@@ -28,6 +28,7 @@ class ExampleResult:
     error: str | None = None
     finish_reason: str = "stop"
     cached: bool = False
+    skipped: bool = False  # the prompt did not fit the model's context
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +69,11 @@ class EvaluationResult:
         return len(self.results) - len(self.scored)
 
     @property
+    def skipped(self) -> int:
+        """Examples whose prompt did not fit the model's context (among the errors)."""
+        return sum(1 for r in self.results if r.skipped)
+
+    @property
     def unparsed(self) -> int:
         return sum(1 for r in self.scored if not r.parsed)
 
@@ -92,6 +98,7 @@ class EvaluationResult:
             "n": self.n,
             "unparsed": self.unparsed,
             "errors": self.errors,
+            "skipped": self.skipped,
         }
 
 

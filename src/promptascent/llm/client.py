@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from promptascent.errors import ModelError, ModelUnavailable
+from promptascent.errors import ContextOverflow, ModelError, ModelUnavailable
 from promptascent.llm.base import LLM
 from promptascent.llm.budget import BudgetGuard
 from promptascent.llm.cache import ResponseCache
@@ -121,7 +121,8 @@ class ModelClient:
                     completion = self.backend.complete(request)
             except ModelError as e:
                 self.meter.record_error(self.role)
-                self._count_error(e)
+                if not isinstance(e, ContextOverflow):  # the data's fault, not the model's
+                    self._count_error(e)
                 raise
             self._count_error(None)
             seconds = time.monotonic() - started

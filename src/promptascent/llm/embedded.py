@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from promptascent.errors import ConfigError, ModelRequestError
+from promptascent.errors import ConfigError, ContextOverflow
 from promptascent.llm.base import ModelInfo
 from promptascent.llm.model_files import default_model_path
 from promptascent.llm.types import (
@@ -118,7 +118,7 @@ class EmbeddedLLM:
                     seed=seed,
                 )
             except ValueError as e:  # llama-cpp-python: prompt longer than the context
-                raise ModelRequestError(f"embedded model {self._path.name}: {e}") from None
+                raise ContextOverflow(f"embedded model {self._path.name}: {e}") from None
         finally:
             self._pool.put(llm)
         choice = out["choices"][0]
@@ -139,7 +139,7 @@ class EmbeddedLLM:
         try:
             prompt_tokens = llm.tokenize(prompt.encode("utf-8"), special=True)
             if len(prompt_tokens) >= self._info.context_length:
-                raise ModelRequestError(
+                raise ContextOverflow(
                     f"embedded model: prompt of {len(prompt_tokens)} tokens exceeds the "
                     f"context of {self._info.context_length}"
                 )
