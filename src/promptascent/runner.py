@@ -12,6 +12,7 @@ import random
 import secrets
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ from promptascent.metrics.base import Metric
 from promptascent.metrics.registry import get_metric
 from promptascent.optimizers import registry
 from promptascent.optimizers.base import Optimizer, OptimizerContext, OptimizerOutcome
+from promptascent.prompts.constraints import Constraints, split_keep_tags
 from promptascent.prompts.export import export_prompt
 from promptascent.prompts.prompt import Demo, Prompt
 from promptascent.search.pool import Candidate, CandidatePool
@@ -155,6 +157,17 @@ class Plan:
     optimizer: Optimizer
     budget: Budget
     task_params: TaskParams
+    protected: tuple[str, ...] = ()
+
+    def constraints(self, count_tokens: Callable[[str], int] | None) -> Constraints:
+        c = self.task.constraints
+        return Constraints(
+            protected=self.protected,
+            max_prompt_tokens=c.max_prompt_tokens,
+            keep_output_format=c.keep_output_format,
+            seed_output_format=self.seed_prompt.output_format,
+            count_tokens=count_tokens,
+        )
 
 
 def plan(
@@ -175,7 +188,11 @@ def plan(
             raise ConfigError(f"--{role}-model: {e}") from None
         task = task.model_copy(update={"models": task.models.model_copy(update={role: spec})})
     data = load_task_data(task)
-    seed_prompt = _seed_prompt(task, data)
+    seed_prompt, kept = _seed_prompt(task, data)
+    protected = (*kept, *task.constraints.protected)
+    for span in protected:
+        if span not in seed_prompt.instruction:
+            raise ConfigError(f"constraints.protected: {span!r} is not in the seed prompt")
     metric_spec = task.metric or data.metric
     if metric_spec is None:
         raise ConfigError("missing key 'metric' (and the data folder names none)")
@@ -195,7 +212,7 @@ def plan(
     for ex in (*data.train.examples[:1], *data.dev.examples[:1]):
         seed_prompt.render(ex.fields, where=f"example {ex.id}")  # fail now on a missing field
     _check_metric(metric, data)
-    return Plan(task, data, seed_prompt, metric, opt, full_budget, params)
+    return Plan(task, data, seed_prompt, metric, opt, full_budget, params, protected)
 
 
 def _check_metric(metric: Metric, data: TaskData) -> None:
@@ -211,13 +228,15 @@ def _check_metric(metric: Metric, data: TaskData) -> None:
                 raise ConfigError(f"{split.name} split, example {ex.id!r}: {e}") from None
 
 
-def _seed_prompt(task: TaskSpec, data: TaskData) -> Prompt:
+def _seed_prompt(task: TaskSpec, data: TaskData) -> tuple[Prompt, tuple[str, ...]]:
+    """The seed prompt, and the spans its `<keep>` tags protect (tags removed)."""
     sp = task.seed_prompt
     if isinstance(sp, PromptSpec):
+        instruction, kept = split_keep_tags(sp.instruction)
         demos = tuple(Demo(d["input"], str(d["output"])) for d in sp.demos)
-        return Prompt(sp.instruction, sp.system, demos, sp.output_format)
-    text = sp if sp is not None else data.seed_prompt
-    return Prompt(text or "")
+        return Prompt(instruction, sp.system, demos, sp.output_format), kept
+    instruction, kept = split_keep_tags((sp if sp is not None else data.seed_prompt) or "")
+    return Prompt(instruction), kept
 
 
 class Runner:
@@ -314,6 +333,7 @@ class Runner:
                 emit=self.bus,
                 pool=pool,
                 task_description=p.task.description or p.data.description,
+                constraints=p.constraints(self._backend("task").count_tokens),
             )
             self.bus(RunStarted(self.run_id, p.optimizer.name))
             if self.resuming:

@@ -107,6 +107,19 @@ class EvaluationSpec(_Strict):
     confidence: float = Field(0.95, gt=0, lt=1)
 
 
+class ConstraintsSpec(_Strict):
+    """Limits on every candidate prompt (see prompts/constraints.py)."""
+
+    protected: list[str] = Field(
+        default_factory=list,
+        description="Texts every candidate keeps verbatim (also <keep>...</keep> in the seed).",
+    )
+    max_prompt_tokens: int | None = Field(None, ge=1, description="Longest candidate, in tokens.")
+    keep_output_format: bool = Field(
+        False, description="Every candidate keeps the seed's output format."
+    )
+
+
 class OptimizerSpec(BaseModel):
     """`name` plus that optimizer's own options (checked by the optimizer's config)."""
 
@@ -128,6 +141,7 @@ class TaskSpec(_Strict):
     optimizer: OptimizerSpec = Field(default_factory=OptimizerSpec)
     budget: dict[str, int | float] = Field(default_factory=dict)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
+    constraints: ConstraintsSpec = Field(default_factory=ConstraintsSpec)
     seed: int = 0
     base_dir: Path = Field(default=Path("."), exclude=True)
 

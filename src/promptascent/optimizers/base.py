@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, ClassVar
 
@@ -26,6 +26,7 @@ from promptascent.llm.budget import BudgetGuard
 from promptascent.llm.client import ModelClient
 from promptascent.llm.types import CompletionRequest, Message
 from promptascent.optimizers.parsing import parse_instruction
+from promptascent.prompts.constraints import Constraints
 from promptascent.prompts.prompt import Prompt
 from promptascent.search.pool import Candidate, CandidatePool
 
@@ -52,6 +53,7 @@ class OptimizerContext:
     emit: EventSink
     pool: CandidatePool
     task_description: str = ""
+    constraints: Constraints = field(default_factory=Constraints)
 
 
 @dataclass(frozen=True)
@@ -117,8 +119,14 @@ class Optimizer(ABC):
         operation: str,
         step: int,
     ) -> Candidate | None:
-        """Adds a new candidate; None if the pool already had this prompt."""
-        candidate, new = ctx.pool.add(Candidate(prompt, parents, operation, step))
+        """Adds a new candidate; None if the pool already had this prompt or it breaks
+        the user's constraints (counted as a rejected reply). A candidate that dropped a
+        protected span or the kept output format is repaired, not rejected."""
+        verdict = ctx.constraints.apply(prompt)
+        if verdict.prompt is None:
+            self._reject(ctx, f"constraint: {verdict.reason}", step)
+            return None
+        candidate, new = ctx.pool.add(Candidate(verdict.prompt, parents, operation, step))
         if not new:
             return None
         ctx.emit(CandidateProposed(candidate.id, parents, operation, step))
