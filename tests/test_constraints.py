@@ -74,5 +74,5 @@ def test_a_protected_span_missing_from_the_seed_is_a_config_error(tmp_path: Path
     from promptascent.errors import ConfigError
 
     task = write_animal_task(tmp_path / "t", extra="constraints: {protected: ['Not there.']}\n")
-    with pytest.raises(ConfigError, match="constraints.protected"):
+    with pytest.raises(ConfigError, match=r"constraints\.protected"):
         optimize(task, settings=RunSettings(runs_dir=tmp_path / "r", cache_dir=None))
