@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from promptascent.config.task import ModelSpec, PromptSpec, TaskSpec
-from promptascent.data.example import Dataset
+from promptascent.data.example import Dataset, Example
 from promptascent.data.task_data import TaskData, load_task_data
 from promptascent.errors import ConfigError, MetricError, ModelUnavailable
 from promptascent.evaluation.cache import EvaluationCache
@@ -90,6 +90,9 @@ class RunResult:
     wall_seconds: float
     notes: tuple[str, ...]
     majority_rate: float | None
+    lineage: tuple[dict[str, Any], ...] = ()
+    train_dev_gap: dict[str, float] | None = None
+    confidence: float = 0.95
 
     @property
     def best_prompt(self) -> Prompt:
@@ -99,7 +102,10 @@ class RunResult:
         def ev(e: EvaluationResult | None) -> dict[str, Any] | None:
             if e is None:
                 return None
-            return {**e.summary(), "predictions": dict(e.predictions().most_common(10))}
+            return {
+                **e.summary(self.confidence),
+                "predictions": dict(e.predictions().most_common(10)),
+            }
 
         cmp = self.comparison
         return {
@@ -110,11 +116,9 @@ class RunResult:
             "seed_candidate": self.seed.id,
             "best_candidate": self.best.id,
             "best_prompt": self.best.prompt.to_dict(),
-            "best_lineage": {
-                "operation": self.best.operation,
-                "parents": list(self.best.parents),
-                "step": self.best.step,
-            },
+            "best_lineage": list(self.lineage),
+            "train_dev_gap": self.train_dev_gap,
+            "confidence": self.confidence,
             "selection_split": self.selection_split,
             "selection_scores": {
                 "seed": self.seed.score(self.selection_split),
@@ -344,15 +348,17 @@ class Runner:
             self.bus(PhaseStarted("search", planned))
             outcome = p.optimizer.optimize(ctx)
             search_usage = self.meter.to_dict()
-            test_seed = test_best = comparison = None
+            test_seed = test_best = comparison = gap = None
             notes = list(p.data.notes)
-            if p.data.test is not None and p.task.evaluation.test:
-                try:
+            report = self._report_evaluator(response_cache, eval_cache)
+            try:
+                gap = self._train_dev_gap(report, outcome)
+                if p.data.test is not None and p.task.evaluation.test:
                     test_seed, test_best, comparison = self._test(
-                        outcome, seed_candidate, p.data.test, response_cache, eval_cache
+                        report, outcome, seed_candidate, p.data.test
                     )
-                except ModelUnavailable as e:
-                    notes.append(f"no test scores: {e}")
+            except ModelUnavailable as e:
+                notes.append(f"no test scores: {e}")
             result = RunResult(
                 run_id=self.run_id,
                 run_dir=self.run_dir,
@@ -371,6 +377,9 @@ class Runner:
                 wall_seconds=time.monotonic() - started,
                 notes=tuple(notes),
                 majority_rate=_majority_rate(p.data.test),
+                lineage=_lineage(pool, outcome.best, outcome.selection_split),
+                train_dev_gap=gap,
+                confidence=p.task.evaluation.confidence,
             )
             self._write_outputs(store, result)
             self.bus(RunFinished(self.run_id, result.status, result.best.id))
@@ -405,35 +414,60 @@ class Runner:
             },
         }
 
-    def _test(
-        self,
-        outcome: OptimizerOutcome,
-        seed: Candidate,
-        test: Dataset,
-        response_cache: ResponseCache | None,
-        eval_cache: EvaluationCache | None,
-    ) -> tuple[EvaluationResult, EvaluationResult, PairedComparison]:
-        """Scores seed and winner on test. Outside the search budget: the budget bounds
-        the search; this is the measurement of its result."""
-        guard = BudgetGuard(Budget(), self.meter)
-        evaluator = Evaluator(
-            self._client("task", guard, response_cache),
+    def _report_evaluator(
+        self, response_cache: ResponseCache | None, eval_cache: EvaluationCache | None
+    ) -> Evaluator:
+        """The evaluator of the measurements after the search (train-dev gap, test):
+        outside the search budget, which bounds the search; this measures its result."""
+        return Evaluator(
+            self._client("task", BudgetGuard(Budget(), self.meter), response_cache),
             self.plan.metric,
             params=self.plan.task_params,
             concurrency=self.plan.task.evaluation.concurrency,
             cache=eval_cache,
             emit=self.bus,
         )
+
+    def _measure(
+        self, evaluator: Evaluator, cand: Candidate, split: str, examples: list[Example]
+    ) -> EvaluationResult:
+        res = evaluator.evaluate(cand.prompt, examples)
+        cand.evaluations[split] = res
+        self.bus(CandidateEvaluated(cand.id, split, res.mean, res.n, res.unparsed, res.errors))
+        return res
+
+    def _train_dev_gap(
+        self, evaluator: Evaluator, outcome: OptimizerOutcome
+    ) -> dict[str, float] | None:
+        """The winner's score on train examples against its selection score: a large gap
+        means the search fit the examples it learned from."""
+        n = self.plan.task.evaluation.train_gap_examples
+        selected = outcome.best.score(outcome.selection_split)
+        if not n or selected is None:
+            return None
+        examples = list(self.plan.data.train)[:n]
+        self.bus(PhaseStarted("train", len(examples)))
+        train = self._measure(evaluator, outcome.best, "train", examples)
+        return {
+            "train": train.mean,
+            "selection": selected,
+            "gap": train.mean - selected,
+            "n_train": train.n,
+        }
+
+    def _test(
+        self, evaluator: Evaluator, outcome: OptimizerOutcome, seed: Candidate, test: Dataset
+    ) -> tuple[EvaluationResult, EvaluationResult, PairedComparison]:
+        """Scores seed and winner on the held-out test split and compares them."""
         n = len(test) * (1 if outcome.best is seed else 2)
         self.bus(PhaseStarted("test", n))
-        results = {}
-        for cand in {seed.id: seed, outcome.best.id: outcome.best}.values():
-            res = evaluator.evaluate(cand.prompt, list(test))
-            cand.evaluations["test"] = res
-            self.bus(CandidateEvaluated(cand.id, "test", res.mean, res.n, res.unparsed, res.errors))
-            results[cand.id] = res
+        results = {
+            cand.id: self._measure(evaluator, cand, "test", list(test))
+            for cand in {seed.id: seed, outcome.best.id: outcome.best}.values()
+        }
         base, best = results[seed.id], results[outcome.best.id]
-        return base, best, compare(base, best, seed=self.plan.task.seed)
+        ev = self.plan.task.evaluation
+        return base, best, compare(base, best, seed=self.plan.task.seed, confidence=ev.confidence)
 
     def _write_outputs(self, store: RunStore, result: RunResult) -> None:
         store.set_usage(result.usage)
@@ -470,6 +504,31 @@ def _new_run_id(task: str, optimizer: str) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in task)[:40]
     return f"{stamp}-{safe}-{optimizer}-{secrets.token_hex(2)}"
+
+
+def _lineage(pool: CandidatePool, best: Candidate, split: str) -> tuple[dict[str, Any], ...]:
+    """The winner and its ancestors, winner first: how it was made and how each scored."""
+    chain: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    todo = [best.id]
+    while todo:
+        cid = todo.pop(0)
+        if cid in seen or cid not in pool:
+            continue
+        seen.add(cid)
+        c = pool.get(cid)
+        scores = {k: v.mean for k, v in c.evaluations.items() if v.n}
+        chain.append(
+            {
+                "id": cid,
+                "operation": c.operation,
+                "step": c.step,
+                "parents": list(c.parents),
+                "scores": scores,
+            }
+        )
+        todo.extend(c.parents)
+    return tuple(chain)
 
 
 def _majority_rate(test: Dataset | None) -> float | None:

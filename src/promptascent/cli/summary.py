@@ -20,7 +20,8 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
     """Prints a run's result.json content: test scores, difference, usage, where it is."""
     test = result["test"]
     table = Table(title="held-out test split" if test["seed"] else "selection split")
-    for col in ("prompt", "score", "95% CI", "n", "unparsed", "errors"):
+    level = f"{round(100 * result.get('confidence', 0.95))}% CI"
+    for col in ("prompt", "score", level, "n", "unparsed", "errors"):
         table.add_column(col)
     if test["seed"]:
         for label, ev in (("seed", test["seed"]), ("best", test["best"])):
@@ -40,7 +41,7 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
     diff = test.get("difference")
     if diff:
         console.print(
-            f"best - seed on test: {diff['mean']:+.3f}  95% CI [{diff['ci_low']:+.3f}, "
+            f"best - seed on test: {diff['mean']:+.3f}  {level} [{diff['ci_low']:+.3f}, "
             f"{diff['ci_high']:+.3f}]  (wins {diff['wins']}, losses {diff['losses']}, "
             f"ties {diff['ties']}, p={diff['p_value']:.3f})"
         )
@@ -69,6 +70,18 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
         f"best {fmt(result['selection_scores']['best'])}; {result['candidates']} candidates, "
         f"{result['rejected_replies']} optimizer replies rejected"
     )
+    gap = result.get("train_dev_gap")
+    if gap:
+        console.print(
+            f"train-dev gap of the best: train {fmt(gap['train'])} (n={gap['n_train']}) - "
+            f"{result['selection_split']} {fmt(gap['selection'])} = {gap['gap']:+.3f}"
+        )
+    lineage = result.get("best_lineage") or []
+    if len(lineage) > 1:
+        console.print(
+            "lineage: "
+            + " <- ".join(f"{x['id']} ({x['operation']}, step {x['step']})" for x in lineage)
+        )
     if result.get("status") == "budget":
         console.print(f"the search stopped when the budget ({result['stopped_by']}) ran out")
     elif result.get("status") == "stopped":

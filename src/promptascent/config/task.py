@@ -104,7 +104,12 @@ class TaskParamsSpec(_Strict):
 class EvaluationSpec(_Strict):
     concurrency: int = Field(2, ge=1, description="Task-model calls in flight.")
     test: bool = Field(True, description="Score seed and best on the test split at the end.")
-    confidence: float = Field(0.95, gt=0, lt=1)
+    confidence: float = Field(0.95, gt=0, lt=1, description="Level of the reported intervals.")
+    train_gap_examples: int = Field(
+        50,
+        ge=0,
+        description="Train examples the winner is scored on for the train-dev gap (0: off).",
+    )
 
 
 class ConstraintsSpec(_Strict):

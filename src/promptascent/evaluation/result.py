@@ -88,8 +88,8 @@ class EvaluationResult:
     def by_example(self) -> dict[str, ExampleResult]:
         return {r.example_id: r for r in self.results}
 
-    def summary(self) -> dict[str, Any]:
-        ci = self.ci()
+    def summary(self, confidence: float = 0.95) -> dict[str, Any]:
+        ci = self.ci(confidence=confidence)
         return {
             "prompt_id": self.prompt_id,
             "mean": self.mean,
@@ -102,7 +102,9 @@ class EvaluationResult:
         }
 
 
-def compare(base: EvaluationResult, other: EvaluationResult, *, seed: int = 0) -> PairedComparison:
+def compare(
+    base: EvaluationResult, other: EvaluationResult, *, seed: int = 0, confidence: float = 0.95
+) -> PairedComparison:
     """Paired difference other - base on the examples both scored."""
     a, b = base.by_example(), other.by_example()
     ids = [i for i in a if i in b and a[i].score is not None and b[i].score is not None]
@@ -110,4 +112,5 @@ def compare(base: EvaluationResult, other: EvaluationResult, *, seed: int = 0) -
         [a[i].score for i in ids],  # type: ignore[misc]
         [b[i].score for i in ids],  # type: ignore[misc]
         seed=seed,
+        confidence=confidence,
     )
