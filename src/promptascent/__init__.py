@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from promptascent.compare import Comparison
 from promptascent.config.task import TaskSpec, load_task, task_from_dict
 from promptascent.data.example import Dataset, Example
 from promptascent.errors import PromptascentError
@@ -55,6 +56,27 @@ def optimize(
     return Runner(p, settings).run()
 
 
+def compare(
+    task: str | Path | TaskSpec,
+    optimizers: list[str],
+    *,
+    budget: Budget | dict[str, float] | None = None,
+    seeds: list[int] | tuple[int, ...] = (0,),
+    options: dict[str, dict[str, Any]] | None = None,
+    settings: RunSettings | None = None,
+) -> Comparison:
+    """Runs each optimizer (once per seed) under the same budget on the same splits and
+    returns the comparison; each run is recorded as `optimize` records it."""
+    from promptascent.compare import compare as run_compare
+
+    spec = load_task(task) if isinstance(task, (str, Path)) else task
+    if isinstance(budget, dict):
+        budget = Budget.from_mapping(budget, where="budget")
+    return run_compare(
+        spec, optimizers, budget=budget, seeds=seeds, options=options, settings=settings
+    )
+
+
 def resume(run_dir: str | Path, *, settings: RunSettings | None = None) -> RunResult:
     """Continues an interrupted run from its folder (see `promptascent.runner.resume_run`)."""
     from promptascent.runner import resume_run
@@ -63,7 +85,9 @@ def resume(run_dir: str | Path, *, settings: RunSettings | None = None) -> RunRe
 
 
 __all__ = [
+    "compare",
     "Budget",
+    "Comparison",
     "Dataset",
     "Demo",
     "Example",

@@ -36,6 +36,15 @@ from promptascent.store.run_store import FILENAME, RunStore
 
 T = TypeVar("T")
 
+# Usage errors (unknown flag or command, bad value, missing argument) are click's
+# exceptions; typer may run on its own copy of click, so take the classes from it.
+_CLICK_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"
+)
+_USAGE_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"
+)
+
 app = typer.Typer(
     name="promptascent",
     help="Find a better prompt automatically, and show the evidence.",
@@ -254,6 +263,78 @@ def eval_(
     )
 
 
+@app.command("compare")
+def compare_(
+    task_file: Annotated[Path, typer.Argument(help="The task YAML file.")],
+    optimizers: Annotated[
+        str, typer.Option(help="Comma-separated optimizer names, e.g. ape,opro,random.")
+    ],
+    option: Annotated[
+        list[str],
+        typer.Option("--option", help="OPTIMIZER.OPTION=VALUE for one optimizer (repeatable)."),
+    ] = [],  # noqa: B006
+    budget: Annotated[
+        str | None, typer.Option(help="The same limits for every optimizer, e.g. task_calls=600.")
+    ] = None,
+    seeds: Annotated[
+        str, typer.Option(help="Comma-separated seeds; each optimizer runs once per seed.")
+    ] = "0",
+    task_model: Annotated[str | None, typer.Option(help="Task model (overrides the file).")] = None,
+    optimizer_model: Annotated[str | None, typer.Option(help="Optimizer model.")] = None,
+    judge_model: Annotated[str | None, typer.Option(help="Judge model.")] = None,
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+    cache_dir: CacheDir = DEFAULT_CACHE_DIR,
+    no_cache: NoCache = False,
+    refresh_cache: RefreshCache = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run several optimizers with the same budget, seed and splits; compare them on test."""
+    from promptascent.compare import compare, split_options
+
+    settings = _settings(runs_dir, cache_dir, no_cache, refresh_cache, quiet)
+    names = [n.strip() for n in optimizers.split(",") if n.strip()]
+    try:
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds {seeds!r}: expected comma-separated integers") from None
+    task = load_task(task_file)
+    models = _models(task_model, optimizer_model, judge_model)
+    if models:
+        task = plan(task, models=models).task
+    comparison = _with_progress(
+        settings,
+        quiet,
+        lambda: compare(
+            task,
+            names,
+            budget=Budget.parse(budget) if budget else None,
+            seeds=seed_list,
+            options=split_options(_options(option), names),
+            settings=settings,
+        ),
+    )
+    table = Table(title=f"{task.name}: test split, same budget and splits for every optimizer")
+    for col in ("optimizer", "seed", "seed prompt", "best", "best - seed [CI]", "task calls",
+                "opt calls", "tokens", "wall s", "status"):  # fmt: skip
+        table.add_column(col)
+    for row in comparison.to_dict()["rows"]:
+        base, best, diff = row["test_seed"], row["test_best"], row["difference"]
+        table.add_row(
+            row["optimizer"],
+            str(row["seed"]),
+            fmt(base["mean"]) if base else "-",
+            f"{fmt(best['mean'])} [{fmt(best['ci_low'])}, {fmt(best['ci_high'])}]" if best else "-",
+            f"{diff['mean']:+.3f} [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}]" if diff else "-",
+            str(int(row["task_calls"])),
+            str(int(row["optimizer_calls"])),
+            str(int(row["task_tokens"] + row["optimizer_tokens"])),
+            f"{row['wall_seconds']:.0f}",
+            row["status"],
+        )
+    out.print(table)
+    out.print(f"written to {comparison.folder}")
+
+
 def _resolve_run(run: str, runs_dir: Path) -> Path:
     direct = Path(run)
     if (direct / FILENAME).is_file():
@@ -365,21 +446,52 @@ def export(
 
 
 def main() -> None:
+    """Runs the CLI. An error in the input (a PromptascentError, a bad flag or argument,
+    a file the OS refuses) is one line on stderr, "error: ...", exit status 2; with
+    --debug the traceback is printed first."""
     debug = "--debug" in sys.argv
     if debug:
         sys.argv.remove("--debug")
     try:
-        app()
+        code = app(standalone_mode=False)
+    except _CLICK_ERROR as e:
+        if type(e).__name__ == "NoArgsIsHelpError":  # no arguments: the help was printed
+            sys.exit(2)
+        _fail(_click_message(e), debug)
+    except typer.Abort:
+        sys.exit(130)
     except PromptascentError as e:
-        if debug:
-            traceback.print_exc()
-        err.print(f"error: {escape(str(e))}")
-        sys.exit(2)
+        _fail(str(e), debug)
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        _fail(f"{where}{e.strerror or e}", debug)
     except KeyboardInterrupt:
         err.print(
             "interrupted: finished calls are in the cache, so running again repeats no paid call"
         )
         sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+def _click_message(e: Exception) -> str:
+    """A usage error (unknown flag or command, bad value, missing argument) with the
+    command whose --help lists what is accepted."""
+    message: str = e.format_message()  # type: ignore[attr-defined]
+    ctx = getattr(e, "ctx", None)
+    if isinstance(e, _USAGE_ERROR) and ctx is not None:
+        message = f"{message} (see: {ctx.command_path} --help)"
+    return message
+
+
+def _fail(message: str, debug: bool) -> None:
+    """Prints the error as one line (a traceback first with --debug) and exits."""
+    if debug:
+        traceback.print_exc()
+    one_line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    sys.stderr.write(f"error: {one_line}\n")
+    sys.stderr.flush()
+    sys.exit(2)
 
 
 if __name__ == "__main__":
