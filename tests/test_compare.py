@@ -46,7 +46,7 @@ def test_compare_options_must_name_an_optimizer(tmp_path: Path) -> None:
     from promptascent.compare import split_options
 
     assert split_options({"ape.rounds": 0}, ["ape"]) == {"ape": {"rounds": 0}}
-    with pytest.raises(ConfigError, match="OPTIMIZER.OPTION"):
+    with pytest.raises(ConfigError, match=r"OPTIMIZER\.OPTION"):
         split_options({"rounds": 0}, ["ape"])
 
 

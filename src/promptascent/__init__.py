@@ -85,7 +85,6 @@ def resume(run_dir: str | Path, *, settings: RunSettings | None = None) -> RunRe
 
 
 __all__ = [
-    "compare",
     "Budget",
     "Comparison",
     "Dataset",
@@ -96,6 +95,7 @@ __all__ = [
     "RunResult",
     "RunSettings",
     "TaskSpec",
+    "compare",
     "optimize",
     "resume",
 ]
