@@ -56,6 +56,7 @@ class ModelSpec(_Strict):
     model: str | None = None  # HTTP: the model name; embedded: a .gguf path (default SmolLM2)
     base_url: str | None = None
     api_key_env: str | None = "OPENAI_API_KEY"
+    api_key_file: Path | None = None  # a file holding only the key (instead of the env var)
     prices: PricesSpec = Field(default_factory=PricesSpec)
     max_concurrency: int = Field(4, ge=1)
     timeout: float = Field(60.0, gt=0)
@@ -81,7 +82,14 @@ class ModelSpec(_Strict):
 
     def identity(self) -> tuple[Any, ...]:
         """Specs with equal identity share one backend instance."""
-        return (self.backend, self.model, self.base_url, self.api_key_env, self.context_length)
+        return (
+            self.backend,
+            self.model,
+            self.base_url,
+            self.api_key_env,
+            self.api_key_file,
+            self.context_length,
+        )
 
 
 class ModelsSpec(_Strict):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from promptascent.config.task import ModelSpec
 from promptascent.errors import ConfigError
 from promptascent.llm.base import LLM
@@ -36,7 +38,8 @@ def _build(spec: ModelSpec, role: str) -> LLM:
         return OpenAICompatibleLLM(
             spec.base_url or "https://api.openai.com/v1",
             spec.model,
-            api_key_env=spec.api_key_env,
+            api_key_env=None if spec.api_key_file else spec.api_key_env,
+            api_key=_read_key_file(spec.api_key_file, role) if spec.api_key_file else None,
             timeout=spec.timeout,
             max_concurrency=spec.max_concurrency,
             context_length=spec.context_length or 8192,
@@ -59,3 +62,16 @@ def _scripted(spec: ModelSpec, role: str) -> LLM:
     except (ImportError, AttributeError) as e:
         raise ConfigError(f"models.{role}.model: cannot load {spec.model!r} ({e})") from None
     return ScriptedLLM(responder, model_id=f"scripted:{spec.model}")
+
+
+def _read_key_file(path: Path, role: str) -> str:
+    """The key from a file the user names; errors name the file, never its content."""
+    try:
+        key = path.expanduser().read_text(encoding="utf-8").strip()
+    except OSError as e:
+        raise ConfigError(
+            f"models.{role}.api_key_file: cannot read {path} ({e.strerror})"
+        ) from None
+    if not key:
+        raise ConfigError(f"models.{role}.api_key_file: {path} is empty")
+    return key
