@@ -139,3 +139,30 @@ def test_resuming_a_finished_run_is_an_error(
     proc = start(["--resume", "done"], tmp_path, tmp_path / "l")
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 2 and "already ended" in err
+
+
+EMBEDDED_TASK = """\
+name: tiny-navigate
+data:
+  folder: {folder}
+  limits: {{train: 8, dev: 6, test: 8}}
+task_params: {{max_tokens: 12}}
+optimizer: {{name: ape, num_candidates: 2, eval_examples: 4, rounds: 0, top_k: 1, final_k: 2}}
+evaluation: {{train_gap_examples: 4}}
+seed: 0
+"""
+
+
+@pytest.mark.embedded
+def test_sigkill_and_resume_on_the_embedded_model(tmp_path: Path) -> None:
+    task = tmp_path / "tiny.yaml"
+    task.write_text(EMBEDDED_TASK.format(folder=REPO / "examples" / "data" / "navigate"))
+    base = tmp_path / "base"
+    base.mkdir()
+    began = time.monotonic()
+    finish(start([str(task), "--run-id", "base", "--no-cache"], base, base / "calls.log"))
+    duration = time.monotonic() - began
+    expected = outcome(base / "runs" / "base")
+    for i, fraction in enumerate((0.4, 0.75)):
+        got, _, _ = kill_and_resume(tmp_path / f"k{i}", task, duration * fraction, no_cache=True)
+        assert got == expected, f"kill at {fraction:.0%} of the run"
