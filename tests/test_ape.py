@@ -11,7 +11,7 @@ from scripted import KEY, optimizer_model, task_model, write_animal_task
 
 from promptascent import RunSettings, optimize
 from promptascent.llm.scripted import ScriptedLLM
-from promptascent.optimizers.ape import answer_format_line
+from promptascent.prompts.answer_format import answer_format_line
 from promptascent.store.run_store import RunStore
 
 APE = {"num_candidates": 3, "eval_examples": 6, "rounds": 1, "top_k": 2, "final_k": 2}

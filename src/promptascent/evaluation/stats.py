@@ -171,3 +171,65 @@ def _sign_flip_p_value(diffs: list[float], resamples: int, rng: random.Random) -
 def _bits(mask: int, m: int) -> list[bool]:
     """The m low bits of mask, least significant first."""
     return [c == "1" for c in reversed(format(mask, f"0{m}b"))]
+
+
+def paired_t_test(a: Sequence[float], b: Sequence[float]) -> float:
+    """One-sided p-value of the paired t-test that mean(a - b) > 0 (scipy's
+    `ttest_rel(a, b, alternative="greater")`). Fewer than two pairs give 1.0 (no
+    evidence); identical differences give 0.0 when they are positive, else 1.0."""
+    if len(a) != len(b):
+        raise ValueError(f"paired_t_test: lengths differ ({len(a)} vs {len(b)})")
+    n = len(a)
+    if n < 2:
+        return 1.0
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    mean = math.fsum(diffs) / n
+    var = math.fsum((d - mean) ** 2 for d in diffs) / (n - 1)
+    if var <= 1e-300:
+        return 0.0 if mean > 0 else 1.0
+    t = mean / math.sqrt(var / n)
+    return student_t_sf(t, n - 1)
+
+
+def student_t_sf(t: float, df: float) -> float:
+    """P(T > t) for Student's t with `df` degrees of freedom."""
+    if df <= 0:
+        raise ValueError(f"student_t_sf: df must be positive, got {df}")
+    tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + t * t))
+    return tail if t > 0 else 1.0 - tail
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularized incomplete beta I_x(a, b), by its continued fraction."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    # The fraction converges fast for x < (a + 1) / (a + b + 2); use symmetry otherwise.
+    if x < (a + 1.0) / (a + b + 2.0):
+        return math.exp(log_front) * _beta_fraction(a, b, x) / a
+    return 1.0 - math.exp(log_front) * _beta_fraction(b, a, 1.0 - x) / b
+
+
+def _beta_fraction(a: float, b: float, x: float) -> float:
+    """Continued fraction of the incomplete beta function (modified Lentz method)."""
+    tiny, eps = 1e-300, 1e-15
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 500):
+        for num in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < eps:
+            break
+    return h

@@ -25,6 +25,7 @@ from promptascent.optimizers.base import (
     load_template,
 )
 from promptascent.optimizers.registry import register
+from promptascent.prompts.answer_format import answer_format_line
 from promptascent.prompts.template import fill
 from promptascent.search.pool import Candidate
 
@@ -166,17 +167,6 @@ class APE(Optimizer):
         best = ctx.pool.best(SUBSET)
         if best is not None:
             ctx.emit(StepFinished(step, best.id, best.score(SUBSET) or 0.0))
-
-
-def answer_format_line(examples: list[Example]) -> str | None:
-    """ "Answer with exactly one of: a, b." when all examples share one choice set;
-    a line pointing at the listed options when choices vary; None without choices."""
-    sets = {tuple(ex.choices) for ex in examples if ex.choices}
-    if not sets:
-        return None
-    if len(sets) == 1:
-        return f"Answer with exactly one of: {', '.join(next(iter(sets)))}. Say nothing else."
-    return "Answer with exactly one of the options, copied word for word. Say nothing else."
 
 
 def _format_demos(demos: list[Example]) -> str:
