@@ -1,0 +1,457 @@
+"""ProTeGi / APO: Prompt Optimization with Textual Gradients (Pryzant et al., 2023,
+"Automatic Prompt Optimization with 'Gradient Descent' and Beam Search"; reference
+code: microsoft/LMOps, prompt_optimization).
+
+Each round, for every prompt in the beam:
+
+1. Errors: run it on a minibatch of train; the examples it gets wrong are its errors.
+2. Gradients: `num_gradients` times, the optimizer model reads a sample of
+   `errors_per_gradient` errors and says why the prompt fails on them (a
+   natural-language "gradient"; templates/protegi_gradient.txt).
+3. Edits: for each gradient, `edits_per_gradient` prompts edited to fix it
+   (templates/protegi_edit.txt).
+4. Monte Carlo: `mc_samples` paraphrases of each edited prompt
+   (templates/protegi_paraphrase.txt). At most `max_expansion` new candidates per
+   beam prompt.
+
+Then the beam and the new candidates are arms of a best-arm identification bandit
+(search/bandits.py: UCB, UCB-E or successive rejects) over minibatches of dev with
+`bandit_pulls` task calls; the `beam_size` best form the next beam. After `rounds`
+rounds the beam and the seed are scored on the whole dev split; the best there wins.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import Field
+
+from promptascent.data.example import Example
+from promptascent.evaluation.result import ExampleResult
+from promptascent.events import SearchStopped, StepFinished
+from promptascent.llm.types import CompletionRequest, Message
+from promptascent.optimizers.base import (
+    Optimizer,
+    OptimizerConfig,
+    OptimizerContext,
+    load_template,
+)
+from promptascent.optimizers.parsing import Parsed, parse_instruction
+from promptascent.optimizers.registry import register
+from promptascent.prompts.template import fill
+from promptascent.search.bandits import make_selector
+from promptascent.search.minibatch import minibatches, sample_minibatch
+from promptascent.search.pool import Candidate
+
+DEV = "dev"
+BATCH = "dev-batch-{}"  # split name of the k-th dev minibatch the bandit pulls on
+TRAIN = "train-r{}"  # split name of the train minibatch of round r
+
+Error = tuple[Example, ExampleResult]
+
+
+class ProTeGiConfig(OptimizerConfig):
+    rounds: int = Field(3, ge=0, description="Rounds of expansion and selection (paper: 6).")
+    beam_size: int = Field(4, ge=1, description="Prompts kept by each selection (paper: 4).")
+    minibatch_size: int = Field(
+        16, ge=1, description="Train examples a beam prompt runs on to find errors (paper: 64)."
+    )
+    num_gradients: int = Field(
+        2,
+        ge=1,
+        description="Gradients (critiques) per beam prompt, at most one call each (paper: 4).",
+    )
+    errors_per_gradient: int = Field(4, ge=1, description="Errors shown per gradient (paper: 4).")
+    edits_per_gradient: int = Field(1, ge=1, description="Edited prompts per gradient (paper: 1).")
+    mc_samples: int = Field(
+        1, ge=0, description="Monte Carlo paraphrases per edited prompt (paper: 2)."
+    )
+    max_expansion: int = Field(
+        8, ge=1, description="New candidates per beam prompt at most (paper: 8)."
+    )
+    selector: Literal["ucb", "ucb-e", "successive-rejects"] = Field(
+        "ucb", description="Bandit that selects the beam on dev minibatches (paper: UCB)."
+    )
+    exploration: float = Field(
+        1.0, ge=0.0, description="Exploration constant c of UCB and UCB-E (reference code: 1.0)."
+    )
+    bandit_batch: int = Field(
+        4, ge=1, description="Dev examples per bandit pull (reference code: 32)."
+    )
+    bandit_pulls: int = Field(
+        128,
+        ge=1,
+        description=(
+            "Task calls per selection (dev examples scored by the bandit; reference code: "
+            "2048); raised to one minibatch per candidate when smaller."
+        ),
+    )
+    reserve_final: bool = Field(
+        True,
+        description=(
+            "Not in the paper: start a round only if the budget left pays for it and for "
+            "scoring the beam and the seed on the whole dev split."
+        ),
+    )
+    temperature: float = Field(
+        0.7, ge=0.0, le=2.0, description="Optimizer-model temperature (reference code: 0.7)."
+    )
+    max_tokens: int = Field(128, ge=8, description="Optimizer-model reply limit.")
+
+
+@register
+class ProTeGi(Optimizer):
+    name = "protegi"
+    Config = ProTeGiConfig
+    config: ProTeGiConfig
+
+    def selection_split(self) -> str:
+        return DEV
+
+    # Planning.
+
+    def _successors(self) -> int:
+        c = self.config
+        return min(c.max_expansion, c.num_gradients * c.edits_per_gradient * (1 + c.mc_samples))
+
+    def _round_cost(self, parents: int, train_size: int, dev_size: int) -> tuple[int, int, int]:
+        """Upper bounds of one round with `parents` beam prompts: task calls, optimizer
+        calls, and the beam size after it."""
+        c = self.config
+        arms = parents * (1 + self._successors())
+        task = parents * min(c.minibatch_size, train_size)
+        if arms > c.beam_size and dev_size:
+            task += self._bandit_budget(arms, dev_size)
+        edits = c.num_gradients * c.edits_per_gradient
+        optimizer = parents * (c.num_gradients + edits + edits * c.mc_samples)
+        return task, optimizer, min(c.beam_size, arms)
+
+    def _bandit_budget(self, arms: int, dev_size: int) -> int:
+        first = min(self.config.bandit_batch, dev_size)
+        return min(max(self.config.bandit_pulls, arms * first), arms * dev_size)
+
+    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
+        c = self.config
+        task = optimizer = 0
+        beam = 1
+        for _ in range(c.rounds):
+            t, o, beam = self._round_cost(beam, train_size, dev_size)
+            task, optimizer = task + t, optimizer + o
+        final = (beam + 1 if c.rounds else 1) * dev_size
+        shown = min(example_tokens, 100) + _OUTPUT_CHARS // 4 + 8
+        return {
+            "task": task + final,
+            "optimizer": optimizer,
+            "optimizer_prompt_tokens": 150 + c.errors_per_gradient * shown,
+            "optimizer_max_tokens": c.max_tokens,
+        }
+
+    def _over_budget(self, ctx: OptimizerContext, parents: int) -> str | None:
+        """Why the next round cannot be paid for together with the final scoring."""
+        task, optimizer, after = self._round_cost(parents, len(ctx.train), len(ctx.dev))
+        final = (after + 1) * len(ctx.dev)
+        need = {
+            "task_calls": task + final,
+            "optimizer_calls": optimizer,
+            "calls": task + optimizer + final,
+        }
+        for limit, amount in need.items():
+            left = ctx.guard.remaining(limit)
+            if left is not None and left < amount:
+                return (
+                    f"{limit} left ({left:g}) cannot pay for a round and the final "
+                    f"scoring ({amount})"
+                )
+        return None
+
+    # Search.
+
+    def search(self, ctx: OptimizerContext) -> None:
+        c = self.config
+        seed = ctx.pool.get(ctx.seed_prompt.id)
+        # Fixed for the run: a candidate kept in the beam reuses its minibatch scores.
+        batches = minibatches(list(ctx.dev), c.bandit_batch, ctx.rng)
+        beam = [seed]
+        for round_ in range(1, c.rounds + 1):
+            if c.reserve_final:
+                reason = self._over_budget(ctx, len(beam))
+                if reason is not None:
+                    ctx.emit(SearchStopped(f"round {round_} not started: {reason}"))
+                    break
+            train = sample_minibatch(list(ctx.train), c.minibatch_size, ctx.rng)
+            fresh: list[Candidate] = []
+            for parent in beam:
+                fresh += self._expand(ctx, parent, train, round_)
+            beam = self._select(ctx, [*beam, *fresh], batches)
+            ctx.emit(StepFinished(round_, beam[0].id, _batch_mean(beam[0])))
+        # The seed first: if the budget ends mid-way, it is the fallback winner.
+        for cand in [seed, *(x for x in beam if x is not seed)]:
+            self.evaluate(ctx, cand, list(ctx.dev), DEV)
+
+    def _expand(
+        self, ctx: OptimizerContext, parent: Candidate, train: list[Example], step: int
+    ) -> list[Candidate]:
+        """New candidates from `parent`'s errors on `train`: edits along each gradient,
+        then paraphrases of each edit."""
+        c = self.config
+        result = self.evaluate(ctx, parent, train, TRAIN.format(step))
+        by_id = {ex.id: ex for ex in train}
+        errors = [
+            (by_id[r.example_id], r)
+            for r in result.results
+            if r.score is not None and r.score < 1.0 and r.example_id in by_id
+        ]
+        if not errors:
+            return []  # right on the whole minibatch: nothing to correct
+        instruction = parent.prompt.instruction
+        out: list[Candidate] = []
+        for gradient, group in self._gradients(ctx, instruction, errors, step):
+            for j in range(c.edits_per_gradient):
+                if len(out) >= c.max_expansion:
+                    return out
+                meta = self._fit(
+                    ctx,
+                    load_template("protegi_edit.txt"),
+                    {"prompt": instruction, "gradient": gradient},
+                    group,
+                )
+                edit = self._new(ctx, meta, j, step, (instruction,), parent, "edit")
+                if edit is None:
+                    continue
+                out.append(edit)
+                for m in range(c.mc_samples):
+                    if len(out) >= c.max_expansion:
+                        return out
+                    meta = fill(
+                        load_template("protegi_paraphrase.txt"),
+                        {"prompt": edit.prompt.instruction},
+                    )
+                    forbidden = (edit.prompt.instruction, instruction)
+                    paraphrase = self._new(ctx, meta, m, step, forbidden, edit, "paraphrase")
+                    if paraphrase is not None:
+                        out.append(paraphrase)
+        return out
+
+    def _gradients(
+        self, ctx: OptimizerContext, instruction: str, errors: list[Error], step: int
+    ) -> list[tuple[str, list[Error]]]:
+        """Up to `num_gradients` distinct reasons, each with the errors it was given;
+        one call per error sample, each asking for the reasons still missing."""
+        c = self.config
+        template = load_template("protegi_gradient.txt")
+        out: list[tuple[str, list[Error]]] = []
+        seen: set[str] = set()
+        for i in range(c.num_gradients):
+            need = c.num_gradients - len(out)
+            if need <= 0:
+                break
+            group = sample_minibatch(errors, c.errors_per_gradient, ctx.rng)
+            count = "one reason" if need == 1 else f"{need} reasons"
+            meta = self._fit(ctx, template, {"prompt": instruction, "count": count}, group)
+            reply = self.ask(
+                ctx,
+                meta,
+                temperature=c.temperature,
+                max_tokens=c.max_tokens,
+                sample_index=i,
+                step=step,
+                seed=ctx.rng.randrange(2**31),
+            )
+            if reply is None:
+                continue
+            reasons = [r for r in parse_reasons(reply, echo=meta) if _norm(r) not in seen]
+            if not reasons:
+                self._reject(ctx, "no usable reason", step)
+                continue
+            for reason in reasons[:need]:
+                seen.add(_norm(reason))
+                out.append((reason, group))
+        return out
+
+    def _new(
+        self,
+        ctx: OptimizerContext,
+        meta: str,
+        sample_index: int,
+        step: int,
+        forbidden: tuple[str, ...],
+        parent: Candidate,
+        operation: str,
+    ) -> Candidate | None:
+        """One candidate from one optimizer reply; None (counted) when the reply is
+        unusable or gives a prompt the pool already has."""
+        c = self.config
+        reply = self.ask(
+            ctx,
+            meta,
+            temperature=c.temperature,
+            max_tokens=c.max_tokens,
+            sample_index=sample_index,
+            step=step,
+            seed=ctx.rng.randrange(2**31),
+        )
+        if reply is None:
+            return None
+        parsed = parse_prompt_reply(reply, forbidden=forbidden)
+        if parsed.text is None:
+            self._reject(ctx, parsed.reason, step)
+            return None
+        cand = self.add_candidate(
+            ctx,
+            parent.prompt.with_instruction(parsed.text),
+            parents=(parent.id,),
+            operation=operation,
+            step=step,
+        )
+        if cand is None:
+            self._reject(ctx, "duplicate of a candidate", step)
+        return cand
+
+    def _select(
+        self,
+        ctx: OptimizerContext,
+        arms: list[Candidate],
+        batches: list[list[Example]],
+    ) -> list[Candidate]:
+        """The next beam: the `beam_size` best arms by the bandit on dev minibatches."""
+        c = self.config
+        if len(arms) <= c.beam_size or not batches:
+            return arms[: c.beam_size]
+        by_id = {cand.id: cand for cand in arms}
+        names = {tuple(ex.id for ex in b): BATCH.format(k) for k, b in enumerate(batches)}
+
+        def pull(arm: str, batch: Sequence[Example]) -> list[float]:
+            split = names[tuple(ex.id for ex in batch)]
+            return self.evaluate(ctx, by_id[arm], list(batch), split).scores
+
+        selection = make_selector(c.selector, c.exploration).select(
+            list(by_id),
+            pull,
+            batches,
+            budget=self._bandit_budget(len(arms), len(ctx.dev)),
+            keep=c.beam_size,
+            rng=ctx.rng,
+        )
+        return [by_id[a] for a in selection.selected]
+
+    def _fit(
+        self, ctx: OptimizerContext, template: str, fields: dict[str, str], errors: list[Error]
+    ) -> str:
+        """The template filled with as many of `errors` as fit in the optimizer model's
+        context with room for the reply (at least one: if even that is too long, the
+        call fails and is counted)."""
+        model = ctx.optimizer_model
+        text = ""
+        for k in range(len(errors), 0, -1):
+            text = fill(template, {**fields, "errors": _format_errors(errors[:k])})
+            request = CompletionRequest(messages=(Message("user", text),))
+            if model.prompt_tokens(request) + self.config.max_tokens <= model.context_length:
+                break
+        return text
+
+
+# Formatting and tolerant parsing of the model's replies.
+
+_INPUT_CHARS = 300
+_OUTPUT_CHARS = 120
+
+
+def _clip(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def _format_errors(errors: list[Error]) -> str:
+    blocks = []
+    for ex, r in errors:
+        target = " / ".join(ex.targets) or "(not given)"
+        output = _clip(r.output, _OUTPUT_CHARS) or "(empty)"
+        text = _clip(ex.input_text, _INPUT_CHARS)
+        blocks.append(f"Input: {text}\nExpected: {target}\nModel output: {output}")
+    return "\n\n".join(blocks)
+
+
+def _batch_mean(cand: Candidate) -> float:
+    """The candidate's mean over every dev minibatch it was scored on (0.0 if none)."""
+    scores = [
+        s
+        for split, ev in cand.evaluations.items()
+        if split.startswith(BATCH.format(""))
+        for s in ev.scores
+    ]
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"\W+", " ", text.casefold()).strip()
+
+
+_START = re.compile(r"<start>(.*?)(?=<end>|</start>|<start>|$)", re.IGNORECASE | re.DOTALL)
+_MARKER = re.compile(r"^\s*(?:\(?\d{1,2}[.):]|[-*\u2022]|reason\s*\d*\s*[:.)-])\s*", re.IGNORECASE)
+_TAG = re.compile(r"</?[a-z_]+>", re.IGNORECASE)
+
+
+def parse_reasons(
+    reply: str, *, echo: str = "", min_chars: int = 12, max_chars: int = 400
+) -> list[str]:
+    """The reasons in a gradient reply, in order, without duplicates: the texts between
+    <START> and <END> (the paper's format; an unclosed one runs on), else the items
+    of a numbered or bulleted list (continuation lines joined, text before the list
+    dropped), else each line that does not end in ":". Items that are too short or
+    long, hold tags, or repeat part of the question (`echo`) are dropped."""
+    if re.search(r"<start>", reply, re.IGNORECASE):
+        items = [m.group(1) for m in _START.finditer(reply)]
+    else:
+        items = _list_items(reply)
+    echoed = _norm(echo)
+    out: list[str] = []
+    for item in items:
+        text = _clean_reason(_MARKER.sub("", _TAG.sub(" ", item), count=1))
+        norm = _norm(text)
+        if not min_chars <= len(text) <= max_chars or _TAG.search(text):
+            continue
+        if not norm or (echoed and norm in echoed) or norm in (_norm(x) for x in out):
+            continue
+        out.append(text)
+    return out
+
+
+_QUOTES = {'"': '"', "'": "'", "`": "`", "\u201c": "\u201d"}
+
+
+def _clean_reason(text: str) -> str:
+    """Whitespace collapsed, surrounding quotes off, first letter capital. (Not
+    parsing.clean: its preamble rule would cut "The prompt is vague" to "Vague".)"""
+    text = " ".join(text.split())
+    if len(text) >= 2 and _QUOTES.get(text[0]) == text[-1]:
+        text = text[1:-1].strip()
+    return text[:1].upper() + text[1:]
+
+
+def _list_items(reply: str) -> list[str]:
+    lines = reply.splitlines()
+    if not any(_MARKER.match(line) for line in lines):
+        return [line for line in lines if line.strip() and not line.rstrip().endswith(":")]
+    items: list[list[str]] = []
+    inside = False  # a blank line ends an item; lines before the list are chatter
+    for line in lines:
+        if _MARKER.match(line):
+            items.append([line])
+            inside = True
+        elif not line.strip():
+            inside = False
+        elif inside:
+            items[-1].append(line)
+    return [" ".join(x.strip() for x in item) for item in items]
+
+
+def parse_prompt_reply(reply: str, *, forbidden: tuple[str, ...] = ()) -> Parsed:
+    """The prompt in an edit or paraphrase reply: inside <prompt> (our templates) or
+    <START>/<END> (the paper's), else the reply minus chatter; rejected as in
+    parsing.parse_instruction."""
+    m = _START.search(reply)
+    if m is not None:
+        reply = f"<prompt>{m.group(1)}</prompt>"
+    return parse_instruction(reply, tag="prompt", forbidden=forbidden)
