@@ -74,6 +74,7 @@ def test_candidates_come_back_in_insertion_order_with_lineage(store: RunStore) -
         "parents": [SEED.id],
         "operation": "induce",
         "step": 1,
+        "note": "",
         "scores": {},
     }
     assert got[0]["parents"] == [CHILD.id, SEED.id]
@@ -315,3 +316,10 @@ def test_write_atomic_failure_while_writing_keeps_the_old_file(
         write_atomic(path, "new")
     assert path.read_text(encoding="utf-8") == "old"
     assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_a_candidate_note_is_kept(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run")
+    store.add_candidate(Candidate(CHILD.prompt, (SEED.id,), "edit", 1, note="too vague"))
+    assert store.candidates()[0]["note"] == "too vague"
+    store.close()

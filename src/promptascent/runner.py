@@ -524,6 +524,7 @@ def _lineage(pool: CandidatePool, best: Candidate, split: str) -> tuple[dict[str
                 "operation": c.operation,
                 "step": c.step,
                 "parents": list(c.parents),
+                "note": c.note,
                 "scores": scores,
             }
         )

@@ -413,7 +413,7 @@ def show(
         table.add_row(
             c["id"],
             str(c["step"]),
-            c["operation"],
+            c["operation"] + (f": {escape(c['note'][:120])}" if c.get("note") else ""),
             ",".join(c["parents"]),
             scores,
             escape(c["prompt"]["instruction"][:200]),

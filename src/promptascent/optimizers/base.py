@@ -118,6 +118,7 @@ class Optimizer(ABC):
         parents: tuple[str, ...] = (),
         operation: str,
         step: int,
+        note: str = "",
     ) -> Candidate | None:
         """Adds a new candidate; None if the pool already had this prompt or it breaks
         the user's constraints (counted as a rejected reply). A candidate that dropped a
@@ -126,7 +127,9 @@ class Optimizer(ABC):
         if verdict.prompt is None:
             self._reject(ctx, f"constraint: {verdict.reason}", step)
             return None
-        candidate, new = ctx.pool.add(Candidate(verdict.prompt, parents, operation, step))
+        candidate, new = ctx.pool.add(
+            Candidate(verdict.prompt, parents, operation, step, note=note)
+        )
         if not new:
             return None
         ctx.emit(CandidateProposed(candidate.id, parents, operation, step))

@@ -217,7 +217,7 @@ class ProTeGi(Optimizer):
                     {"prompt": instruction, "gradient": gradient},
                     group,
                 )
-                edit = self._new(ctx, meta, j, step, (instruction,), parent, "edit")
+                edit = self._new(ctx, meta, j, step, (instruction,), parent, "edit", note=gradient)
                 if edit is None:
                     continue
                 out.append(edit)
@@ -279,9 +279,10 @@ class ProTeGi(Optimizer):
         forbidden: tuple[str, ...],
         parent: Candidate,
         operation: str,
+        note: str = "",
     ) -> Candidate | None:
         """One candidate from one optimizer reply; None (counted) when the reply is
-        unusable or gives a prompt the pool already has."""
+        unusable or gives a prompt the pool already has. `note`: the critique it answers."""
         c = self.config
         reply = self.ask(
             ctx,
@@ -304,6 +305,7 @@ class ProTeGi(Optimizer):
             parents=(parent.id,),
             operation=operation,
             step=step,
+            note=note,
         )
         if cand is None:
             self._reject(ctx, "duplicate of a candidate", step)

@@ -12,13 +12,14 @@ from promptascent.prompts.prompt import Prompt
 @dataclass
 class Candidate:
     """A prompt the search produced: its parents, the operation that made it, the step,
-    and its evaluations per split (e.g. "dev-subset", "dev")."""
+    its evaluations per split (e.g. "dev-subset", "dev"), and an optional note."""
 
     prompt: Prompt
     parents: tuple[str, ...] = ()
     operation: str = "seed"
     step: int = 0
     evaluations: dict[str, EvaluationResult] = field(default_factory=dict)
+    note: str = ""  # why it was made, e.g. the critique an edit answers
 
     @property
     def id(self) -> str:

@@ -25,7 +25,8 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS candidates (
   id TEXT PRIMARY KEY, prompt TEXT NOT NULL, parents TEXT NOT NULL,
-  operation TEXT NOT NULL, step INTEGER NOT NULL, seq INTEGER NOT NULL
+  operation TEXT NOT NULL, step INTEGER NOT NULL, seq INTEGER NOT NULL,
+  note TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS evaluations (
   candidate_id TEXT NOT NULL, split TEXT NOT NULL, example_id TEXT NOT NULL,
@@ -103,7 +104,7 @@ class RunStore:
         with self._lock:
             seq = self._conn.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
             self._conn.execute(
-                "INSERT OR IGNORE INTO candidates VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     c.id,
                     json.dumps(c.prompt.to_dict()),
@@ -111,6 +112,7 @@ class RunStore:
                     c.operation,
                     c.step,
                     seq,
+                    c.note,
                 ),
             )
 
@@ -171,7 +173,7 @@ class RunStore:
 
     def candidates(self) -> list[dict[str, Any]]:
         rows = self._conn.execute(
-            "SELECT id, prompt, parents, operation, step FROM candidates ORDER BY seq"
+            "SELECT id, prompt, parents, operation, step, note FROM candidates ORDER BY seq"
         ).fetchall()
         scores: dict[str, dict[str, dict[str, Any]]] = {}
         for cid, split, mean, low, high, n, unparsed, errors in self._conn.execute(
@@ -192,9 +194,10 @@ class RunStore:
                 "parents": json.loads(parents),
                 "operation": op,
                 "step": step,
+                "note": note,
                 "scores": scores.get(cid, {}),
             }
-            for cid, prompt, parents, op, step in rows
+            for cid, prompt, parents, op, step, note in rows
         ]
 
     def prompt(self, candidate_id: str) -> Prompt:
