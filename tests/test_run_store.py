@@ -323,3 +323,22 @@ def test_a_candidate_note_is_kept(tmp_path: Path) -> None:
     store.add_candidate(Candidate(CHILD.prompt, (SEED.id,), "edit", 1, note="too vague"))
     assert store.candidates()[0]["note"] == "too vague"
     store.close()
+
+
+def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    run = tmp_path / "old"
+    run.mkdir()
+    with sqlite3.connect(run / "run.sqlite") as conn:
+        conn.executescript(
+            "CREATE TABLE run (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "INSERT INTO run VALUES ('schema_version', '1');"
+            "CREATE TABLE candidates (id TEXT PRIMARY KEY, prompt TEXT NOT NULL,"
+            " parents TEXT NOT NULL, operation TEXT NOT NULL, step INTEGER NOT NULL,"
+            " seq INTEGER NOT NULL);"
+        )
+    store = RunStore.open_existing(run)
+    store.add_candidate(Candidate(CHILD.prompt, (), "seed", 0))
+    assert store.candidates()[0]["note"] == "" and store.get("schema_version") == 2
+    store.close()

@@ -53,6 +53,8 @@ app = typer.Typer(
     add_completion=False,
 )
 out = Console(highlight=False, soft_wrap=True)
+if not out.is_terminal:  # pipes and files: wide enough that tables are not cut
+    out = Console(highlight=False, soft_wrap=True, width=max(out.width, 120))
 err = Console(stderr=True, highlight=False)
 
 RunsDir = Annotated[Path, typer.Option("--runs-dir", help="Folder of run stores.")]

@@ -65,6 +65,11 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
         console.print(
             f"majority-class rate on test: {fmt(test['majority_rate'])}; best's predictions: {top}"
         )
+        if test["best"] and test["best"]["mean"] <= test["majority_rate"]:
+            console.print(
+                "note: the best prompt scores at or below always answering the majority "
+                "class: read its gain as a fix of the answer format, not as skill at the task."
+            )
     console.print(
         f"selected on {result['selection_split']}: seed {fmt(result['selection_scores']['seed'])}, "
         f"best {fmt(result['selection_scores']['best'])}; {result['candidates']} candidates, "

@@ -34,7 +34,6 @@ from promptascent.data.example import Dataset, Example
 from promptascent.evaluation.result import EvaluationResult, ExampleResult
 from promptascent.events import CandidateEvaluated, StepFinished
 from promptascent.llm.types import CompletionRequest
-from promptascent.prompts.answer_format import answer_format_line
 from promptascent.optimizers.base import (
     Optimizer,
     OptimizerConfig,
@@ -43,6 +42,7 @@ from promptascent.optimizers.base import (
     load_template,
 )
 from promptascent.optimizers.registry import register
+from promptascent.prompts.answer_format import answer_format_line
 from promptascent.prompts.prompt import Demo, Prompt
 from promptascent.prompts.template import fill
 from promptascent.search.pareto import ParetoPoint, pareto_front

@@ -18,7 +18,7 @@ from promptascent.evaluation.result import EvaluationResult
 from promptascent.prompts.prompt import Prompt
 from promptascent.search.pool import Candidate
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FILENAME = "run.sqlite"
 
 _SCHEMA = """
@@ -62,12 +62,21 @@ class RunStore:
             version = self.get("schema_version")
             if version is None:
                 self.put("schema_version", SCHEMA_VERSION)
+            elif version < SCHEMA_VERSION:
+                self._migrate(version)
             elif version > SCHEMA_VERSION:
                 self._conn.close()
                 raise ConfigError(
                     f"{self.path}: run store schema {version} is newer than this promptascent "
                     f"({SCHEMA_VERSION}); upgrade promptascent to read it"
                 )
+
+    def _migrate(self, version: int) -> None:
+        """Brings an older store up to this schema, in place."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(candidates)")}
+        if version < 2 and "note" not in columns:
+            self._conn.execute("ALTER TABLE candidates ADD COLUMN note TEXT NOT NULL DEFAULT ''")
+        self.put("schema_version", SCHEMA_VERSION)
 
     @classmethod
     def open_existing(cls, run_dir: Path) -> RunStore:
