@@ -14,7 +14,7 @@ from dataclasses import dataclass
 _PREAMBLE = re.compile(
     r"^\s*((?:sure|okay|ok)(?!\w)[,!.]?|here(?:'s| is)[^:\n]*:|"
     r"(?:the |new |improved |revised )*(?:instruction|prompt)s?(?: was| is)?\s*:|"
-    r"the (?:instruction|prompt) (?:was|is)(?: to)?\b)\s*",
+    r"the (?:new |improved |revised |final )?(?:instruction|prompt) (?:was|is)(?: to)?\b)\s*",
     re.IGNORECASE,
 )
 
