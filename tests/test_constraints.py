@@ -76,3 +76,19 @@ def test_a_protected_span_missing_from_the_seed_is_a_config_error(tmp_path: Path
     task = write_animal_task(tmp_path / "t", extra="constraints: {protected: ['Not there.']}\n")
     with pytest.raises(ConfigError, match=r"constraints\.protected"):
         optimize(task, settings=RunSettings(runs_dir=tmp_path / "r", cache_dir=None))
+
+
+def test_output_format_auto_names_the_allowed_answers(tmp_path: Path) -> None:
+    from promptascent.config.task import load_task
+    from promptascent.runner import plan
+
+    task = write_animal_task(tmp_path / "t")
+    text = task.read_text().replace(
+        "seed_prompt: Which animal is it?",
+        "seed_prompt: {instruction: 'Which animal is it?', output_format: auto}",
+    )
+    task.write_text(text)
+    p = plan(load_task(task))
+    assert p.seed_prompt.output_format == (
+        "Answer with exactly one of: cat, cow, dog, fox, horse, owl. Say nothing else."
+    )

@@ -48,6 +48,7 @@ from promptascent.metrics.base import Metric
 from promptascent.metrics.registry import get_metric
 from promptascent.optimizers import registry
 from promptascent.optimizers.base import Optimizer, OptimizerContext, OptimizerOutcome
+from promptascent.prompts.answer_format import answer_format_line
 from promptascent.prompts.constraints import Constraints, split_keep_tags
 from promptascent.prompts.export import export_prompt
 from promptascent.prompts.prompt import Demo, Prompt
@@ -238,7 +239,12 @@ def _seed_prompt(task: TaskSpec, data: TaskData) -> tuple[Prompt, tuple[str, ...
     if isinstance(sp, PromptSpec):
         instruction, kept = split_keep_tags(sp.instruction)
         demos = tuple(Demo(d["input"], str(d["output"])) for d in sp.demos)
-        return Prompt(instruction, sp.system, demos, sp.output_format), kept
+        output_format = sp.output_format
+        if output_format == "auto":
+            output_format = answer_format_line(list(data.train))
+            if output_format is None:
+                raise ConfigError("seed_prompt.output_format: 'auto' needs examples with choices")
+        return Prompt(instruction, sp.system, demos, output_format), kept
     instruction, kept = split_keep_tags((sp if sp is not None else data.seed_prompt) or "")
     return Prompt(instruction), kept
 

@@ -3,8 +3,9 @@ naming the key and the file."""
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -40,6 +41,7 @@ class DataSpec(_Strict):
 class PromptSpec(_Strict):
     instruction: str
     system: str | None = None
+    # "auto": a line naming the allowed answers, made from the examples' choices.
     output_format: str | None = None
     demos: list[dict[str, Any]] = Field(default_factory=list)
 
@@ -176,6 +178,8 @@ def load_task(path: str | Path) -> TaskSpec:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        if "'\\t'" in problem:
+            problem += " (a tab: indent YAML with spaces)"
         raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a task file is a mapping of keys (name, data, ...)")
@@ -188,15 +192,144 @@ def task_from_dict(
     try:
         return TaskSpec(**raw, base_dir=base_dir)
     except ValidationError as e:
-        raise ConfigError(f"{source}: {describe_validation_error(e)}") from None
+        raise ConfigError(f"{source}: {describe_validation_error(e, TaskSpec)}") from None
 
 
-def describe_validation_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-    if err["type"] == "extra_forbidden":
-        return f"unknown key {key!r}"
-    if err["type"] == "missing":
-        return f"missing key {key!r}"
-    more = f" (and {len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
-    return f"{key}: {err['msg']}{more}"
+def describe_validation_error(e: ValidationError, model: type[BaseModel] | None = None) -> str:
+    """The first problem of a validation error as "key: what is wrong", in the words
+    of a task file (a mapping, a string, a number), not of the classes behind it.
+    With the `model` validated, an unknown key comes with the known key it resembles."""
+    errors = e.errors()
+    first = errors[0]
+    loc = tuple(str(p) for p in first["loc"])
+    at = next((i for i, p in enumerate(loc) if _is_union_tag(p)), None)
+    if at is None:
+        return _describe(first, loc, len(errors) - 1, model)
+    # A value that matched no member of a union (`str | PromptSpec`) gives one error
+    # per member, each under the member's tag: say them once, under the key.
+    members = [
+        err
+        for err in errors
+        if tuple(str(p) for p in err["loc"][:at]) == loc[:at]
+        and len(err["loc"]) > at
+        and _is_union_tag(str(err["loc"][at]))
+    ]
+    more = len(errors) - len(members)
+    deeper = [err for err in members if len(err["loc"]) > at + 1]
+    if deeper:  # the value has the shape of one member, with a problem inside
+        inner = tuple(str(p) for p in deeper[0]["loc"][at + 1 :])
+        return _describe(deeper[0], loc[:at] + inner, more + len(deeper) - 1, model)
+    key = ".".join(loc[:at]) or "(top level)"
+    wanted = _or(list(dict.fromkeys(_expected_kind(err) for err in members)))
+    return f"{key}: expected {wanted}, got {_describe_value(first['input'])}{_more(more)}"
+
+
+def _describe(
+    err: Any, loc: tuple[str, ...], more: int, model: type[BaseModel] | None = None
+) -> str:
+    key = ".".join(loc) or "(top level)"
+    kind = err["type"]
+    tail = _more(more)
+    if kind == "extra_forbidden":
+        known = _keys_at(model, loc[:-1]) if model is not None and loc else []
+        close = difflib.get_close_matches(loc[-1], known, n=1) if known else []
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        if loc and loc[-1] == "api_key":
+            hint = (
+                " (a key is never read from a file: name its environment variable in api_key_env)"
+            )
+        return f"unknown key {key!r}{hint}{tail}"
+    if kind == "missing":
+        return f"missing key {key!r}{tail}"
+    ctx = err.get("ctx") or {}
+    if loc and loc[-1] == "[key]":  # a key of a mapping that takes only some keys
+        hint = f" (expected {ctx['expected']})" if "expected" in ctx else ""
+        return f"{'.'.join(loc[:-2])}: unknown key {err['input']!r}{hint}{tail}"
+    got = _describe_value(err["input"])
+    if kind == "path_type":
+        return f"{key}: expected a path, got {got}{tail}"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"{key}: expected a mapping{_MAPPING_HINTS.get(key, '')}, got {got}{tail}"
+    if kind == "literal_error" and "expected" in ctx:
+        return f"{key}: {err['input']!r} is not one of {ctx['expected']}{tail}"
+    if kind == "value_error":
+        return f"{key}: {err['msg'].removeprefix('Value error, ')}{tail}"
+    return f"{key}: {err['msg']} (got {got}){tail}"
+
+
+def _keys_at(model: type[BaseModel], path: tuple[str, ...]) -> list[str]:
+    """The keys the mapping at `path` of `model` accepts ([] when it is not a model)."""
+    current: Any = model
+    for part in path:
+        field = current.model_fields.get(part)
+        current = _model_of(field.annotation) if field is not None else None
+        if current is None:
+            return []
+    return [name for name, f in current.model_fields.items() if not f.exclude]
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model class an annotation is or contains (`PromptSpec | str | None`)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _more(n: int) -> str:
+    return f" (and {n} more)" if n > 0 else ""
+
+
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "bytes"}
+
+
+def _is_union_tag(part: str) -> bool:
+    """Whether a location part names a union member ("str", "PromptSpec",
+    "dict[str,any]") rather than a key."""
+    return part in _TYPE_TAGS or part[:1].isupper() or ("[" in part and part[:1] != "[")
+
+
+_MAPPING_HINTS = {
+    "data": " (folder: PATH, or train: FILE with optional dev and test)",
+    "optimizer": " (name: ape, plus its options)",
+    "seed_prompt": " (instruction: ..., optional system, output_format, demos)",
+    "task_params": " (temperature, max_tokens, stop)",
+    "evaluation": " (concurrency, test, confidence)",
+    "models": " (task, optimizer, judge)",
+}
+
+
+def _expected_kind(err: Any) -> str:
+    kind = str(err["type"])
+    for prefix, words in (
+        ("string", "a string"),
+        ("int", "a number"),
+        ("float", "a number"),
+        ("bool", "true or false"),
+        ("list", "a list"),
+        ("model", "a mapping"),
+        ("dict", "a mapping"),
+        ("none", "nothing"),
+    ):
+        if kind.startswith(prefix):
+            return words
+    return str(err["loc"][-1])
+
+
+def _or(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def _describe_value(value: Any) -> str:
+    """A value as a user wrote it: scalars shown (shortened), collections named."""
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
