@@ -19,6 +19,8 @@ from pydantic import Field
 from promptascent.data.example import Example
 from promptascent.events import StepFinished
 from promptascent.optimizers.base import (
+    DEV,
+    SUBSET,
     Optimizer,
     OptimizerConfig,
     OptimizerContext,
@@ -28,9 +30,6 @@ from promptascent.optimizers.registry import register
 from promptascent.prompts.answer_format import answer_format_line
 from promptascent.prompts.template import fill
 from promptascent.search.pool import Candidate
-
-SUBSET = "dev-subset"
-DEV = "dev"
 
 
 class APEConfig(OptimizerConfig):

@@ -30,6 +30,10 @@ from promptascent.prompts.constraints import Constraints
 from promptascent.prompts.prompt import Prompt
 from promptascent.search.pool import Candidate, CandidatePool
 
+# Evaluation split names every optimizer uses in Candidate.evaluations.
+SUBSET = "dev-subset"  # the fixed dev examples candidates are screened on
+DEV = "dev"  # the whole dev split: finalists are selected on it
+
 
 class OptimizerConfig(BaseModel):
     """Base of every optimizer's options. Unknown options are errors."""
@@ -125,7 +129,7 @@ class Optimizer(ABC):
         protected span or the kept output format is repaired, not rejected."""
         verdict = ctx.constraints.apply(prompt)
         if verdict.prompt is None:
-            self._reject(ctx, f"constraint: {verdict.reason}", step)
+            self.reject(ctx, f"constraint: {verdict.reason}", step)
             return None
         candidate, new = ctx.pool.add(
             Candidate(verdict.prompt, parents, operation, step, note=note)
@@ -174,7 +178,7 @@ class Optimizer(ABC):
         try:
             return (model or ctx.optimizer_model).complete(request).text
         except ModelError as e:
-            self._reject(ctx, f"model error: {e}", step)
+            self.reject(ctx, f"model error: {e}", step)
             return None
 
     def propose(
@@ -206,10 +210,11 @@ class Optimizer(ABC):
             return None
         parsed = parse_instruction(reply, tag=tag, forbidden=forbidden)
         if parsed.text is None:
-            self._reject(ctx, parsed.reason, step)
+            self.reject(ctx, parsed.reason, step)
         return parsed.text
 
-    def _reject(self, ctx: OptimizerContext, reason: str, step: int) -> None:
+    def reject(self, ctx: OptimizerContext, reason: str, step: int) -> None:
+        """Counts an unusable reply (or skipped proposal) and reports why."""
         self.rejected += 1
         ctx.emit(ReplyRejected(reason, step))
         return None
@@ -217,3 +222,41 @@ class Optimizer(ABC):
 
 def describe_config(config: OptimizerConfig) -> dict[str, Any]:
     return config.model_dump()
+
+
+def has_room(ctx: OptimizerContext, *, task: int, optimizer: int = 0) -> bool:
+    """Whether the call limits left (task_calls, optimizer_calls, calls) cover `task`
+    task-model and `optimizer` optimizer-model calls. Replies from a cache count as
+    calls too. Token, dollar and time limits are not predicted here: those end the
+    search through BudgetExhausted."""
+    for name, need in (
+        ("task_calls", task),
+        ("optimizer_calls", optimizer),
+        ("calls", task + optimizer),
+    ):
+        left = ctx.guard.remaining(name)
+        if left is not None and need > left:
+            return False
+    return True
+
+
+def select_on_dev(
+    optimizer: Optimizer,
+    ctx: OptimizerContext,
+    others: int,
+    *,
+    subset_split: str,
+    keep: tuple[Candidate, ...] = (),
+) -> list[Candidate]:
+    """Scores on the whole dev split the seed, the candidates in `keep` (always
+    finalists, so they can win), and the `others` best of the rest on `subset_split`.
+    The seed is scored first: if the budget ends mid-way, it is the fallback winner.
+    Returns the finalists in the order scored."""
+    seed = ctx.pool.get(ctx.seed_prompt.id)
+    forced = [seed, *(k for k in keep if k.id != seed.id)]
+    forced_ids = {x.id for x in forced}
+    ranked = [x for x in ctx.pool.ranked(subset_split) if x.id not in forced_ids]
+    finalists = forced + ranked[: max(0, others)]
+    for cand in finalists:
+        optimizer.evaluate(ctx, cand, list(ctx.dev), DEV)
+    return finalists

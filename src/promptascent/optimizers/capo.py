@@ -35,6 +35,7 @@ from promptascent.evaluation.result import EvaluationResult, ExampleResult
 from promptascent.events import CandidateEvaluated, StepFinished
 from promptascent.llm.types import CompletionRequest
 from promptascent.optimizers.base import (
+    DEV,
     Optimizer,
     OptimizerConfig,
     OptimizerContext,
@@ -49,7 +50,6 @@ from promptascent.search.pareto import ParetoPoint, pareto_front
 from promptascent.search.pool import Candidate
 from promptascent.search.racing import race
 
-DEV = "dev"
 BLOCK = "dev-block-{}"
 
 
@@ -328,7 +328,7 @@ class CAPO(Optimizer):
     ) -> Candidate | None:
         cand = self.add_candidate(ctx, prompt, parents=parents, operation=operation, step=step)
         if cand is None:
-            self._reject(ctx, "duplicate candidate", step)
+            self.reject(ctx, "duplicate candidate", step)
         return cand
 
     def _random_shots(self, ctx: OptimizerContext, k: int, exclude: Sequence[Demo]) -> list[Demo]:

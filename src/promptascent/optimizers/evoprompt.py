@@ -31,6 +31,8 @@ from pydantic import Field
 from promptascent.data.example import Example
 from promptascent.events import StepFinished
 from promptascent.optimizers.base import (
+    DEV,
+    SUBSET,
     Optimizer,
     OptimizerConfig,
     OptimizerContext,
@@ -49,9 +51,6 @@ from promptascent.search.population import (
     text_key,
     tournament_select,
 )
-
-SUBSET = "dev-subset"
-DEV = "dev"
 
 TEMPLATES = {
     "paraphrase": "evoprompt_paraphrase.txt",
@@ -239,11 +238,11 @@ class _EvoPrompt(Optimizer):
             return None
         parsed = read_offspring(reply, forbidden=forbidden, echoes=self._echoes[kind])
         if parsed.text is None:
-            self._reject(ctx, parsed.reason, step)
+            self.reject(ctx, parsed.reason, step)
             return None
         key = text_key(parsed.text)
         if key in self._seen:
-            self._reject(ctx, "duplicate of an earlier candidate", step)
+            self.reject(ctx, "duplicate of an earlier candidate", step)
             return None
         cand = self.add_candidate(
             ctx,
@@ -253,7 +252,7 @@ class _EvoPrompt(Optimizer):
             step=step,
         )
         if cand is None:
-            self._reject(ctx, "not added to the pool", step)
+            self.reject(ctx, "not added to the pool", step)
             return None
         self._seen.add(key)
         self.evaluate(ctx, cand, subset, SUBSET)

@@ -33,6 +33,7 @@ from promptascent.evaluation.result import ExampleResult
 from promptascent.events import SearchStopped, StepFinished
 from promptascent.llm.types import CompletionRequest, Message
 from promptascent.optimizers.base import (
+    DEV,
     Optimizer,
     OptimizerConfig,
     OptimizerContext,
@@ -45,7 +46,6 @@ from promptascent.search.bandits import make_selector
 from promptascent.search.minibatch import minibatches, sample_minibatch
 from promptascent.search.pool import Candidate
 
-DEV = "dev"
 BATCH = "dev-batch-{}"  # split name of the k-th dev minibatch the bandit pulls on
 TRAIN = "train-r{}"  # split name of the train minibatch of round r
 
@@ -263,7 +263,7 @@ class ProTeGi(Optimizer):
                 continue
             reasons = [r for r in parse_reasons(reply, echo=meta) if _norm(r) not in seen]
             if not reasons:
-                self._reject(ctx, "no usable reason", step)
+                self.reject(ctx, "no usable reason", step)
                 continue
             for reason in reasons[:need]:
                 seen.add(_norm(reason))
@@ -297,7 +297,7 @@ class ProTeGi(Optimizer):
             return None
         parsed = parse_prompt_reply(reply, forbidden=forbidden)
         if parsed.text is None:
-            self._reject(ctx, parsed.reason, step)
+            self.reject(ctx, parsed.reason, step)
             return None
         cand = self.add_candidate(
             ctx,
@@ -308,7 +308,7 @@ class ProTeGi(Optimizer):
             note=note,
         )
         if cand is None:
-            self._reject(ctx, "duplicate of a candidate", step)
+            self.reject(ctx, "duplicate of a candidate", step)
         return cand
 
     def _select(

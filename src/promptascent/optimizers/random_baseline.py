@@ -1,0 +1,193 @@
+"""Random search: the floor every optimizer should beat.
+
+In the spirit of Lu et al., 2024 ("Strings from the Library of Babel: Random Sampling
+as a Strong Baseline for Prompt Optimisation"): candidates carry no insight into the
+task, and any gain left after selecting among them on dev is what selection alone buys.
+
+1. Separators: `separators` copies of the seed with a random short string after the
+   input (where the paper puts its separators; `separator_position` may put it after
+   the instruction instead): each string is 1 to `separator_tokens` pieces, every
+   piece a word drawn from the train inputs or a run of 1-4 random characters, all
+   drawn from the run's RNG.
+2. Paraphrases: `paraphrases` rewordings of the seed by the optimizer model
+   (`templates/random_paraphrase.txt`), with no feedback of any kind.
+3. Selection as in APE: every candidate and the seed on the same `eval_examples` dev
+   examples, then the `final_k` best (the seed always among them) on the whole dev
+   split; the best there wins.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import replace
+from random import Random
+from typing import Literal
+
+from pydantic import Field
+
+from promptascent.data.example import Example
+from promptascent.events import SearchStopped, StepFinished
+from promptascent.optimizers.base import (
+    DEV,
+    SUBSET,
+    Optimizer,
+    OptimizerConfig,
+    OptimizerContext,
+    has_room,
+    load_template,
+    select_on_dev,
+)
+from promptascent.optimizers.registry import register
+from promptascent.prompts.prompt import Prompt
+from promptascent.prompts.template import fill
+from promptascent.search.pool import Candidate
+
+# No braces (templates), quotes or backslashes: a separator must never change how the
+# instruction is parsed as a template or exported.
+_SEPARATOR_CHARS = string.ascii_letters + string.digits + "!#$%&*+-./:;<=>?@[]^_|~"
+_WORD = re.compile(r"[A-Za-z]{2,12}")
+
+
+class RandomConfig(OptimizerConfig):
+    separators: int = Field(8, ge=0, description="Seed copies with a random separator.")
+    separator_tokens: int = Field(
+        4, ge=1, description="Most pieces (words or character runs) in one separator."
+    )
+    separator_position: Literal["after_input", "after_instruction"] = Field(
+        "after_input",
+        description="Where the separator goes: after the input, ending the user turn (as "
+        "in the paper), or on a line after the instruction.",
+    )
+    paraphrases: int = Field(
+        8, ge=0, description="Random paraphrases of the seed by the optimizer model."
+    )
+    eval_examples: int = Field(20, ge=1, description="Dev examples each candidate is scored on.")
+    final_k: int = Field(3, ge=1, description="Candidates scored on the whole dev split.")
+    temperature: float = Field(1.0, ge=0.0, le=2.0, description="Optimizer-model temperature.")
+    max_tokens: int = Field(96, ge=8, description="Optimizer-model reply limit.")
+
+
+@register
+class RandomSearch(Optimizer):
+    name = "random"
+    Config = RandomConfig
+    config: RandomConfig
+
+    def selection_split(self) -> str:
+        return DEV
+
+    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
+        c = self.config
+        subset = min(c.eval_examples, dev_size)
+        return {
+            "task": subset * (1 + c.separators + c.paraphrases) + c.final_k * dev_size,
+            "optimizer": c.paraphrases,
+            "optimizer_prompt_tokens": 40 + 2 * c.max_tokens,
+            "optimizer_max_tokens": c.max_tokens,
+        }
+
+    def search(self, ctx: OptimizerContext) -> None:
+        c = self.config
+        subset = ctx.dev.sample(c.eval_examples, ctx.rng)
+        seed = ctx.pool.get(ctx.seed_prompt.id)
+        self.evaluate(ctx, seed, subset, SUBSET)
+        final_cost = c.final_k * len(ctx.dev)
+        vocabulary = sorted({w for ex in ctx.train for w in _WORD.findall(ex.input_text)})
+
+        fresh: list[Candidate] = []
+        for _ in range(c.separators):
+            sep = random_separator(ctx.rng, vocabulary, c.separator_tokens)
+            prompt = self._with_separator(ctx, sep)
+            cand = self.add_candidate(
+                ctx, prompt, parents=(seed.id,), operation="separator", step=1
+            )
+            if cand:
+                fresh.append(cand)
+        if not self._score(ctx, fresh, subset, final_cost, step=1):
+            select_on_dev(self, ctx, c.final_k - 1, subset_split=SUBSET)
+            return
+
+        template = load_template("random_paraphrase.txt")
+        fresh = []
+        for i in range(c.paraphrases):
+            if not has_room(ctx, task=len(subset) + final_cost, optimizer=1):
+                break
+            text = self.propose(
+                ctx,
+                fill(template, {"instruction": ctx.seed_prompt.instruction}),
+                temperature=c.temperature,
+                max_tokens=c.max_tokens,
+                sample_index=i,
+                seed=ctx.rng.randrange(2**31),
+                step=2,
+                forbidden=(ctx.seed_prompt.instruction,),
+            )
+            if not text:
+                continue
+            prompt = ctx.seed_prompt.with_instruction(text)
+            if prompt.id in ctx.pool:
+                self.reject(ctx, "duplicate of an earlier candidate", 2)
+                continue
+            cand = self.add_candidate(
+                ctx, prompt, parents=(seed.id,), operation="paraphrase", step=2
+            )
+            if cand:
+                fresh.append(cand)
+        self._score(ctx, fresh, subset, final_cost, step=2)
+        select_on_dev(self, ctx, c.final_k - 1, subset_split=SUBSET)
+
+    def _with_separator(self, ctx: OptimizerContext, sep: str) -> Prompt:
+        """The seed with `sep` after the input (ending the user turn, as the paper puts
+        separators at the end of the input) or after the instruction. A kept output
+        format (a user constraint) leaves only the place after the instruction."""
+        seed = ctx.seed_prompt
+        if (
+            self.config.separator_position == "after_input"
+            and not ctx.constraints.keep_output_format
+        ):
+            fmt = seed.output_format
+            return replace(seed, output_format=f"{fmt}\n{sep}" if fmt else sep, meta={})
+        base = seed.instruction.rstrip()
+        # raw: the seed's instruction is a template already, and `sep` has no braces
+        return seed.with_instruction(f"{base}\n{sep}" if base else sep, raw=True)
+
+    def _score(
+        self,
+        ctx: OptimizerContext,
+        candidates: list[Candidate],
+        subset: list[Example],
+        final_cost: int,
+        *,
+        step: int,
+    ) -> bool:
+        """Scores candidates on the subset while the budget leaves room for the final
+        selection; False when it stopped for lack of room."""
+        complete = True
+        for cand in candidates:
+            if not has_room(ctx, task=len(subset) + final_cost):
+                ctx.emit(
+                    SearchStopped(
+                        f"random: stopped in step {step}; the call budget left is kept "
+                        "for the final selection on dev"
+                    )
+                )
+                complete = False
+                break
+            self.evaluate(ctx, cand, subset, SUBSET)
+        best = ctx.pool.best(SUBSET)
+        if best is not None:
+            ctx.emit(StepFinished(step, best.id, best.score(SUBSET) or 0.0))
+        return complete
+
+
+def random_separator(rng: Random, vocabulary: list[str], max_pieces: int) -> str:
+    """1 to `max_pieces` pieces, each a vocabulary word (half the time, when there is
+    a vocabulary) or 1-4 random characters, joined by spaces."""
+    pieces = []
+    for _ in range(rng.randint(1, max_pieces)):
+        if vocabulary and rng.random() < 0.5:
+            pieces.append(rng.choice(vocabulary))
+        else:
+            pieces.append("".join(rng.choice(_SEPARATOR_CHARS) for _ in range(rng.randint(1, 4))))
+    return " ".join(pieces)
