@@ -76,6 +76,17 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, int,
     return task, outcome(root / "runs" / "base"), calls(log), duration
 
 
+def finished(run_dir: Path) -> bool:
+    """The run recorded its final status (the last thing a run writes)."""
+    if not (run_dir / "run.sqlite").exists():
+        return False
+    store = RunStore.open_existing(run_dir)
+    try:
+        return store.get("status") in ("finished", "budget", "stopped")
+    finally:
+        store.close()
+
+
 def has_config(run_dir: Path) -> bool:
     if not (run_dir / "run.sqlite").exists():
         return False
@@ -102,7 +113,7 @@ def kill_and_resume(
         kills = 1
     proc.communicate(timeout=60)
     run_dir = root / "runs" / "r"
-    if not (run_dir / "result.json").exists():
+    if not finished(run_dir):
         # A run killed before it recorded its configuration is simply started again.
         args = ["--resume", "r"] if has_config(run_dir) else [str(task), "--run-id", "r", *cache]
         finish(start(args, root, log))

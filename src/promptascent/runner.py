@@ -202,8 +202,6 @@ def plan(
     if metric_spec is None:
         raise ConfigError("missing key 'metric' (and the data folder names none)")
     metric = get_metric(metric_spec)
-    if metric.needs_target and not (data.train.labelled and data.dev.labelled):
-        raise ConfigError(f"metric {metric.name} needs a target on every train and dev example")
     name = optimizer or task.optimizer.name
     options = (
         task.optimizer.options() if optimizer is None or optimizer == task.optimizer.name else {}
@@ -215,7 +213,8 @@ def plan(
     p = task.task_params
     params = TaskParams(p.temperature, p.max_tokens, task.seed, tuple(p.stop))
     for ex in (*data.train.examples[:1], *data.dev.examples[:1]):
-        seed_prompt.render(ex.fields, where=f"example {ex.id}")  # fail now on a missing field
+        # fail now, not mid-run, on a placeholder the data lacks
+        seed_prompt.render(ex.fields, where=f"seed_prompt, example {ex.id}")
     _check_metric(metric, data)
     return Plan(task, data, seed_prompt, metric, opt, full_budget, params, protected)
 
@@ -230,7 +229,7 @@ def _check_metric(metric: Metric, data: TaskData) -> None:
             try:
                 metric.score("", ex)
             except MetricError as e:
-                raise ConfigError(f"{split.name} split, example {ex.id!r}: {e}") from None
+                raise ConfigError(f"{split.name} split: {e}") from None
 
 
 def _seed_prompt(task: TaskSpec, data: TaskData) -> tuple[Prompt, tuple[str, ...]]:
@@ -476,14 +475,16 @@ class Runner:
         return base, best, compare(base, best, seed=self.plan.task.seed, confidence=ev.confidence)
 
     def _write_outputs(self, store: RunStore, result: RunResult) -> None:
-        store.set_usage(result.usage)
-        store.put("result", result.to_dict())
-        store.put("status", result.status)
+        """The files first, the final status last: a run killed in between is still
+        "running" in its store, so it can be resumed (and finishes identically)."""
         best = result.best.prompt
         text = export_prompt(best, "messages" if best.system or best.demos else "text")
         write_atomic(self.run_dir / "best_prompt.txt", text + "\n")
         write_atomic(self.run_dir / "best_prompt.json", export_prompt(best, "json") + "\n")
         write_atomic(self.run_dir / "result.json", json.dumps(result.to_dict(), indent=2) + "\n")
+        store.set_usage(result.usage)
+        store.put("result", result.to_dict())
+        store.put("status", result.status)
 
 
 class _StoreWriter:

@@ -17,7 +17,7 @@ from rich.table import Table
 from promptascent.cli.progress import ProgressDisplay
 from promptascent.cli.summary import fmt, print_result
 from promptascent.config.task import load_task
-from promptascent.errors import ConfigError, PromptascentError
+from promptascent.errors import ConfigError, PromptascentError, TemplateError
 from promptascent.llm.budget import Budget
 from promptascent.llm.client import CachePolicy
 from promptascent.llm.types import Role
@@ -25,6 +25,7 @@ from promptascent.prompts.export import export_prompt
 from promptascent.runner import (
     DEFAULT_CACHE_DIR,
     DEFAULT_RUNS_DIR,
+    Plan,
     Runner,
     RunResult,
     RunSettings,
@@ -170,8 +171,8 @@ def optimize(
         return
     if task_file is None:
         raise ConfigError("optimize needs a task file (or --resume RUN)")
-    p = plan(
-        load_task(task_file),
+    p = _plan(
+        task_file,
         optimizer=optimizer,
         optimizer_options=_options(option),
         budget=Budget.parse(budget) if budget else None,
@@ -189,6 +190,15 @@ def optimize(
 
     result = _with_progress(settings, quiet, work)
     print_result(out, result.to_dict())
+
+
+def _plan(task_file: Path, **overrides: Any) -> Plan:
+    """Loads and validates a task; errors found while validating name the task file."""
+    task = load_task(task_file)
+    try:
+        return plan(task, **overrides)
+    except (ConfigError, TemplateError) as e:
+        raise type(e)(f"{task_file}: {e}") from None
 
 
 def _interruptible(run_id: str, runs_dir: Path, work: Callable[[], T]) -> T:
@@ -247,7 +257,7 @@ def eval_(
     from promptascent.evaluate import evaluate_prompt, read_prompt_file
 
     settings = _settings(runs_dir, cache_dir, no_cache, refresh_cache, quiet)
-    p = plan(load_task(task_file), models=_models(task_model, None, None))
+    p = _plan(task_file, models=_models(task_model, None, None))
     the_prompt = read_prompt_file(prompt) if prompt else p.seed_prompt
     res, usage = _with_progress(
         settings, quiet, lambda: evaluate_prompt(p, the_prompt, split, settings)
@@ -433,6 +443,8 @@ def export(
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """Print the best prompt exactly as it was scored."""
+    if format not in ("text", "messages", "json"):
+        raise ConfigError(f"unknown export format {format!r}: use text, messages or json")
     store = RunStore.open_existing(_resolve_run(run, runs_dir))
     try:
         result = store.get("result")

@@ -19,6 +19,7 @@ from promptascent.data.example import Dataset, Example
 from promptascent.errors import ConfigError, DataError
 
 _BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def load_jsonl(
     p = Path(path)
     fields = _Fields(input_field, target_field, _field_tuple(input_fields))
     examples: list[Example] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, str] = {}
     for line_no, line in enumerate(_read_text(p).split("\n"), start=1):
         if not line.strip():
             continue
@@ -89,7 +90,7 @@ def load_jsonl(
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected a JSON object, got {_json_type(row)}")
         example = _build_example(row, where, f"{p.stem}-{line_no}", fields)
-        _check_unique(example.id, line_no, seen, where)
+        _check_unique(example.id, f"line {line_no}", seen, where)
         examples.append(example)
     return _finish(p, name, examples)
 
@@ -114,7 +115,7 @@ def load_csv(
     reader = csv.reader(io.StringIO(_read_text(p), newline=""))
     header: list[str] | None = None
     examples: list[Example] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, str] = {}
     last_line = 0
     for cells in _csv_rows(reader, p):
         start, last_line = last_line + 1, reader.line_num
@@ -128,7 +129,7 @@ def load_csv(
             raise DataError(f"{where}: {len(cells)} cells, but the header has {len(header)}")
         row = _csv_row(dict(zip(header, cells, strict=True)), where)
         example = _build_example(row, where, f"{p.stem}-{start}", fields)
-        _check_unique(example.id, start, seen, where)
+        _check_unique(example.id, f"line {start}", seen, where)
         examples.append(example)
     return _finish(p, name, examples)
 
@@ -175,7 +176,14 @@ def load_split_folder(folder: str | Path) -> SplitTask:
     is missing or malformed, or when an id appears in two splits.
     """
     root = Path(folder)
+    if not root.is_dir():
+        what = "is a file, not a data folder" if root.exists() else "data folder not found"
+        raise DataError(f"{root}: {what}")
     task_path = root / "task.json"
+    if not task_path.is_file():
+        raise DataError(
+            f"{task_path}: file not found (a data folder has task.json and train.jsonl)"
+        )
     info = _read_json(task_path)
     if not isinstance(info, dict):
         raise DataError(f"{task_path}: expected a JSON object, got {_json_type(info)}")
@@ -188,6 +196,8 @@ def load_split_folder(folder: str | Path) -> SplitTask:
     for split in ("train", "dev", "test"):
         path = root / f"{split}.jsonl"
         required = split == "train"
+        if required and not path.is_file():
+            raise DataError(f"{path}: file not found (a data folder has task.json and train.jsonl)")
         splits[split] = (
             load_jsonl(path, name=f"{name}/{split}") if required or path.exists() else None
         )
@@ -439,13 +449,13 @@ def load_task(
 
 def _json_rows(rows: list[Any], p: Path, name: str | None, fields: _Fields) -> Dataset:
     examples: list[Example] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, str] = {}
     for i, row in enumerate(rows):
         where = f"{p}: item {i}"
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected a JSON object, got {_json_type(row)}")
         example = _build_example(row, where, f"{p.stem}-{i}", fields)
-        _check_unique(example.id, i, seen, where)
+        _check_unique(example.id, f"item {i}", seen, where)
         examples.append(example)
     return _finish(p, name, examples)
 
@@ -534,10 +544,11 @@ def _is_scalar(value: Any) -> bool:
     )
 
 
-def _check_unique(ex_id: str, line: int, seen: dict[str, int], where: str) -> None:
+def _check_unique(ex_id: str, place: str, seen: dict[str, str], where: str) -> None:
+    """`place` is where this id is ("line 4", "item 3"); DataError naming the first."""
     if ex_id in seen:
         raise DataError(f"{where}: duplicate id {ex_id!r} (first at {seen[ex_id]})")
-    seen[ex_id] = line
+    seen[ex_id] = place
 
 
 def _finish(p: Path, name: str | None, examples: list[Example]) -> Dataset:
@@ -568,6 +579,8 @@ def _read_text(p: Path) -> str:
         raise DataError(f"{p}: cannot read ({exc.strerror or exc})") from None
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
+    elif data[:2] in _UTF16_BOMS:
+        raise DataError(f"{p}:1: not valid UTF-8: the file is UTF-16 text; save it as UTF-8")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -84,9 +84,12 @@ class Budget:
             except ValueError:
                 raise ConfigError(f"--budget: {key}={raw!r} is not a number") from None
         ints = {"calls", "tokens"}
-        return cls(
-            **{k: int(v) if k.rsplit("_", 1)[-1] in ints else v for k, v in values.items()}  # type: ignore[arg-type]
-        )
+        try:
+            return cls(
+                **{k: int(v) if k.rsplit("_", 1)[-1] in ints else v for k, v in values.items()}  # type: ignore[arg-type]
+            )
+        except ConfigError as e:  # name the flag, not the task file's key
+            raise ConfigError(str(e).replace("budget.", "--budget ", 1)) from None
 
     def merged(self, other: Budget) -> Budget:
         """This budget with every limit `other` sets replaced."""

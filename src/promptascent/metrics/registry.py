@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -55,7 +56,11 @@ def get_metric(spec: str | Mapping[str, Any]) -> Metric:
         return load_metric(name)
     if name not in _BUILTINS:
         known = ", ".join(KNOWN_METRICS)
-        raise ConfigError(f"unknown metric {name!r}; known: {known} (or module:function)")
+        close = difflib.get_close_matches(name, KNOWN_METRICS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(
+            f"metric: unknown metric {name!r}{hint}; known: {known} (or module:function)"
+        )
     factory, allowed, required = _BUILTINS[name]
     for key in options:
         if key not in allowed:

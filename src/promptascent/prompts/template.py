@@ -27,8 +27,9 @@ def template_fields(template: str) -> tuple[str, ...]:
         if name is None:
             continue
         if not _NAME.match(name) or spec or conversion:
+            written = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
             raise TemplateError(
-                f"template placeholder {{{name}}} is not a plain field name "
+                f"template placeholder {{{written}}} is not a plain field name "
                 f"(use {{{{ and }}}} for literal braces): {template[:80]!r}"
             )
         if name not in names:
