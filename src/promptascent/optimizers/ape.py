@@ -58,9 +58,6 @@ class APE(Optimizer):
     Config = APEConfig
     config: APEConfig
 
-    def selection_split(self) -> str:
-        return DEV
-
     def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
         c = self.config
         proposals = c.num_candidates + c.rounds * c.top_k * c.samples_per_candidate

@@ -88,9 +88,10 @@ class Optimizer(ABC):
     def search(self, ctx: OptimizerContext) -> None:
         """Proposes and evaluates candidates into `ctx.pool`."""
 
-    @abstractmethod
     def selection_split(self) -> str:
-        """The evaluation split (key in Candidate.evaluations) the winner is chosen on."""
+        """The evaluation split (key in Candidate.evaluations) the winner is chosen on:
+        the whole dev split, unless an optimizer says otherwise."""
+        return DEV
 
     def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
         """Upper bounds of the search's work for --dry-run: "task" and "optimizer"

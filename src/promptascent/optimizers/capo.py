@@ -102,9 +102,6 @@ class CAPO(Optimizer):
         self._task = ""
         self.front: list[ParetoPoint] = []
 
-    def selection_split(self) -> str:
-        return DEV
-
     def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
         c = self.config
         raced = min(dev_size, c.max_blocks * c.block_size)

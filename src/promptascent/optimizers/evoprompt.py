@@ -129,9 +129,6 @@ class _EvoPrompt(Optimizer):
         self._templates: dict[str, str] = {}
         self._echoes: dict[str, tuple[str, ...]] = {}
 
-    def selection_split(self) -> str:
-        return DEV
-
     def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
         c = self.config
         subset = min(c.eval_examples, dev_size)

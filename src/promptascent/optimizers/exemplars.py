@@ -29,7 +29,6 @@ from promptascent.data.example import Example
 from promptascent.errors import ConfigError, TemplateError
 from promptascent.events import SearchStopped, StepFinished
 from promptascent.optimizers.base import (
-    DEV,
     SUBSET,
     Optimizer,
     OptimizerConfig,
@@ -106,9 +105,6 @@ class Exemplars(Optimizer):
     name = "exemplars"
     Config = ExemplarsConfig
     config: ExemplarsConfig
-
-    def selection_split(self) -> str:
-        return DEV
 
     def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
         c = self.config

@@ -25,7 +25,6 @@ from promptascent.data.example import Example
 from promptascent.events import SearchStopped, StepFinished
 from promptascent.llm.types import CompletionRequest, Message
 from promptascent.optimizers.base import (
-    DEV,
     SUBSET,
     Optimizer,
     OptimizerConfig,
@@ -69,9 +68,6 @@ class OPRO(Optimizer):
     name = "opro"
     Config = OPROConfig
     config: OPROConfig
-
-    def selection_split(self) -> str:
-        return DEV
 
     def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
         c = self.config

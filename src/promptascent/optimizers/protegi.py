@@ -107,9 +107,6 @@ class ProTeGi(Optimizer):
     Config = ProTeGiConfig
     config: ProTeGiConfig
 
-    def selection_split(self) -> str:
-        return DEV
-
     # Planning.
 
     def _successors(self) -> int:

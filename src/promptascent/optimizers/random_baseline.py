@@ -29,7 +29,6 @@ from pydantic import Field
 from promptascent.data.example import Example
 from promptascent.events import SearchStopped, StepFinished
 from promptascent.optimizers.base import (
-    DEV,
     SUBSET,
     Optimizer,
     OptimizerConfig,
@@ -73,9 +72,6 @@ class RandomSearch(Optimizer):
     name = "random"
     Config = RandomConfig
     config: RandomConfig
-
-    def selection_split(self) -> str:
-        return DEV
 
     def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
         c = self.config
