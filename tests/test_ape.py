@@ -44,15 +44,24 @@ def test_ape_finds_the_key_instruction(tmp_path: Path) -> None:
 
 def test_ape_stops_cleanly_on_budget_with_best_so_far(tmp_path: Path) -> None:
     task = write_animal_task(tmp_path / "task")
-    # seed on the subset (6) + 2 induced candidates (12) fits; more does not
+    # seed on the subset (6) + the final selection on dev (2 x 12) fit in 40; the
+    # induced candidates' screening would not: the budget is kept for the selection
     result = optimize(
-        task, optimizer="ape", options=APE, budget={"task_calls": 20}, settings=settings(tmp_path)
+        task, optimizer="ape", options=APE, budget={"task_calls": 40}, settings=settings(tmp_path)
     )
-    assert result.stopped_by == "task_calls" and result.status == "budget"
-    assert result.search_usage["task"]["calls"] <= 20
-    # nothing reached the dev split: the seed is returned, and still measured on test
-    assert result.best.id == result.seed.id
+    assert result.status == "budget" and "kept for the final selection" in (result.stopped_by or "")
+    assert result.search_usage["task"]["calls"] <= 40
+    assert result.selection_split == "dev" and result.seed.score("dev") is not None
     assert result.test_best is not None and result.test_best.n == 18
+
+
+def test_a_budget_too_small_for_the_final_selection_ends_on_the_subset(tmp_path: Path) -> None:
+    task = write_animal_task(tmp_path / "task")
+    result = optimize(
+        task, optimizer="ape", options=APE, budget={"task_calls": 8}, settings=settings(tmp_path)
+    )
+    assert result.search_usage["task"]["calls"] <= 8
+    assert result.best.id == result.seed.id and result.selection_split == "dev-subset"
 
 
 def test_ape_survives_a_model_that_never_gives_a_usable_reply(tmp_path: Path) -> None:

@@ -193,8 +193,12 @@ def test_budget_end_is_a_clean_stop_with_the_best_so_far(tmp_path: Path, variant
     )
     assert result.stopped_by == "task_calls" and result.status == "budget"
     assert result.search_usage["task"]["calls"] <= 27
-    # nothing reached the dev split: the seed is returned, still measured on test
-    assert result.best.id == result.seed.id
+    # nothing reached the dev split: the best on the screening subset is returned,
+    # chosen on that subset, and measured on test
+    assert result.selection_split == "dev-subset"
+    assert result.best.score("dev-subset") == max(
+        c.score("dev-subset") or 0.0 for c in [result.seed, result.best]
+    )
     assert result.test_best is not None and result.test_best.n == 18
     assert json.loads((result.run_dir / "result.json").read_text())["status"] == "budget"
 

@@ -149,7 +149,7 @@ def test_a_tight_budget_skips_rounds_to_pay_for_the_final_scoring(tmp_path: Path
         budget={"task_calls": 100},
         settings=settings(tmp_path, sinks=[events.append]),
     )
-    assert result.status == "finished" and result.best.prompt.instruction == KEY
+    assert result.status == "budget" and result.best.prompt.instruction == KEY
     assert result.search_usage["task"]["calls"] <= 100
     stops = [e for e in events if isinstance(e, SearchStopped)]
     assert len(stops) == 1 and "round 2 not started: task_calls left" in stops[0].reason

@@ -139,7 +139,7 @@ def test_random_keeps_room_for_the_final_selection(tmp_path: Path) -> None:
         budget={"task_calls": 40},
         settings=settings(tmp_path),
     )
-    assert result.status == "finished" and result.search_usage["task"]["calls"] <= 40
+    assert result.status == "budget" and result.search_usage["task"]["calls"] <= 40
     scored = [c for c in candidates(result.run_dir) if "dev-subset" in c["scores"]]
     assert len(scored) == 2  # the seed and one separator
     assert result.seed.score("dev") is not None

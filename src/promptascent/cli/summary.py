@@ -87,8 +87,11 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
             "lineage: "
             + " <- ".join(f"{x['id']} ({x['operation']}, step {x['step']})" for x in lineage)
         )
-    if result.get("status") == "budget":
-        console.print(f"the search stopped when the budget ({result['stopped_by']}) ran out")
+    stopped = str(result.get("stopped_by") or "")
+    if result.get("status") == "budget" and stopped.startswith("budget ("):
+        console.print(f"the search stopped early: {escape(stopped[len('budget (') : -1])}")
+    elif result.get("status") == "budget":
+        console.print(f"the search stopped when the budget ({stopped}) ran out")
     elif result.get("status") == "stopped":
         console.print(f"the search stopped early: {escape(str(result['stopped_by']))}")
     print_usage(console, result["usage"])

@@ -78,7 +78,11 @@ class EvaluationResult:
         return sum(1 for r in self.scored if not r.parsed)
 
     def ci(self, *, confidence: float = 0.95, seed: int = 0) -> Interval:
-        return bootstrap_ci(self.scores, confidence=confidence, seed=seed)
+        """Bootstrap interval of the mean (computed once per confidence and seed)."""
+        cache: dict[tuple[float, int], Interval] = self.__dict__.setdefault("_ci", {})
+        if (confidence, seed) not in cache:
+            cache[confidence, seed] = bootstrap_ci(self.scores, confidence=confidence, seed=seed)
+        return cache[confidence, seed]
 
     def predictions(self) -> Counter[str]:
         """How often each prediction was made ("<unparsed>" for none): a score at the

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 
 from promptascent.errors import BudgetExhausted, ConfigError
 from promptascent.llm.types import ROLES, Role
-from promptascent.llm.usage import UsageMeter
+from promptascent.llm.usage import RoleUsage, UsageMeter
 
 _MEASURES = ("calls", "tokens", "dollars")
 
@@ -134,13 +134,16 @@ class BudgetGuard:
         self._start = clock() - elapsed_before
         self._lock = threading.Lock()
         self._reserved: dict[tuple[str, str], float] = {}
+        self._limited = any(k != "minutes" for k in budget.limits())
 
     @property
     def elapsed_seconds(self) -> float:
         return self._clock() - self._start
 
-    def _used(self, role: str | None, measure: str) -> float:
-        usage = self.meter.snapshot()
+    def _used(
+        self, role: str | None, measure: str, usage: dict[str, RoleUsage] | None = None
+    ) -> float:
+        usage = usage if usage is not None else self.meter.snapshot()
         roles = [role] if role else list(ROLES)
         total = 0.0
         for r in roles:
@@ -153,13 +156,14 @@ class BudgetGuard:
         with self._lock:
             if self.budget.minutes is not None and self.elapsed_seconds >= self.budget.minutes * 60:
                 raise BudgetExhausted("minutes", self.elapsed_seconds / 60, self.budget.minutes)
+            usage = self.meter.snapshot() if self._limited else None
             for measure in _MEASURES:
                 for scope in (None, role):
                     name = f"{scope}_{measure}" if scope else measure
                     cap = getattr(self.budget, name)
                     if cap is None:
                         continue
-                    used = self._used(scope, measure)
+                    used = self._used(scope, measure, usage)
                     if used + want[measure] > cap:
                         raise BudgetExhausted(name, used, cap)
             for measure in _MEASURES:

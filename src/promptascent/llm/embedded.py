@@ -56,28 +56,23 @@ class EmbeddedLLM:
         path = Path(model_path) if model_path else default_model_path()
         if not path.is_file():
             raise ConfigError(f"model file not found: {path}")
-        count = instances or max(1, min(2, os.cpu_count() or 1))
         self._path = path
+        self._count = instances or max(1, min(2, os.cpu_count() or 1))
+        self._n_ctx, self._n_threads = n_ctx, n_threads
         self._pool: queue.LifoQueue[Any] = queue.LifoQueue()
         self._all: list[Any] = []
-        for _ in range(count):
-            llm = Llama(
-                model_path=str(path),
-                n_ctx=n_ctx,
-                n_threads=n_threads,
-                n_threads_batch=n_threads,
-                verbose=False,
-            )
-            self._all.append(llm)
-            self._pool.put(llm)
-        first = self._all[0]
-        template = first.metadata.get("tokenizer.chat_template")
+        self._load_lock = threading.Lock()
+        # The tokenizer and metadata only (loads in a fraction of the full model): a run
+        # answered from the cache never loads the weights.
+        self._vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
+        template = self._vocab.metadata.get("tokenizer.chat_template")
         if not template:
             raise ConfigError(f"{path}: the model has no chat template in its metadata")
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        eos = first.detokenize([first.token_eos()], special=True).decode("utf-8", "replace")
-        bos = first.detokenize([first.token_bos()], special=True).decode("utf-8", "replace")
+        v = self._vocab
+        eos = v.detokenize([v.token_eos()], special=True).decode("utf-8", "replace")
+        bos = v.detokenize([v.token_bos()], special=True).decode("utf-8", "replace")
         self._formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
         self._tokenizer_lock = threading.Lock()
         self._info = ModelInfo(
@@ -87,17 +82,35 @@ class EmbeddedLLM:
             supports_loglik=True,
         )
 
+    def _instance(self) -> Any:
+        """A free model instance, loading them all at the first call."""
+        with self._load_lock:
+            if not self._all:
+                from llama_cpp import Llama
+
+                for _ in range(self._count):
+                    llm = Llama(
+                        model_path=str(self._path),
+                        n_ctx=self._n_ctx,
+                        n_threads=self._n_threads,
+                        n_threads_batch=self._n_threads,
+                        verbose=False,
+                    )
+                    self._all.append(llm)
+                    self._pool.put(llm)
+        return self._pool.get()
+
     @property
     def info(self) -> ModelInfo:
         return self._info
 
     @property
     def instances(self) -> int:
-        return len(self._all)
+        return self._count
 
     def count_tokens(self, text: str) -> int:
         with self._tokenizer_lock:
-            return len(self._all[0].tokenize(text.encode("utf-8"), add_bos=False, special=True))
+            return len(self._vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def render(self, messages: tuple[Message, ...]) -> str:
         """The prompt text the chat template makes, ready for the assistant's turn."""
@@ -105,7 +118,7 @@ class EmbeddedLLM:
         return self._formatter(messages=chat).prompt
 
     def complete(self, request: CompletionRequest) -> Completion:
-        llm = self._pool.get()
+        llm = self._instance()
         try:
             seed = None if request.seed is None else request.seed + request.sample_index
             try:
@@ -135,7 +148,7 @@ class EmbeddedLLM:
         import numpy as np
 
         prompt = self.render(request.messages)
-        llm = self._pool.get()
+        llm = self._instance()
         try:
             prompt_tokens = llm.tokenize(prompt.encode("utf-8"), special=True)
             if len(prompt_tokens) >= self._info.context_length:
@@ -175,6 +188,7 @@ class EmbeddedLLM:
         for llm in self._all:
             llm.close()
         self._all.clear()
+        self._vocab.close()
 
 
 def _log_softmax_at(logits: Any, index: int) -> float:

@@ -19,12 +19,13 @@ from pydantic import Field
 from promptascent.data.example import Example
 from promptascent.events import StepFinished
 from promptascent.optimizers.base import (
-    DEV,
     SUBSET,
     Optimizer,
     OptimizerConfig,
     OptimizerContext,
+    has_room,
     load_template,
+    select_on_dev,
 )
 from promptascent.optimizers.registry import register
 from promptascent.prompts.answer_format import answer_format_line
@@ -75,10 +76,19 @@ class APE(Optimizer):
         subset = ctx.dev.sample(c.eval_examples, ctx.rng)
         seed = ctx.pool.get(ctx.seed_prompt.id)
         self.evaluate(ctx, seed, subset, SUBSET)
+        try:
+            self._explore(ctx, seed, subset)
+        except _NoRoom:
+            self.stop_early(ctx, "the budget left is kept for the final selection on dev")
+        select_on_dev(self, ctx, c.final_k - 1, subset_split=SUBSET)
 
+    def _explore(self, ctx: OptimizerContext, seed: Candidate, subset: list[Example]) -> None:
+        """Induction, format variants and resampling rounds, all scored on the subset."""
+        c = self.config
         induce = load_template("ape_induce.txt")
         fresh: list[Candidate] = []
         for i in range(c.num_candidates):
+            self._need_room(ctx, optimizer=1)
             demos = ctx.train.sample(c.demos_per_induction, ctx.rng)
             text = self.propose(
                 ctx,
@@ -107,6 +117,7 @@ class APE(Optimizer):
             fresh = []
             for parent in ctx.pool.ranked(SUBSET)[: c.top_k]:
                 for j in range(c.samples_per_candidate):
+                    self._need_room(ctx, optimizer=1)
                     text = self.propose(
                         ctx,
                         fill(resample, {"instruction": parent.prompt.instruction}),
@@ -129,12 +140,13 @@ class APE(Optimizer):
                             fresh.append(cand)
             self._score(ctx, fresh, subset, step=step)
 
-        finalists = ctx.pool.ranked(SUBSET)[: c.final_k]
-        if seed not in finalists:
-            finalists = [*finalists[: c.final_k - 1], seed]
-        # The seed first: if the budget ends mid-way, the seed is the fallback winner.
-        for cand in sorted(finalists, key=lambda x: x is not seed):
-            self.evaluate(ctx, cand, list(ctx.dev), DEV)
+    def _need_room(self, ctx: OptimizerContext, *, task: int = 0, optimizer: int = 0) -> None:
+        """Budget is kept for the final selection on dev (the finalists the next step
+        could produce): without it, a run that ends on its budget has scored nothing on
+        dev and can only return the seed."""
+        finalists = min(self.config.final_k, len(ctx.pool.ranked(SUBSET)) + 1)
+        if not has_room(ctx, task=task + finalists * len(ctx.dev), optimizer=optimizer):
+            raise _NoRoom
 
     def _format_variants(self, ctx: OptimizerContext, parents: list[Candidate]) -> list[Candidate]:
         line = answer_format_line(list(ctx.train))
@@ -159,10 +171,15 @@ class APE(Optimizer):
         self, ctx: OptimizerContext, candidates: list[Candidate], subset: list[Example], step: int
     ) -> None:
         for cand in candidates:
+            self._need_room(ctx, task=len(subset))
             self.evaluate(ctx, cand, subset, SUBSET)
         best = ctx.pool.best(SUBSET)
         if best is not None:
             ctx.emit(StepFinished(step, best.id, best.score(SUBSET) or 0.0))
+
+
+class _NoRoom(Exception):
+    """The budget left only covers the final selection."""
 
 
 def _format_demos(demos: list[Example]) -> str:

@@ -83,6 +83,7 @@ class Optimizer(ABC):
     def __init__(self, config: OptimizerConfig | None = None) -> None:
         self.config = config or self.Config()
         self.rejected = 0
+        self.stopped_early: str | None = None
 
     @abstractmethod
     def search(self, ctx: OptimizerContext) -> None:
@@ -101,6 +102,7 @@ class Optimizer(ABC):
 
     def optimize(self, ctx: OptimizerContext) -> OptimizerOutcome:
         stopped_by = None
+        self.stopped_early = None
         try:
             self.search(ctx)
         except BudgetExhausted as e:
@@ -109,9 +111,16 @@ class Optimizer(ABC):
         except ModelUnavailable as e:
             stopped_by = f"{e.role} model unavailable"
             ctx.emit(SearchStopped(str(e)))
+        stopped_by = stopped_by or self.stopped_early
         split = self.selection_split()
-        best = ctx.pool.best(split) or ctx.pool.get(ctx.seed_prompt.id)
-        return OptimizerOutcome(best, split, stopped_by, self.rejected)
+        best = ctx.pool.best(split)
+        if best is None and ctx.pool.best(SUBSET) is not None:
+            # Stopped before anything reached the selection split: the screening
+            # scores (on fewer examples) are the best evidence there is.
+            split, best = SUBSET, ctx.pool.best(SUBSET)
+        return OptimizerOutcome(
+            best or ctx.pool.get(ctx.seed_prompt.id), split, stopped_by, self.rejected
+        )
 
     # Helpers the optimizers share.
 
@@ -213,6 +222,12 @@ class Optimizer(ABC):
         if parsed.text is None:
             self.reject(ctx, parsed.reason, step)
         return parsed.text
+
+    def stop_early(self, ctx: OptimizerContext, reason: str) -> None:
+        """Records that the search ended before its plan (e.g. keeping the budget left
+        for the final selection): the run reports it as stopped by the budget."""
+        self.stopped_early = f"budget ({reason})"
+        ctx.emit(SearchStopped(reason))
 
     def reject(self, ctx: OptimizerContext, reason: str, step: int) -> None:
         """Counts an unusable reply (or skipped proposal) and reports why."""

@@ -27,7 +27,7 @@ from pydantic import Field, field_validator
 
 from promptascent.data.example import Example
 from promptascent.errors import ConfigError, TemplateError
-from promptascent.events import SearchStopped, StepFinished
+from promptascent.events import StepFinished
 from promptascent.optimizers.base import (
     SUBSET,
     Optimizer,
@@ -168,11 +168,10 @@ class Exemplars(Optimizer):
         c = self.config
         examples = ctx.train.sample(c.bootstrap_examples, ctx.rng)
         if not has_room(ctx, task=len(examples) + reserve):
-            ctx.emit(
-                SearchStopped(
-                    "exemplars: no bootstrapping; the call budget left is kept for the "
-                    "final selection on dev"
-                )
+            self.stop_early(
+                ctx,
+                "exemplars: no bootstrapping; the call budget left is kept for the "
+                "final selection on dev",
             )
             return []
         result = self.evaluate(ctx, base, examples, BOOTSTRAP)
@@ -218,11 +217,10 @@ class Exemplars(Optimizer):
                 self.reject(ctx, f"demo set skipped: {tokens} tokens > {limit} allowed", step)
                 continue
             if not has_room(ctx, task=len(subset) + final_cost):
-                ctx.emit(
-                    SearchStopped(
-                        f"exemplars: stopped in step {step}; the call budget left is kept "
-                        "for the final selection on dev"
-                    )
+                self.stop_early(
+                    ctx,
+                    f"exemplars: stopped in step {step}; the call budget left is kept "
+                    "for the final selection on dev",
                 )
                 complete = False
                 break

@@ -22,7 +22,7 @@ import re
 from pydantic import Field
 
 from promptascent.data.example import Example
-from promptascent.events import SearchStopped, StepFinished
+from promptascent.events import StepFinished
 from promptascent.llm.types import CompletionRequest, Message
 from promptascent.optimizers.base import (
     SUBSET,
@@ -96,11 +96,10 @@ class OPRO(Optimizer):
                 task=c.candidates_per_step * len(subset) + final_cost,
                 optimizer=c.candidates_per_step,
             ):
-                ctx.emit(
-                    SearchStopped(
-                        f"opro: stopped before step {step}; the call budget left is kept "
-                        "for the final selection on dev"
-                    )
+                self.stop_early(
+                    ctx,
+                    f"opro: stopped before step {step}; the call budget left is kept "
+                    "for the final selection on dev",
                 )
                 break
             history = list(reversed(ctx.pool.ranked(SUBSET)[: c.max_history]))

@@ -30,7 +30,7 @@ from pydantic import Field
 
 from promptascent.data.example import Example
 from promptascent.evaluation.result import ExampleResult
-from promptascent.events import SearchStopped, StepFinished
+from promptascent.events import StepFinished
 from promptascent.llm.types import CompletionRequest, Message
 from promptascent.optimizers.base import (
     DEV,
@@ -175,7 +175,7 @@ class ProTeGi(Optimizer):
             if c.reserve_final:
                 reason = self._over_budget(ctx, len(beam))
                 if reason is not None:
-                    ctx.emit(SearchStopped(f"round {round_} not started: {reason}"))
+                    self.stop_early(ctx, f"round {round_} not started: {reason}")
                     break
             train = sample_minibatch(list(ctx.train), c.minibatch_size, ctx.rng)
             fresh: list[Candidate] = []

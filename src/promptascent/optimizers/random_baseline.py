@@ -27,7 +27,7 @@ from typing import Literal
 from pydantic import Field
 
 from promptascent.data.example import Example
-from promptascent.events import SearchStopped, StepFinished
+from promptascent.events import StepFinished
 from promptascent.optimizers.base import (
     SUBSET,
     Optimizer,
@@ -162,11 +162,10 @@ class RandomSearch(Optimizer):
         complete = True
         for cand in candidates:
             if not has_room(ctx, task=len(subset) + final_cost):
-                ctx.emit(
-                    SearchStopped(
-                        f"random: stopped in step {step}; the call budget left is kept "
-                        "for the final selection on dev"
-                    )
+                self.stop_early(
+                    ctx,
+                    f"random: stopped in step {step}; the call budget left is kept "
+                    "for the final selection on dev",
                 )
                 complete = False
                 break
