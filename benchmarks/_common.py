@@ -51,7 +51,7 @@ def machine() -> dict[str, Any]:
     }
 
 
-def spread(values: list[float]) -> dict[str, float]:
+def spread(values: list[float]) -> dict[str, Any]:
     return {
         "min": min(values),
         "median": statistics.median(values),
@@ -119,3 +119,18 @@ class CpuMonitor:
 def _own_cpu() -> float:
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
+
+
+def wait_quiet(max_wait: float, threshold: float = 0.1, window: float = 2.0) -> bool:
+    """Waits (up to max_wait seconds) until the machine's other processes use less
+    than `threshold` cores over a `window`-second sample. True when it got quiet."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        with CpuMonitor() as mon:
+            time.sleep(window)
+        if mon.foreign_cores < threshold:
+            return True
+        if time.monotonic() >= deadline:
+            log(f"machine still busy ({mon.foreign_cores:.2f} cores used by others); going on")
+            return False
+        log(f"waiting for a quiet machine ({mon.foreign_cores:.2f} cores used by others)")
