@@ -85,6 +85,8 @@ class APE(Optimizer):
     def _explore(self, ctx: OptimizerContext, seed: Candidate, subset: list[Example]) -> None:
         """Induction, format variants and resampling rounds, all scored on the subset."""
         c = self.config
+        if c.format_candidates:  # the cheapest, likeliest gain first: the seed + format
+            self._score(ctx, self._format_variants(ctx, [seed]), subset, step=1)
         induce = load_template("ape_induce.txt")
         fresh: list[Candidate] = []
         for i in range(c.num_candidates):
@@ -108,8 +110,8 @@ class APE(Optimizer):
                     fresh.append(cand)
         self._score(ctx, fresh, subset, step=1)
         if c.format_candidates:
-            parents = [seed, *(x for x in ctx.pool.ranked(SUBSET) if x is not seed)][: c.top_k]
-            self._score(ctx, self._format_variants(ctx, parents), subset, step=1)
+            induced = [x for x in ctx.pool.ranked(SUBSET) if x.operation == "induce"]
+            self._score(ctx, self._format_variants(ctx, induced[: c.top_k - 1]), subset, step=1)
 
         resample = load_template("ape_resample.txt")
         for round_ in range(c.rounds):
