@@ -64,7 +64,10 @@ class EmbeddedLLM:
         self._load_lock = threading.Lock()
         # The tokenizer and metadata only (loads in a fraction of the full model): a run
         # answered from the cache never loads the weights.
-        self._vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        with suppress_stdout_stderr(disable=False):  # llama.cpp warns about n_ctx_train 0
+            self._vocab = Llama(model_path=str(path), vocab_only=True, verbose=False)
         template = self._vocab.metadata.get("tokenizer.chat_template")
         if not template:
             raise ConfigError(f"{path}: the model has no chat template in its metadata")

@@ -1,0 +1,110 @@
+"""Every optimizer on BIG-bench tasks with the embedded model in every role, the same
+budget of task-model calls, scored on the test split (issue: compare table).
+
+    .venv/bin/python benchmarks/compare_optimizers.py --tasks navigate,implicatures \\
+        --seeds 0 --task-calls 150 --optimizer-calls 40 --test-limit 100
+
+Runs `promptascent.compare` per task (each run recorded under the runs folder), writes
+benchmarks/results/compare_optimizers.json and prints a markdown table for BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from _common import RESULTS, ROOT, machine
+
+import promptascent
+from promptascent.config.task import load_task
+from promptascent.runner import RunSettings
+
+OPTIMIZERS = "random,ape,opro,protegi,evoprompt-ga,evoprompt-de,capo,exemplars"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--tasks", default="navigate,implicatures,sports_understanding")
+    ap.add_argument("--optimizers", default=OPTIMIZERS)
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--task-calls", type=int, default=150)
+    ap.add_argument("--optimizer-calls", type=int, default=40)
+    ap.add_argument("--test-limit", type=int, default=100)
+    ap.add_argument("--runs-dir", default="/tmp/pa-compare/runs")
+    ap.add_argument("--cache-dir", default="/tmp/pa-compare/cache")
+    args = ap.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    names = args.optimizers.split(",")
+    settings = RunSettings(runs_dir=Path(args.runs_dir), cache_dir=Path(args.cache_dir))
+    rows = []
+    began = time.time()
+    for task_name in args.tasks.split(","):
+        task = load_task(ROOT / "examples" / "tasks" / f"{task_name}.yaml")
+        data = task.data.model_copy(update={"limits": {"test": args.test_limit}})
+        task = task.model_copy(update={"data": data, "budget": {}})
+        comparison = promptascent.compare(
+            task,
+            names,
+            budget={"task_calls": args.task_calls, "optimizer_calls": args.optimizer_calls},
+            seeds=seeds,
+            settings=settings,
+        )
+        for row in comparison.to_dict()["rows"]:
+            rows.append({"task": task_name, **row})
+            print(
+                json.dumps({k: rows[-1][k] for k in ("task", "optimizer", "seed", "status")}),
+                flush=True,
+            )
+    out = {
+        "machine": machine(),
+        "command": " ".join(sys.argv),
+        "task_calls": args.task_calls,
+        "optimizer_calls": args.optimizer_calls,
+        "test_limit": args.test_limit,
+        "seeds": seeds,
+        "wall_seconds": time.time() - began,
+        "rows": rows,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "compare_optimizers.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(table(rows))
+    return 0
+
+
+def table(rows: list[dict]) -> str:
+    def f(x: float | None) -> str:
+        return "-" if x is None or x != x else f"{x:.3f}"
+
+    head = (
+        "| task | optimizer | seed | test: seed prompt | test: best [95% CI] "
+        "| best - seed [95% CI] | unparsed (best) | task calls | optimizer calls "
+        "| wall s | status |"
+    )
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        base, best, d = r["test_seed"], r["test_best"], r["difference"]
+        cells = [r["task"], r["optimizer"], str(r["seed"])]
+        if best and base and d:
+            cells += [
+                f(base["mean"]),
+                f"{f(best['mean'])} [{f(best['ci_low'])}, {f(best['ci_high'])}]",
+                f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]",
+                str(best["unparsed"]),
+            ]
+        else:
+            cells += ["-", "-", "-", "-"]
+        cells += [
+            str(int(r["task_calls"])),
+            str(int(r["optimizer_calls"])),
+            f"{r['wall_seconds']:.0f}",
+            r["status"],
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
