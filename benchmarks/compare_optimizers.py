@@ -33,6 +33,7 @@ def main() -> int:
     ap.add_argument("--task-calls", type=int, default=150)
     ap.add_argument("--optimizer-calls", type=int, default=40)
     ap.add_argument("--test-limit", type=int, default=100)
+    ap.add_argument("--out", default="compare_optimizers.json", help="file in benchmarks/results")
     ap.add_argument("--runs-dir", default="/tmp/pa-compare/runs")
     ap.add_argument("--cache-dir", default="/tmp/pa-compare/cache")
     args = ap.parse_args()
@@ -69,7 +70,7 @@ def main() -> int:
         "rows": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "compare_optimizers.json").write_text(json.dumps(out, indent=2) + "\n")
+    (RESULTS / args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(table(rows))
     return 0
 
