@@ -136,12 +136,12 @@ def test_the_meta_prompt_is_cut_to_the_optimizer_context(tmp_path: Path) -> None
 
 def test_opro_keeps_room_for_the_final_selection(tmp_path: Path) -> None:
     task = write_animal_task(tmp_path / "task")
-    # seed (6) + step 1 (2 usable candidates: 12) + final (2 x 12 dev) = 42; step 2 would
-    # need 18 more plus the final selection: it is not started
+    # seed (6) + step 1 (2 usable candidates: 12) + final (2 x (12 - 6 reused)) = 30;
+    # step 2 would need 18 more plus the final selection (40 - 18 = 22 < 30): not started
     result = optimize(
-        task, optimizer="opro", options=OPRO, budget={"task_calls": 50}, settings=settings(tmp_path)
+        task, optimizer="opro", options=OPRO, budget={"task_calls": 40}, settings=settings(tmp_path)
     )
-    assert result.search_usage["task"]["calls"] == 42
+    assert result.search_usage["task"]["calls"] == 30
     assert result.status == "budget" and result.best.prompt.instruction == HINT
     assert result.best.score("dev") is not None
     assert any(e["kind"] == "SearchStopped" for e in events(result.run_dir))

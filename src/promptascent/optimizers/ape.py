@@ -23,6 +23,7 @@ from promptascent.optimizers.base import (
     Optimizer,
     OptimizerConfig,
     OptimizerContext,
+    final_selection_cost,
     has_room,
     load_template,
     select_on_dev,
@@ -147,7 +148,8 @@ class APE(Optimizer):
         could produce): without it, a run that ends on its budget has scored nothing on
         dev and can only return the seed."""
         finalists = min(self.config.final_k, len(ctx.pool.ranked(SUBSET)) + 1)
-        if not has_room(ctx, task=task + finalists * len(ctx.dev), optimizer=optimizer):
+        final = final_selection_cost(ctx, finalists, min(self.config.eval_examples, len(ctx.dev)))
+        if not has_room(ctx, task=task + final, optimizer=optimizer):
             raise _NoRoom
 
     def _format_variants(self, ctx: OptimizerContext, parents: list[Candidate]) -> list[Candidate]:

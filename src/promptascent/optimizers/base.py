@@ -152,9 +152,24 @@ class Optimizer(ABC):
     def evaluate(
         self, ctx: OptimizerContext, candidate: Candidate, examples: list[Example], split: str
     ) -> EvaluationResult:
+        """Scores a candidate on `examples` as split `split` (once per split). Examples
+        it was already scored on under another split are not run or charged again: the
+        same prompt on the same example gives the same result (the request, seed
+        included, is the same), so e.g. the final selection on dev reuses the
+        screening subset's results."""
         if split in candidate.evaluations:
             return candidate.evaluations[split]
-        result = ctx.evaluator.evaluate(candidate.prompt, examples)
+        known = {
+            r.example_id: r
+            for ev in candidate.evaluations.values()
+            for r in ev.results
+            if r.score is not None
+        }
+        missing = [ex for ex in examples if ex.id not in known]
+        fresh = ctx.evaluator.evaluate(candidate.prompt, missing).by_example() if missing else {}
+        result = EvaluationResult(
+            candidate.id, tuple(known.get(ex.id) or fresh[ex.id] for ex in examples)
+        )
         candidate.evaluations[split] = result
         ctx.emit(
             CandidateEvaluated(
@@ -238,6 +253,12 @@ class Optimizer(ABC):
 
 def describe_config(config: OptimizerConfig) -> dict[str, Any]:
     return config.model_dump()
+
+
+def final_selection_cost(ctx: OptimizerContext, finalists: int, screened: int) -> int:
+    """Task calls the final selection on dev takes: each finalist's dev examples, less
+    the `screened` ones it was already scored on (Optimizer.evaluate reuses those)."""
+    return finalists * max(0, len(ctx.dev) - screened)
 
 
 def has_room(ctx: OptimizerContext, *, task: int, optimizer: int = 0) -> bool:

@@ -33,6 +33,7 @@ from promptascent.optimizers.base import (
     Optimizer,
     OptimizerConfig,
     OptimizerContext,
+    final_selection_cost,
     has_room,
     select_on_dev,
 )
@@ -125,7 +126,7 @@ class Exemplars(Optimizer):
         seed = ctx.pool.get(ctx.seed_prompt.id)
         base = self._base(ctx, seed)
         subset = ctx.dev.sample(c.eval_examples, ctx.rng)
-        final_cost = (c.final_k + 2) * len(ctx.dev)
+        final_cost = final_selection_cost(ctx, c.final_k + 2, len(subset))
         self.evaluate(ctx, seed, subset, SUBSET)
         self.evaluate(ctx, base, subset, SUBSET)
         # The prompt is measured on the longest subset input: what fits there fits all.

@@ -29,6 +29,7 @@ from promptascent.optimizers.base import (
     Optimizer,
     OptimizerConfig,
     OptimizerContext,
+    final_selection_cost,
     has_room,
     load_template,
     select_on_dev,
@@ -87,7 +88,7 @@ class OPRO(Optimizer):
         subset = ctx.dev.sample(c.eval_examples, ctx.rng)
         seed = ctx.pool.get(ctx.seed_prompt.id)
         self.evaluate(ctx, seed, subset, SUBSET)
-        final_cost = c.final_k * len(ctx.dev)
+        final_cost = final_selection_cost(ctx, c.final_k, len(subset))
         template = load_template("opro_meta.txt")
 
         for step in range(1, c.steps + 1):

@@ -33,6 +33,7 @@ from promptascent.optimizers.base import (
     Optimizer,
     OptimizerConfig,
     OptimizerContext,
+    final_selection_cost,
     has_room,
     load_template,
     select_on_dev,
@@ -88,7 +89,7 @@ class RandomSearch(Optimizer):
         subset = ctx.dev.sample(c.eval_examples, ctx.rng)
         seed = ctx.pool.get(ctx.seed_prompt.id)
         self.evaluate(ctx, seed, subset, SUBSET)
-        final_cost = c.final_k * len(ctx.dev)
+        final_cost = final_selection_cost(ctx, c.final_k, len(subset))
         vocabulary = sorted({w for ex in ctx.train for w in _WORD.findall(ex.input_text)})
 
         fresh: list[Candidate] = []
