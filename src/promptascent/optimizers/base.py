@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, ClassVar
@@ -25,7 +26,7 @@ from promptascent.events import (
 from promptascent.llm.budget import BudgetGuard
 from promptascent.llm.client import ModelClient
 from promptascent.llm.types import CompletionRequest, Message
-from promptascent.optimizers.parsing import parse_instruction
+from promptascent.optimizers.parsing import Parsed, parse_instruction
 from promptascent.prompts.constraints import Constraints
 from promptascent.prompts.prompt import Prompt
 from promptascent.search.pool import Candidate, CandidatePool
@@ -218,10 +219,11 @@ class Optimizer(ABC):
         seed: int,
         forbidden: tuple[str, ...] = (),
         tag: str = "prompt",
+        parse: Callable[[str], Parsed] | None = None,
     ) -> str | None:
-        """Asks the optimizer model for one instruction (parsed tolerantly, see
-        parsing.parse_instruction); None (counted, reported) when the reply is unusable
-        or the call failed."""
+        """Asks the optimizer model for one instruction, read by `parse` (default:
+        parsing.parse_instruction with `tag` and `forbidden`); None (counted, reported)
+        when the reply is unusable or the call failed."""
         reply = self.ask(
             ctx,
             meta_prompt,
@@ -233,7 +235,10 @@ class Optimizer(ABC):
         )
         if reply is None:
             return None
-        parsed = parse_instruction(reply, tag=tag, forbidden=forbidden)
+        if parse is None:
+            parsed = parse_instruction(reply, tag=tag, forbidden=forbidden)
+        else:
+            parsed = parse(reply)
         if parsed.text is None:
             self.reject(ctx, parsed.reason, step)
         return parsed.text

@@ -222,7 +222,7 @@ class _EvoPrompt(Optimizer):
         system, demos and format) and scores it on the subset. None, counted as a
         rejected reply, when the reply is unusable or repeats a known candidate."""
         c = self.config
-        reply = self.ask(
+        text = self.propose(
             ctx,
             meta_prompt,
             temperature=c.temperature,
@@ -230,20 +230,19 @@ class _EvoPrompt(Optimizer):
             sample_index=sample_index,
             step=step,
             seed=ctx.rng.randrange(2**31),
+            parse=lambda reply: read_offspring(
+                reply, forbidden=forbidden, echoes=self._echoes[kind]
+            ),
         )
-        if reply is None:
+        if text is None:
             return None
-        parsed = read_offspring(reply, forbidden=forbidden, echoes=self._echoes[kind])
-        if parsed.text is None:
-            self.reject(ctx, parsed.reason, step)
-            return None
-        key = text_key(parsed.text)
+        key = text_key(text)
         if key in self._seen:
             self.reject(ctx, "duplicate of an earlier candidate", step)
             return None
         cand = self.add_candidate(
             ctx,
-            base.with_instruction(parsed.text),
+            base.with_instruction(text),
             parents=tuple(drop_duplicates(p.id for p in parents)),
             operation=kind,
             step=step,

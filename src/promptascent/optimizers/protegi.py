@@ -281,7 +281,7 @@ class ProTeGi(Optimizer):
         """One candidate from one optimizer reply; None (counted) when the reply is
         unusable or gives a prompt the pool already has. `note`: the critique it answers."""
         c = self.config
-        reply = self.ask(
+        text = self.propose(
             ctx,
             meta,
             temperature=c.temperature,
@@ -289,16 +289,13 @@ class ProTeGi(Optimizer):
             sample_index=sample_index,
             step=step,
             seed=ctx.rng.randrange(2**31),
+            parse=lambda reply: parse_prompt_reply(reply, forbidden=forbidden),
         )
-        if reply is None:
-            return None
-        parsed = parse_prompt_reply(reply, forbidden=forbidden)
-        if parsed.text is None:
-            self.reject(ctx, parsed.reason, step)
+        if text is None:
             return None
         cand = self.add_candidate(
             ctx,
-            parent.prompt.with_instruction(parsed.text),
+            parent.prompt.with_instruction(text),
             parents=(parent.id,),
             operation=operation,
             step=step,
