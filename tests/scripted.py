@@ -9,6 +9,7 @@ from pathlib import Path
 from promptascent.data.example import Dataset, Example
 from promptascent.llm.scripted import ScriptedLLM
 from promptascent.llm.types import CompletionRequest
+from promptascent.runner import RunSettings
 
 KEY = "Answer with the opposite animal."
 PAIRS = {"cat": "dog", "dog": "cat", "cow": "horse", "horse": "cow", "fox": "owl", "owl": "fox"}
@@ -93,3 +94,28 @@ def first_word(request: CompletionRequest) -> str:
 
 def ids(text: str) -> list[str]:
     return re.findall(r"[0-9a-f]{12}", text)
+
+
+def tiny_navigate(
+    repo: Path, *, train: int = 6, dev: int = 4, test: int = 4, max_tokens: int = 8
+) -> dict:
+    """A few navigate examples as a task mapping, for one end-to-end run on the
+    embedded model."""
+    return {
+        "name": "tiny-navigate",
+        "data": {
+            "folder": str(repo / "examples/data/navigate"),
+            "limits": {"train": train, "dev": dev, "test": test},
+        },
+        "task_params": {"max_tokens": max_tokens},
+        "seed": 0,
+    }
+
+
+def embedded_settings(tmp_path: Path, model: object) -> RunSettings:
+    """Run settings with `model` (the session's embedded model) in every role."""
+    return RunSettings(
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+        backends={"task": model, "optimizer": model, "judge": model},  # type: ignore[dict-item]
+    )

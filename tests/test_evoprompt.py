@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from scripted import KEY, write_animal_task
+from scripted import KEY, embedded_settings, tiny_navigate, write_animal_task
 from scripted_evoprompt import INIT_REJECTED, optimizer_model, task_model
 
 from promptascent import RunSettings, optimize
@@ -373,15 +373,7 @@ def test_echo_keys_are_the_templates_own_sentences() -> None:
 
 @pytest.mark.embedded
 def test_ga_end_to_end_on_the_embedded_model(tmp_path: Path, embedded: LLM, repo: Path) -> None:
-    task = {
-        "name": "tiny-navigate",
-        "data": {
-            "folder": str(repo / "examples/data/navigate"),
-            "limits": {"train": 10, "dev": 8, "test": 12},
-        },
-        "task_params": {"max_tokens": 16},
-        "seed": 0,
-    }
+    task = tiny_navigate(repo, train=10, dev=8, test=12, max_tokens=16)
     options = {
         "population_size": 3,
         "generations": 1,
@@ -389,11 +381,7 @@ def test_ga_end_to_end_on_the_embedded_model(tmp_path: Path, embedded: LLM, repo
         "eval_examples": 4,
         "final_k": 2,
     }
-    run_settings = RunSettings(
-        runs_dir=tmp_path / "runs",
-        cache_dir=tmp_path / "cache",
-        backends={"task": embedded, "optimizer": embedded, "judge": embedded},
-    )
+    run_settings = embedded_settings(tmp_path, embedded)
     result = optimize(
         task,
         optimizer="evoprompt-ga",

@@ -14,7 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from scripted import KEY, PAIRS, optimizer_model, task_model, write_animal_task
+from scripted import (
+    KEY,
+    PAIRS,
+    embedded_settings,
+    optimizer_model,
+    task_model,
+    tiny_navigate,
+    write_animal_task,
+)
 
 from promptascent import RunSettings, optimize
 from promptascent.errors import ConfigError
@@ -277,15 +285,7 @@ def test_demo_values_round_trip_through_the_store(tmp_path: Path) -> None:
 
 @pytest.mark.embedded
 def test_exemplars_on_the_embedded_model(tmp_path: Path, embedded: EmbeddedLLM, repo: Path) -> None:
-    task = {
-        "name": "tiny-navigate",
-        "data": {
-            "folder": str(repo / "examples/data/navigate"),
-            "limits": {"train": 6, "dev": 4, "test": 4},
-        },
-        "task_params": {"max_tokens": 8},
-        "seed": 0,
-    }
+    task = tiny_navigate(repo)
     options = {
         "k": 2,
         "num_candidates": 2,
@@ -294,11 +294,7 @@ def test_exemplars_on_the_embedded_model(tmp_path: Path, embedded: EmbeddedLLM, 
         "eval_examples": 3,
         "final_k": 2,
     }
-    s = RunSettings(
-        runs_dir=tmp_path / "runs",
-        cache_dir=tmp_path / "cache",
-        backends={"task": embedded, "optimizer": embedded, "judge": embedded},
-    )
+    s = embedded_settings(tmp_path, embedded)
     result = optimize(
         task, optimizer="exemplars", options=options, budget={"task_calls": 40}, settings=s
     )

@@ -11,7 +11,15 @@ import re
 from pathlib import Path
 
 import pytest
-from scripted import KEY, PAIRS, optimizer_model, task_model, write_animal_task
+from scripted import (
+    KEY,
+    PAIRS,
+    embedded_settings,
+    optimizer_model,
+    task_model,
+    tiny_navigate,
+    write_animal_task,
+)
 
 from promptascent import RunSettings, optimize
 from promptascent.errors import ConfigError
@@ -218,21 +226,9 @@ def test_bad_options_are_config_errors(tmp_path: Path, option: dict) -> None:
 
 @pytest.mark.embedded
 def test_random_on_the_embedded_model(tmp_path: Path, embedded: EmbeddedLLM, repo: Path) -> None:
-    task = {
-        "name": "tiny-navigate",
-        "data": {
-            "folder": str(repo / "examples/data/navigate"),
-            "limits": {"train": 6, "dev": 4, "test": 4},
-        },
-        "task_params": {"max_tokens": 8},
-        "seed": 0,
-    }
+    task = tiny_navigate(repo)
     options = {"separators": 2, "paraphrases": 2, "eval_examples": 3, "final_k": 2}
-    s = RunSettings(
-        runs_dir=tmp_path / "runs",
-        cache_dir=tmp_path / "cache",
-        backends={"task": embedded, "optimizer": embedded, "judge": embedded},
-    )
+    s = embedded_settings(tmp_path, embedded)
     result = optimize(
         task, optimizer="random", options=options, budget={"task_calls": 30}, settings=s
     )
