@@ -10,7 +10,7 @@ import pytest
 from scripted import KEY, task_model, write_animal_task
 
 from promptascent import RunSettings, optimize
-from promptascent.events import Event, ReplyRejected, SearchStopped
+from promptascent.events import CandidateEvaluated, Event, ReplyRejected, SearchStopped
 from promptascent.llm.embedded import EmbeddedLLM
 from promptascent.llm.scripted import ScriptedLLM
 from promptascent.llm.types import CompletionRequest
@@ -137,9 +137,10 @@ def test_budget_ends_the_search_cleanly_with_the_seed(tmp_path: Path) -> None:
     assert result.test_best is not None and result.test_best.n == 18
 
 
-def test_a_tight_budget_skips_rounds_to_pay_for_the_final_scoring(tmp_path: Path) -> None:
-    """Round 1 needs 30 task calls plus 36 for the final scoring; round 2 would need
-    42 + 36 more than what is left of 100."""
+def test_a_tight_budget_expands_fewer_beam_prompts(tmp_path: Path) -> None:
+    """Round 1 needs 30 task calls plus 36 for the final scoring. Round 2 expanding
+    both beam prompts would need 42 + 36, more than the 70 left of 100; expanding only
+    the best one needs 30 + 36, so that is what it does."""
     events: list[Event] = []
     task = write_animal_task(tmp_path / "task")
     result = optimize(
@@ -149,8 +150,27 @@ def test_a_tight_budget_skips_rounds_to_pay_for_the_final_scoring(tmp_path: Path
         budget={"task_calls": 100},
         settings=settings(tmp_path, sinks=[events.append]),
     )
-    assert result.status == "budget" and result.best.prompt.instruction == KEY
+    assert result.best.prompt.instruction == KEY
     assert result.search_usage["task"]["calls"] <= 100
+    assert not [e for e in events if isinstance(e, SearchStopped)]
+    expanded = [e for e in events if isinstance(e, CandidateEvaluated) and e.split == "train-r2"]
+    assert len(expanded) == 1  # one beam prompt looked for errors in round 2
+
+
+def test_a_tight_budget_skips_rounds_to_pay_for_the_final_scoring(tmp_path: Path) -> None:
+    """With 80 task calls, round 2 (30 + 36 even with one beam prompt) does not fit
+    beside the final scoring in the 50 left after round 1."""
+    events: list[Event] = []
+    task = write_animal_task(tmp_path / "task")
+    result = optimize(
+        task,
+        optimizer="protegi",
+        options=OPTIONS,
+        budget={"task_calls": 80},
+        settings=settings(tmp_path, sinks=[events.append]),
+    )
+    assert result.status == "budget" and result.best.prompt.instruction == KEY
+    assert result.search_usage["task"]["calls"] <= 80
     stops = [e for e in events if isinstance(e, SearchStopped)]
     assert len(stops) == 1 and "round 2 not started: task_calls left" in stops[0].reason
     assert max(step for *_, step in lineage(result.run_dir)) == 1

@@ -113,11 +113,13 @@ class ProTeGi(Optimizer):
         c = self.config
         return min(c.max_expansion, c.num_gradients * c.edits_per_gradient * (1 + c.mc_samples))
 
-    def _round_cost(self, parents: int, train_size: int, dev_size: int) -> tuple[int, int, int]:
-        """Upper bounds of one round with `parents` beam prompts: task calls, optimizer
-        calls, and the beam size after it."""
+    def _round_cost(
+        self, parents: int, train_size: int, dev_size: int, beam: int | None = None
+    ) -> tuple[int, int, int]:
+        """Upper bounds of one round that expands `parents` of the `beam` prompts (all
+        of them when None): task calls, optimizer calls, and the beam size after it."""
         c = self.config
-        arms = parents * (1 + self._successors())
+        arms = (parents if beam is None else beam) + parents * self._successors()
         task = parents * min(c.minibatch_size, train_size)
         if arms > c.beam_size and dev_size:
             task += self._bandit_budget(arms, dev_size)
@@ -145,9 +147,20 @@ class ProTeGi(Optimizer):
             "optimizer_max_tokens": c.max_tokens,
         }
 
-    def _over_budget(self, ctx: OptimizerContext, parents: int) -> str | None:
-        """Why the next round cannot be paid for together with the final scoring."""
-        task, optimizer, after = self._round_cost(parents, len(ctx.train), len(ctx.dev))
+    def _parents_affordable(self, ctx: OptimizerContext, beam: int) -> tuple[int, str | None]:
+        """How many of the `beam` prompts the next round can expand (best first) with
+        the budget left for it and the final scoring; 0 and why when not even one."""
+        reason = None
+        for parents in range(beam, 0, -1):
+            reason = self._over_budget(ctx, parents, beam)
+            if reason is None:
+                return parents, None
+        return 0, reason
+
+    def _over_budget(self, ctx: OptimizerContext, parents: int, beam: int) -> str | None:
+        """Why a round expanding `parents` of `beam` prompts cannot be paid for together
+        with the final scoring."""
+        task, optimizer, after = self._round_cost(parents, len(ctx.train), len(ctx.dev), beam)
         final = (after + 1) * len(ctx.dev)
         need = {
             "task_calls": task + final,
@@ -172,14 +185,16 @@ class ProTeGi(Optimizer):
         batches = minibatches(list(ctx.dev), c.bandit_batch, ctx.rng)
         beam = [seed]
         for round_ in range(1, c.rounds + 1):
+            parents = len(beam)
             if c.reserve_final:
-                reason = self._over_budget(ctx, len(beam))
+                # A small budget expands fewer beam prompts rather than none.
+                parents, reason = self._parents_affordable(ctx, len(beam))
                 if reason is not None:
                     self.stop_early(ctx, f"round {round_} not started: {reason}")
                     break
             train = sample_minibatch(list(ctx.train), c.minibatch_size, ctx.rng)
             fresh: list[Candidate] = []
-            for parent in beam:
+            for parent in beam[:parents]:
                 fresh += self._expand(ctx, parent, train, round_)
             beam = self._select(ctx, [*beam, *fresh], batches)
             ctx.emit(StepFinished(round_, beam[0].id, _batch_mean(beam[0])))
