@@ -36,43 +36,79 @@ def main() -> int:
     ap.add_argument("--out", default="compare_optimizers.json", help="file in benchmarks/results")
     ap.add_argument("--runs-dir", default="/tmp/pa-compare/runs")
     ap.add_argument("--cache-dir", default="/tmp/pa-compare/cache")
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the (task, seed) pairs already in --out and run only the others",
+    )
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     names = args.optimizers.split(",")
     settings = RunSettings(runs_dir=Path(args.runs_dir), cache_dir=Path(args.cache_dir))
-    rows = []
+    path = RESULTS / args.out
+    rows: list[dict] = []
+    spent = 0.0
+    if args.resume and path.exists():
+        before = json.loads(path.read_text())
+        rows, spent = before["rows"], before["wall_seconds"]
+    done = {(r["task"], r["seed"]) for r in rows}
     began = time.time()
-    for task_name in args.tasks.split(","):
-        task = load_task(ROOT / "examples" / "tasks" / f"{task_name}.yaml")
-        data = task.data.model_copy(update={"limits": {"test": args.test_limit}})
-        task = task.model_copy(update={"data": data, "budget": {}})
-        comparison = promptascent.compare(
-            task,
-            names,
-            budget={"task_calls": args.task_calls, "optimizer_calls": args.optimizer_calls},
-            seeds=seeds,
-            settings=settings,
-        )
-        for row in comparison.to_dict()["rows"]:
-            rows.append({"task": task_name, **row})
-            print(
-                json.dumps({k: rows[-1][k] for k in ("task", "optimizer", "seed", "status")}),
-                flush=True,
+    # Seeds outer: a run cut short still holds whole seeds over every task.
+    for seed in seeds:
+        for task_name in args.tasks.split(","):
+            if (task_name, seed) in done:
+                continue
+            task = load_task(ROOT / "examples" / "tasks" / f"{task_name}.yaml")
+            data = task.data.model_copy(update={"limits": {"test": args.test_limit}})
+            task = task.model_copy(update={"data": data, "budget": {}})
+            comparison = promptascent.compare(
+                task,
+                names,
+                budget={"task_calls": args.task_calls, "optimizer_calls": args.optimizer_calls},
+                seeds=[seed],
+                settings=settings,
             )
-    out = {
-        "machine": machine(),
-        "command": " ".join(sys.argv),
-        "task_calls": args.task_calls,
-        "optimizer_calls": args.optimizer_calls,
-        "test_limit": args.test_limit,
-        "seeds": seeds,
-        "wall_seconds": time.time() - began,
-        "rows": rows,
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / args.out).write_text(json.dumps(out, indent=2) + "\n")
+            for row in comparison.to_dict()["rows"]:
+                rows.append({"task": task_name, **row})
+                keys = ("task", "optimizer", "seed", "status")
+                print(json.dumps({k: rows[-1][k] for k in keys}), flush=True)
+            out = {
+                "machine": machine(),
+                "command": " ".join(sys.argv),
+                "task_calls": args.task_calls,
+                "optimizer_calls": args.optimizer_calls,
+                "test_limit": args.test_limit,
+                "seeds": seeds,
+                "wall_seconds": spent + time.time() - began,
+                "rows": rows,
+            }
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(out, indent=2) + "\n")
     print(table(rows))
+    print()
+    print(summary(rows))
     return 0
+
+
+def summary(rows: list[dict]) -> str:
+    """Per optimizer over every (task, seed): mean test difference to the seed prompt,
+    and how often its 95% CI lies above 0, below 0, or spans it."""
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        if r["difference"]:
+            by.setdefault(r["optimizer"], []).append(r["difference"])
+    lines = [
+        "| optimizer | runs | mean best - seed | CI above 0 | CI spans 0 | CI below 0 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, ds in by.items():
+        above = sum(d["ci_low"] > 0 for d in ds)
+        below = sum(d["ci_high"] < 0 for d in ds)
+        mean = sum(d["mean"] for d in ds) / len(ds)
+        lines.append(
+            f"| {name} | {len(ds)} | {mean:+.3f} | {above} | {len(ds) - above - below} | {below} |"
+        )
+    return "\n".join(lines)
 
 
 def table(rows: list[dict]) -> str:
