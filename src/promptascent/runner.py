@@ -48,6 +48,7 @@ from promptascent.metrics.base import Metric
 from promptascent.metrics.registry import get_metric
 from promptascent.optimizers import registry
 from promptascent.optimizers.base import Optimizer, OptimizerContext, OptimizerOutcome
+from promptascent.optimizers.kfold import CV, KFoldSelection
 from promptascent.prompts.answer_format import answer_format_line
 from promptascent.prompts.constraints import Constraints, split_keep_tags
 from promptascent.prompts.export import export_prompt
@@ -208,6 +209,15 @@ def plan(
     )
     options.update(optimizer_options or {})
     opt = registry.create(name, options)
+    folds = task.evaluation.folds
+    if folds:
+        pooled = len(data.train) + len(data.dev)
+        if folds == 1 or pooled < 2 * folds:
+            raise ConfigError(
+                f"evaluation.folds: {folds} folds need 2 or more folds of at least 2 "
+                f"examples; train and dev hold {pooled}"
+            )
+        opt = KFoldSelection(opt, folds)
     file_budget = Budget.from_mapping(task.budget, where="budget")
     full_budget = file_budget.merged(budget) if budget else file_budget
     p = task.task_params
@@ -448,7 +458,8 @@ class Runner:
         means the search fit the examples it learned from."""
         n = self.plan.task.evaluation.train_gap_examples
         selected = outcome.best.score(outcome.selection_split)
-        if not n or selected is None:
+        if not n or selected is None or outcome.selection_split == CV:
+            # k-fold: every train example was also a selection example
             return None
         examples = list(self.plan.data.train)[:n]
         self.bus(PhaseStarted("train", len(examples)))

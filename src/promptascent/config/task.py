@@ -120,6 +120,14 @@ class EvaluationSpec(_Strict):
         ge=0,
         description="Train examples the winner is scored on for the train-dev gap (0: off).",
     )
+    folds: int = Field(
+        0,
+        ge=0,
+        description=(
+            "k-fold selection for small data (0: off): train and dev are pooled into k "
+            "folds, the search runs once per fold, the fold winners compete on all of them."
+        ),
+    )
 
 
 class ConstraintsSpec(_Strict):

@@ -1,0 +1,173 @@
+"""k-fold selection for small data (`evaluation.folds: k`).
+
+With few labelled examples a fixed train/dev split wastes half of them on each role,
+and a dev split of a dozen examples picks a winner by noise. With k folds the train
+and dev examples are pooled and cut into k folds; the optimizer searches k times, each
+time proposing from k-1 folds and selecting on the one left out, with 1/k of the
+budget left after the final selection is paid for. The k fold winners and the seed
+are then scored on every pooled example (split "cv"), where each winner has been in
+the proposing role on some examples and the selecting role on the others, as every
+other winner was; the best there wins. The test split still only reports.
+
+Inside fold i a candidate's evaluations are those of a fold-local pool; the run's pool
+and store get them as "fold{i}/<split>" (e.g. "fold2/dev"), so nothing a fold
+measured is lost or mixed with another fold's split of the same name.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import random
+
+from promptascent.data.example import Dataset, Example
+from promptascent.events import CandidateEvaluated, CandidateProposed, Event, PhaseStarted
+from promptascent.llm.budget import Budget, BudgetGuard
+from promptascent.llm.client import ModelClient
+from promptascent.optimizers.base import Optimizer, OptimizerContext, OptimizerOutcome
+from promptascent.search.pool import Candidate, CandidatePool
+
+CV = "cv"  # split name of the final selection on every pooled example
+_SPLIT_LIMITS = ("calls", "task_calls", "optimizer_calls", "judge_calls")
+
+
+def make_folds(examples: list[Example], k: int, rng: random.Random) -> list[list[Example]]:
+    """`examples` shuffled and dealt into k folds of near-equal size."""
+    shuffled = list(examples)
+    rng.shuffle(shuffled)
+    return [shuffled[i::k] for i in range(k)]
+
+
+class KFoldSelection(Optimizer):
+    """Runs `inner`'s search once per fold and selects among the fold winners on all
+    pooled examples. It records the run under the inner optimizer's name and options."""
+
+    def __init__(self, inner: Optimizer, folds: int) -> None:
+        if folds < 2:
+            raise ValueError("k-fold selection needs at least 2 folds")
+        super().__init__(inner.config)
+        self.inner = inner
+        self.folds = folds
+        self.name = inner.name  # type: ignore[misc]
+        self.Config = inner.Config  # type: ignore[misc]
+
+    def selection_split(self) -> str:
+        return CV
+
+    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
+        n, k = train_size + dev_size, self.folds
+        one = self.inner.estimate(n - n // k, max(1, n // k), example_tokens)
+        return {
+            **one,
+            "task": k * one["task"] + (k + 1) * n,
+            "optimizer": k * one["optimizer"],
+        }
+
+    def search(self, ctx: OptimizerContext) -> None:
+        pooled = [*ctx.train, *ctx.dev]
+        k = self.folds
+        folds = make_folds(pooled, k, ctx.rng)
+        winners: list[tuple[int, Candidate]] = []
+        for i in range(k):
+            # Each fold's share of what is left once the final selection is paid for.
+            share = self._share(ctx, k - i, final=(k + 1) * len(pooled))
+            if share is None:
+                self.stop_early(ctx, f"fold {i + 1} not started: no budget left beside the final")
+                break
+            ctx.emit(PhaseStarted(f"fold {i + 1}/{k}"))
+            held_out = folds[i]
+            rest = [ex for j, fold in enumerate(folds) if j != i for ex in fold]
+            outcome = self._run_fold(ctx, i + 1, rest, held_out, share)
+            winners.append((i + 1, ctx.pool.get(outcome.best.id)))
+            if outcome.stopped_by and "unavailable" in outcome.stopped_by:
+                self.stopped_early = outcome.stopped_by  # the next fold would fail too
+                break
+        ctx.emit(PhaseStarted(CV, (len(winners) + 1) * len(pooled)))
+        seed = ctx.pool.get(ctx.seed_prompt.id)
+        for fold, cand in winners:
+            held = cand.score(f"fold{fold}/{self.inner.selection_split()}")
+            mark = f"winner of fold {fold}"
+            if held is not None:
+                mark += f" (held-out fold: {held:.3f})"
+            cand.note = f"{cand.note}; {mark}" if cand.note else mark
+        # The seed first: if the budget ends mid-way, it is the fallback winner.
+        for cand in [seed, *(c for _, c in winners if c is not seed)]:
+            self.evaluate(ctx, cand, pooled, CV)
+
+    def _share(self, ctx: OptimizerContext, folds_left: int, final: int) -> Budget | None:
+        """Count limits for the next fold: the run's limits, with every call limit set
+        capped at what is used now plus 1/folds_left of what is left beside `final`."""
+        budget = ctx.guard.budget
+        caps: dict[str, int] = {}
+        for name in _SPLIT_LIMITS:
+            left = ctx.guard.remaining(name)
+            cap = getattr(budget, name)
+            if left is None or cap is None:
+                continue
+            reserve = final if name in ("calls", "task_calls") else 0
+            share = int((left - reserve) // folds_left)
+            if share <= 0:
+                return None
+            caps[name] = int(cap - left) + share
+        return budget.merged(Budget(**caps))
+
+    def _run_fold(
+        self,
+        ctx: OptimizerContext,
+        fold: int,
+        train: list[Example],
+        dev: list[Example],
+        budget: Budget,
+    ) -> OptimizerOutcome:
+        guard = BudgetGuard(budget, ctx.guard.meter, elapsed_before=ctx.guard.elapsed_seconds)
+        evaluator = copy.copy(ctx.evaluator)
+        evaluator.task_model = _with_guard(ctx.evaluator.task_model, guard)
+        pool = CandidatePool()
+        pool.add(Candidate(ctx.seed_prompt, operation="seed"))
+        sub = dataclasses.replace(
+            ctx,
+            train=Dataset(f"train (fold {fold})", tuple(train)),
+            dev=Dataset(f"dev (fold {fold})", tuple(dev)),
+            evaluator=evaluator,
+            optimizer_model=_with_guard(ctx.optimizer_model, guard),
+            judge_model=_with_guard(ctx.judge_model, guard) if ctx.judge_model else None,
+            rng=random.Random(ctx.rng.randrange(2**31)),
+            guard=guard,
+            emit=_FoldEvents(fold, pool, ctx),
+            pool=pool,
+        )
+        inner = type(self.inner)(self.inner.config)
+        outcome = inner.optimize(sub)
+        self.rejected += inner.rejected
+        return outcome
+
+
+def _with_guard(client: ModelClient, guard: BudgetGuard) -> ModelClient:
+    """The same client (backend, caches, journal, meter) checking `guard` before calls."""
+    view = copy.copy(client)
+    view.guard = guard
+    return view
+
+
+class _FoldEvents:
+    """Forwards a fold's events to the run: its new candidates join the run's pool,
+    its evaluations are copied there under "fold{i}/<split>"."""
+
+    def __init__(self, fold: int, pool: CandidatePool, ctx: OptimizerContext) -> None:
+        self.fold = fold
+        self.pool = pool
+        self.ctx = ctx
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, CandidateProposed):
+            c = self.pool.get(event.candidate_id)
+            copy_ = Candidate(c.prompt, c.parents, c.operation, c.step, note=c.note)
+            _, new = self.ctx.pool.add(copy_)
+            if not new:
+                return  # proposed by an earlier fold (or the seed): recorded already
+        elif isinstance(event, CandidateEvaluated):
+            split = f"fold{self.fold}/{event.split}"
+            result = self.pool.get(event.candidate_id).evaluations[event.split]
+            self.ctx.pool.get(event.candidate_id).evaluations[split] = result
+            event = dataclasses.replace(event, split=split)
+        self.ctx.emit(event)
