@@ -29,6 +29,7 @@ def optimize(
     budget: Budget | dict[str, float] | None = None,
     seed: int | None = None,
     models: dict[str, str] | None = None,
+    length_penalty: float | None = None,
     settings: RunSettings | None = None,
 ) -> RunResult:
     """Runs one optimization and returns its result (best prompt, test scores against
@@ -52,6 +53,7 @@ def optimize(
         budget=budget,
         seed=seed,
         models=models,  # type: ignore[arg-type]
+        length_penalty=length_penalty,
     )
     return Runner(p, settings).run()
 

@@ -39,6 +39,7 @@ class CompareRow:
             "optimizer_calls": usage["optimizer"]["calls"],
             "optimizer_tokens": usage["optimizer"]["tokens"],
             "judge_calls": usage["judge"]["calls"],
+            "prompt_tokens": r["prompt_tokens"],
             "model_calls": sum(u["model_calls"] for u in r["usage"].values()),
             "wall_seconds": r["wall_seconds"],
         }

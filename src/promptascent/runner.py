@@ -53,6 +53,7 @@ from promptascent.prompts.answer_format import answer_format_line
 from promptascent.prompts.constraints import Constraints, split_keep_tags
 from promptascent.prompts.export import export_prompt
 from promptascent.prompts.prompt import Demo, Prompt
+from promptascent.search.objective import LengthPenalty, prompt_tokens
 from promptascent.search.pool import Candidate, CandidatePool
 from promptascent.store.files import write_atomic
 from promptascent.store.run_store import FILENAME, RunStore
@@ -95,6 +96,8 @@ class RunResult:
     lineage: tuple[dict[str, Any], ...] = ()
     train_dev_gap: dict[str, float] | None = None
     confidence: float = 0.95
+    prompt_tokens: dict[str, int] | None = None  # "seed", "best": without an input
+    length_penalty: float = 0.0
 
     @property
     def best_prompt(self) -> Prompt:
@@ -121,6 +124,8 @@ class RunResult:
             "best_lineage": list(self.lineage),
             "train_dev_gap": self.train_dev_gap,
             "confidence": self.confidence,
+            "prompt_tokens": self.prompt_tokens,
+            "length_penalty": self.length_penalty,
             "selection_split": self.selection_split,
             "selection_scores": {
                 "seed": self.seed.score(self.selection_split),
@@ -184,9 +189,14 @@ def plan(
     budget: Budget | None = None,
     seed: int | None = None,
     models: dict[Role, str] | None = None,
+    length_penalty: float | None = None,
 ) -> Plan:
     """Validates a task with overrides (flags win over the file) and loads its data."""
     task = task.model_copy(update={"seed": task.seed if seed is None else seed})
+    if length_penalty is not None:
+        if not 0.0 <= length_penalty <= 1.0:
+            raise ConfigError(f"--length-penalty: {length_penalty:g} is not in [0, 1]")
+        task = task.model_copy(update={"length_penalty": length_penalty})
     for role, value in (models or {}).items():
         try:
             spec = ModelSpec.parse(value)
@@ -332,6 +342,13 @@ class Runner:
         store.put("status", "running")
         try:
             clients = {r: self._client(r, guard, response_cache) for r in ROLES}
+            if p.task.length_penalty:
+                task_client = clients["task"]
+                pool.penalty = LengthPenalty(
+                    p.task.length_penalty,
+                    lambda prompt: prompt_tokens(task_client, prompt),
+                    p.seed_prompt,
+                )
             evaluator = Evaluator(
                 clients["task"],
                 p.metric,
@@ -395,6 +412,11 @@ class Runner:
                 lineage=_lineage(pool, outcome.best, outcome.selection_split),
                 train_dev_gap=gap,
                 confidence=p.task.evaluation.confidence,
+                prompt_tokens={
+                    "seed": prompt_tokens(clients["task"], seed_candidate.prompt),
+                    "best": prompt_tokens(clients["task"], outcome.best.prompt),
+                },
+                length_penalty=p.task.length_penalty,
             )
             self._write_outputs(store, result)
             self.bus(RunFinished(self.run_id, result.status, result.best.id))

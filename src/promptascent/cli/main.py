@@ -135,6 +135,12 @@ def optimize(
         str | None, typer.Option(help="Limits, e.g. task_calls=600,minutes=10 (override the file).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (overrides the file).")] = None,
+    length_penalty: Annotated[
+        float | None,
+        typer.Option(
+            help="Maximise score - L * prompt tokens / seed tokens, e.g. 0.05 (overrides the file)."
+        ),
+    ] = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -178,6 +184,7 @@ def optimize(
         budget=Budget.parse(budget) if budget else None,
         seed=seed,
         models=_models(task_model, optimizer_model, judge_model),
+        length_penalty=length_penalty,
     )
     if dry_run:
         _print_estimate(estimate(p))
@@ -294,6 +301,10 @@ def compare_(
     task_model: Annotated[str | None, typer.Option(help="Task model (overrides the file).")] = None,
     optimizer_model: Annotated[str | None, typer.Option(help="Optimizer model.")] = None,
     judge_model: Annotated[str | None, typer.Option(help="Judge model.")] = None,
+    length_penalty: Annotated[
+        float | None,
+        typer.Option(help="Maximise score - L * prompt tokens / seed tokens, e.g. 0.05."),
+    ] = None,
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
     cache_dir: CacheDir = DEFAULT_CACHE_DIR,
     no_cache: NoCache = False,
@@ -311,8 +322,8 @@ def compare_(
         raise ConfigError(f"--seeds {seeds!r}: expected comma-separated integers") from None
     task = load_task(task_file)
     models = _models(task_model, optimizer_model, judge_model)
-    if models:
-        task = plan(task, models=models).task
+    if models or length_penalty is not None:
+        task = plan(task, models=models, length_penalty=length_penalty).task
     comparison = _with_progress(
         settings,
         quiet,

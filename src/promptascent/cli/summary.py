@@ -75,6 +75,13 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
         f"best {fmt(result['selection_scores']['best'])}; {result['candidates']} candidates, "
         f"{result['rejected_replies']} optimizer replies rejected"
     )
+    tokens = result.get("prompt_tokens")
+    if tokens:
+        penalty = result.get("length_penalty") or 0.0
+        objective = (
+            f"; selected by score - {penalty:g} x prompt tokens / seed tokens" if penalty else ""
+        )
+        console.print(f"prompt tokens: seed {tokens['seed']}, best {tokens['best']}{objective}")
     gap = result.get("train_dev_gap")
     if gap:
         console.print(

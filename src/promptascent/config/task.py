@@ -165,6 +165,15 @@ class TaskSpec(_Strict):
     budget: dict[str, int | float] = Field(default_factory=dict)
     evaluation: EvaluationSpec = Field(default_factory=EvaluationSpec)
     constraints: ConstraintsSpec = Field(default_factory=ConstraintsSpec)
+    length_penalty: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description=(
+            "Cost-aware objective for every optimizer: score - length_penalty * prompt "
+            "tokens / seed prompt tokens (0: off; CAPO's paper uses 0.05)."
+        ),
+    )
     seed: int = 0
     base_dir: Path = Field(default=Path("."), exclude=True)
 

@@ -33,7 +33,6 @@ from pydantic import Field
 from promptascent.data.example import Dataset, Example
 from promptascent.evaluation.result import EvaluationResult, ExampleResult
 from promptascent.events import CandidateEvaluated, StepFinished
-from promptascent.llm.types import CompletionRequest
 from promptascent.optimizers.base import (
     DEV,
     Optimizer,
@@ -46,6 +45,7 @@ from promptascent.optimizers.registry import register
 from promptascent.prompts.answer_format import answer_format_line
 from promptascent.prompts.prompt import Demo, Prompt
 from promptascent.prompts.template import fill
+from promptascent.search.objective import prompt_tokens
 from promptascent.search.pareto import ParetoPoint, pareto_front
 from promptascent.search.pool import Candidate
 from promptascent.search.racing import race
@@ -288,9 +288,7 @@ class CAPO(Optimizer):
         """Tokens of the prompt without an input, by the task model's tokenizer (exact
         for the embedded model, a byte upper bound over HTTP)."""
         if prompt.id not in self._tokens:
-            fields = {f: "" for f in prompt.fields or ("input",)}
-            request = CompletionRequest(messages=prompt.render(fields))
-            self._tokens[prompt.id] = ctx.evaluator.task_model.prompt_tokens(request)
+            self._tokens[prompt.id] = prompt_tokens(ctx.evaluator.task_model, prompt)
         return self._tokens[prompt.id]
 
     # Operators

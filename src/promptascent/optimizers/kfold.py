@@ -122,7 +122,7 @@ class KFoldSelection(Optimizer):
         guard = BudgetGuard(budget, ctx.guard.meter, elapsed_before=ctx.guard.elapsed_seconds)
         evaluator = copy.copy(ctx.evaluator)
         evaluator.task_model = _with_guard(ctx.evaluator.task_model, guard)
-        pool = CandidatePool()
+        pool = CandidatePool(ctx.pool.penalty)
         pool.add(Candidate(ctx.seed_prompt, operation="seed"))
         sub = dataclasses.replace(
             ctx,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from promptascent.evaluation.result import EvaluationResult
@@ -34,7 +35,9 @@ class CandidatePool:
     """All candidates of a run by id. Adding a prompt that is already there returns the
     existing candidate (its first lineage is kept)."""
 
-    def __init__(self) -> None:
+    def __init__(self, penalty: Callable[[Prompt], float] | None = None) -> None:
+        # Ranking objective: score minus penalty(prompt) (search/objective.py), if set.
+        self.penalty = penalty
         self._by_id: dict[str, Candidate] = {}
         self._lock = threading.Lock()
 
@@ -59,11 +62,19 @@ class CandidatePool:
     def all(self) -> list[Candidate]:
         return list(self._by_id.values())
 
+    def objective(self, candidate: Candidate, split: str) -> float | None:
+        """The candidate's score on `split` less its length penalty (if the pool has one)."""
+        score = candidate.score(split)
+        if score is None or self.penalty is None:
+            return score
+        return score - self.penalty(candidate.prompt)
+
     def ranked(self, split: str) -> list[Candidate]:
-        """Candidates scored on `split`, best first; ties keep insertion order (earlier,
-        usually simpler, candidates win)."""
-        scored = [c for c in self._by_id.values() if c.score(split) is not None]
-        return sorted(scored, key=lambda c: -(c.score(split) or 0.0))
+        """Candidates scored on `split`, best objective first; ties keep insertion order
+        (earlier, usually simpler, candidates win)."""
+        values = {c.id: self.objective(c, split) for c in self._by_id.values()}
+        scored = [c for c in self._by_id.values() if values[c.id] is not None]
+        return sorted(scored, key=lambda c: -(values[c.id] or 0.0))
 
     def best(self, split: str) -> Candidate | None:
         ranked = self.ranked(split)
