@@ -21,6 +21,7 @@ from promptascent.metrics.builtin import (
     Numeric,
     RegexMatch,
     TokenF1,
+    first_named_choice,
     parse_number,
 )
 from promptascent.metrics.normalize import normalize_text, tokens
@@ -375,3 +376,19 @@ def test_callable_metric_load_errors(metric_module: str) -> None:
         load_metric(f"{metric_module}:NOT_CALLABLE")
     with pytest.raises(ConfigError, match="module:function"):
         load_metric("just_a_module:")
+
+
+@pytest.mark.parametrize(
+    ("output", "prediction"),
+    [
+        ("Not plausible.", None),  # names no choice as the answer: unparsed, not "plausible"
+        ("It is not True, so False.", "False"),
+        ("This isn't plausible; it is implausible.", "implausible"),
+        ("The sentence is never plausible", None),
+        ("plausible, not implausible", "plausible"),
+        ("Nothing odd: plausible", "plausible"),  # "not" only as a whole word
+    ],
+)
+def test_a_negated_choice_is_not_the_answer(output: str, prediction: str | None) -> None:
+    choices = ("True", "False") if "True" in output else ("plausible", "implausible")
+    assert first_named_choice(output, choices) == prediction

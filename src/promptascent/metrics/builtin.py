@@ -92,13 +92,17 @@ class ChoiceAccuracy:
         return Score(1.0 if hit else 0.0, prediction=prediction)
 
 
+_NEGATED = re.compile(r"(?:\bnot|n't|\bnever)\s+$")
+
+
 def first_named_choice(
     output: str,
     choices: tuple[str, ...],
     aliases: tuple[str, ...] = (),
     alias_of: str | None = None,
 ) -> str | None:
-    """The choice named earliest in `output` (longest at a tie), or None.
+    """The choice named earliest in `output` (longest at a tie), or None. A mention
+    right after a negation ("not", "isn't", "never") is not naming that choice.
 
     An alias found in the output counts as `alias_of`; an alias spelled like a choice is
     ignored, so a choice always keeps its own meaning.
@@ -108,7 +112,12 @@ def first_named_choice(
     found: str | None = None
     for phrase, meaning in _candidates(choices, aliases, alias_of):
         pattern = phrase_pattern(phrase)
-        m = pattern.search(text) if pattern is not None else None
+        if pattern is None:
+            continue
+        # "not plausible" does not name "plausible" as the answer
+        m = next(
+            (m for m in pattern.finditer(text) if not _NEGATED.search(text, 0, m.start())), None
+        )
         if m is None:
             continue
         key = (m.start(), -(m.end() - m.start()))
