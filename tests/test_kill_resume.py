@@ -136,6 +136,31 @@ def test_sigkill_at_random_points_then_resume(
     assert killed >= KILL_POINTS // 2
 
 
+def test_sigkill_and_resume_with_k_fold_selection_and_a_length_penalty(tmp_path: Path) -> None:
+    """The k-fold wrapper's per-fold budget shares and the penalised ranking come out the
+    same after a resume (both derive from the replayed usage and the stored task)."""
+    extra = SCRIPTED_MODELS + "length_penalty: 0.05\n"
+    task = write_animal_task(tmp_path / "task", extra=extra)
+    task.write_text(
+        task.read_text().replace(
+            "evaluation: {concurrency: 2}", "evaluation: {concurrency: 2, folds: 2}"
+        )
+    )
+    base = tmp_path / "base"
+    base.mkdir()
+    log = base / "calls.log"
+    began = time.monotonic()
+    finish(start([str(task), "--run-id", "base", "--cache-dir", str(base / "cache")], base, log))
+    duration = time.monotonic() - began
+    expected, paid = outcome(base / "runs" / "base"), calls(log)
+    rng = random.Random(99)
+    for i in range(6):
+        delay = rng.uniform(0.0, duration * 1.1)
+        got, spent, kills = kill_and_resume(tmp_path / f"k{i}", task, delay, no_cache=i % 2 == 1)
+        assert got == expected, f"kill point {i} at {delay:.2f}s"
+        assert paid <= spent <= paid + IN_FLIGHT * kills, f"kill point {i} at {delay:.2f}s"
+
+
 def test_resuming_a_finished_run_is_an_error(
     tmp_path: Path, baseline: tuple[Path, dict, int, float]
 ) -> None:
