@@ -136,15 +136,28 @@ def test_the_meta_prompt_is_cut_to_the_optimizer_context(tmp_path: Path) -> None
 
 def test_opro_keeps_room_for_the_final_selection(tmp_path: Path) -> None:
     task = write_animal_task(tmp_path / "task")
-    # seed (6) + step 1 (2 usable candidates: 12) + final (2 x (12 - 6 reused)) = 30;
-    # step 2 would need 18 more plus the final selection (40 - 18 = 22 < 30): not started
+    # seed (6) + step 1 (3 asked, 2 usable: 12) + final (2 x (12 - 6 reused)) = 30;
+    # steps 2 and 3 fit one candidate each beside the final selection (6 + 12 of the
+    # 18 left), and both replies repeat earlier candidates
     result = optimize(
-        task, optimizer="opro", options=OPRO, budget={"task_calls": 40}, settings=settings(tmp_path)
+        task, optimizer="opro", options=OPRO, budget={"task_calls": 36}, settings=settings(tmp_path)
     )
     assert result.search_usage["task"]["calls"] == 30
-    assert result.status == "budget" and result.best.prompt.instruction == HINT
-    assert result.best.score("dev") is not None
-    assert any(e["kind"] == "SearchStopped" for e in events(result.run_dir))
+    assert result.search_usage["optimizer"]["calls"] == 5
+    assert result.status == "finished" and result.best.prompt.instruction == HINT
+    assert result.best.score("dev") is not None  # the final selection was paid for
+
+
+def test_a_budget_too_small_for_a_whole_step_gets_a_smaller_step(tmp_path: Path) -> None:
+    task = write_animal_task(tmp_path / "task")
+    # after the seed (6), 22 are left: 3 candidates (18) or 2 (12) plus the final
+    # selection (12) do not fit, 1 candidate (6) does
+    result = optimize(
+        task, optimizer="opro", options=OPRO, budget={"task_calls": 28}, settings=settings(tmp_path)
+    )
+    assert result.search_usage["optimizer"]["calls"] == 1
+    assert result.search_usage["task"]["calls"] <= 28
+    assert result.candidates == 2 and result.status == "budget"
 
 
 def test_opro_stops_cleanly_when_a_token_budget_ends(tmp_path: Path) -> None:

@@ -92,11 +92,16 @@ class OPRO(Optimizer):
         template = load_template("opro_meta.txt")
 
         for step in range(1, c.steps + 1):
-            if not has_room(
-                ctx,
-                task=c.candidates_per_step * len(subset) + final_cost,
-                optimizer=c.candidates_per_step,
-            ):
+            # A budget too small for a whole step gets a smaller one, not none.
+            per_step = next(
+                (
+                    n
+                    for n in range(c.candidates_per_step, 0, -1)
+                    if has_room(ctx, task=n * len(subset) + final_cost, optimizer=n)
+                ),
+                0,
+            )
+            if not per_step:
                 self.stop_early(
                     ctx,
                     f"opro: stopped before step {step}; the call budget left is kept "
@@ -110,7 +115,7 @@ class OPRO(Optimizer):
             parents = tuple(x.id for x in history)
             request_seed = ctx.rng.randrange(2**31)
             fresh: list[Candidate] = []
-            for i in range(c.candidates_per_step):
+            for i in range(per_step):
                 reply = self.ask(
                     ctx,
                     meta_prompt,
