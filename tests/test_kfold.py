@@ -134,3 +134,9 @@ def test_dry_run_estimate_counts_every_fold_and_the_final(tmp_path: Path) -> Non
     three = plan(load_task(folded_task(tmp_path / "three", 3)), optimizer_options=APE)
     single = one.optimizer.estimate(16, 8, 10)["task"]
     assert three.optimizer.estimate(12, 12, 10)["task"] == 3 * single + 4 * 24
+
+
+def test_k_fold_is_refused_for_an_optimizer_that_selects_without_dev(tmp_path: Path) -> None:
+    task = load_task(folded_task(tmp_path, 2))
+    with pytest.raises(ConfigError, match=r"evaluation\.folds: spo selects without a dev split"):
+        plan(task, optimizer="spo")

@@ -284,6 +284,7 @@ def test_registry_names_and_dicts() -> None:
         "choice_accuracy",
         "contains",
         "exact_match",
+        "judge",
         "numeric",
         "regex",
         "token_f1",

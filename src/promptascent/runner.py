@@ -45,6 +45,7 @@ from promptascent.llm.factory import BackendFactory
 from promptascent.llm.types import ROLES, Role
 from promptascent.llm.usage import Prices, UsageMeter
 from promptascent.metrics.base import Metric
+from promptascent.metrics.judge import JudgeStats
 from promptascent.metrics.registry import get_metric
 from promptascent.optimizers import registry
 from promptascent.optimizers.base import Optimizer, OptimizerContext, OptimizerOutcome
@@ -96,6 +97,7 @@ class RunResult:
     lineage: tuple[dict[str, Any], ...] = ()
     train_dev_gap: dict[str, float] | None = None
     confidence: float = 0.95
+    judge: dict[str, Any] | None = None  # what the judge model did (JudgeStats), if used
     prompt_tokens: dict[str, int] | None = None  # "seed", "best": without an input
     length_penalty: float = 0.0
 
@@ -154,6 +156,7 @@ class RunResult:
             "rejected_replies": self.rejected_replies,
             "wall_seconds": self.wall_seconds,
             "notes": list(self.notes),
+            "judge": self.judge,
         }
 
 
@@ -219,8 +222,18 @@ def plan(
     )
     options.update(optimizer_options or {})
     opt = registry.create(name, options)
+    if not len(data.dev) and opt.needs_dev:
+        raise ConfigError(
+            f"data: no dev split, and optimizer {name} selects on one "
+            "(give data.dev, or dev_from_train: true; spo needs none)"
+        )
     folds = task.evaluation.folds
     if folds:
+        if not opt.needs_dev:
+            raise ConfigError(
+                f"evaluation.folds: {opt.name} selects without a dev split; k-fold "
+                "selection is for the optimizers that select on dev"
+            )
         pooled = len(data.train) + len(data.dev)
         if folds == 1 or pooled < 2 * folds:
             raise ConfigError(
@@ -247,7 +260,12 @@ def _check_metric(metric: Metric, data: TaskData) -> None:
             continue
         for ex in split:
             try:
-                metric.score("", ex)
+                # A metric that asks a model (the judge) checks without a call.
+                check = getattr(metric, "check", None)
+                if callable(check):
+                    check(ex)
+                else:
+                    metric.score("", ex)
             except MetricError as e:
                 raise ConfigError(f"{split.name} split: {e}") from None
 
@@ -296,6 +314,7 @@ class Runner:
                 f"continue it with --resume {self.run_id}"
             )
         self.journal: ResponseCache | None = None
+        self.judge_stats = JudgeStats()
 
     def _backend(self, role: Role) -> LLM:
         if role in self.settings.backends:
@@ -314,6 +333,12 @@ class Runner:
             prices=Prices(spec.prices.input, spec.prices.output),
             journal=self.journal,
         )
+
+    def _bound_metric(self, judge: ModelClient) -> Metric:
+        """The plan's metric; one that asks a model (the judge metric) bound to `judge`,
+        counting into the run's judge statistics."""
+        bind = getattr(self.plan.metric, "bind", None)
+        return bind(judge, self.judge_stats) if callable(bind) else self.plan.metric
 
     def run(self) -> RunResult:
         started = time.monotonic()
@@ -351,7 +376,7 @@ class Runner:
                 )
             evaluator = Evaluator(
                 clients["task"],
-                p.metric,
+                self._bound_metric(clients["judge"]),
                 params=p.task_params,
                 concurrency=p.task.evaluation.concurrency,
                 cache=eval_cache,
@@ -370,6 +395,8 @@ class Runner:
                 pool=pool,
                 task_description=p.task.description or p.data.description,
                 constraints=p.constraints(self._backend("task").count_tokens),
+                requirements=p.task.requirements,
+                judge_stats=self.judge_stats,
             )
             self.bus(RunStarted(self.run_id, p.optimizer.name))
             if self.resuming:
@@ -391,6 +418,10 @@ class Runner:
                     )
             except ModelUnavailable as e:
                 notes.append(f"no test scores: {e}")
+            judge = self.judge_stats.to_dict() if self.judge_stats.calls else None
+            if judge is not None:
+                store.put("judge", judge)
+                notes.extend(self.judge_stats.warnings())
             result = RunResult(
                 run_id=self.run_id,
                 run_dir=self.run_dir,
@@ -412,6 +443,7 @@ class Runner:
                 lineage=_lineage(pool, outcome.best, outcome.selection_split),
                 train_dev_gap=gap,
                 confidence=p.task.evaluation.confidence,
+                judge=judge,
                 prompt_tokens={
                     "seed": prompt_tokens(clients["task"], seed_candidate.prompt),
                     "best": prompt_tokens(clients["task"], outcome.best.prompt),
@@ -456,9 +488,10 @@ class Runner:
     ) -> Evaluator:
         """The evaluator of the measurements after the search (train-dev gap, test):
         outside the search budget, which bounds the search; this measures its result."""
+        unbounded = BudgetGuard(Budget(), self.meter)
         return Evaluator(
-            self._client("task", BudgetGuard(Budget(), self.meter), response_cache),
-            self.plan.metric,
+            self._client("task", unbounded, response_cache),
+            self._bound_metric(self._client("judge", unbounded, response_cache)),
             params=self.plan.task_params,
             concurrency=self.plan.task.evaluation.concurrency,
             cache=eval_cache,
@@ -617,6 +650,9 @@ def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> dict[str, A
             "optimizer": (opt_calls, e["optimizer_prompt_tokens"], e["optimizer_max_tokens"]),
             "test": (test_calls, mean_prompt, plan.task_params.max_tokens),
         }
+        if e.get("judge"):  # an optimizer that asks a judge (spo)
+            judge_calls = min(x for x in (e["judge"], b.judge_calls, b.calls) if x is not None)
+            roles["judge"] = (judge_calls, e["judge_prompt_tokens"], e["judge_max_tokens"])
         out: dict[str, Any] = {}
         for name, (calls, ptok, ctok) in roles.items():
             spec = getattr(plan.task.models, "task" if name == "test" else name)

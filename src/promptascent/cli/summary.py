@@ -102,6 +102,13 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
     elif result.get("status") == "stopped":
         console.print(f"the search stopped early: {escape(str(result['stopped_by']))}")
     print_usage(console, result["usage"])
+    judge = result.get("judge")
+    if judge:
+        agreement = "-" if judge["agreement"] is None else f"{judge['agreement']:.2f}"
+        console.print(
+            f"judge: {judge['votes']} votes, {judge['unparsed']} unparsed, {judge['errors']} "
+            f"failed; agreement {agreement} over {judge['compared_pairs']} vote pairs"
+        )
     for note in result.get("notes", []):
         console.print(f"note: {escape(note)}")
     best = Prompt.from_dict(result["best_prompt"])

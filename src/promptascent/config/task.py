@@ -18,13 +18,22 @@ class _Strict(BaseModel):
 
 
 class DataSpec(_Strict):
-    """Either `folder` (task.json + train/dev/test.jsonl) or explicit split files.
-    Paths are relative to the task file."""
+    """Either `folder` (task.json + train/dev/test.jsonl), explicit split files, or
+    `examples`: train rows written in the task file (as JSONL rows). Paths are
+    relative to the task file."""
 
     folder: Path | None = None
     train: Path | None = None
     dev: Path | None = None
     test: Path | None = None
+    examples: list[dict[str, Any]] | None = None
+    dev_from_train: bool = Field(
+        True,
+        description=(
+            "Without a dev split, split train in two. false: no dev split, for optimizers "
+            "that select without labels (spo)."
+        ),
+    )
     input_field: str = "input"
     target_field: str = "target"
     limits: dict[Literal["train", "dev", "test"], int] = Field(default_factory=dict)
@@ -78,6 +87,8 @@ class ModelSpec(_Strict):
         if backend == "openai":
             model, _, url = rest.partition("@")
             return cls(backend="openai", model=model or None, base_url=url or None)
+        if backend == "scripted" and rest:  # tests only: "scripted:module:function"
+            return cls(backend="scripted", model=rest)
         raise ValueError(
             f"unknown model {value!r} (expected embedded[:PATH] or openai:MODEL[@URL])"
         )
@@ -156,6 +167,8 @@ class OptimizerSpec(BaseModel):
 class TaskSpec(_Strict):
     name: str
     description: str = ""
+    # What a good output is, in words: for judges and label-free optimizers (spo).
+    requirements: str = ""
     data: DataSpec
     seed_prompt: str | PromptSpec | None = None
     metric: str | dict[str, Any] | None = None
@@ -200,6 +213,10 @@ def load_task(path: str | Path) -> TaskSpec:
         raise ConfigError(f"{path}{where}: invalid YAML: {problem}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a task file is a mapping of keys (name, data, ...)")
+    from promptascent.config.spo_settings import is_spo_settings, task_from_spo_settings
+
+    if is_spo_settings(raw):
+        return task_from_spo_settings(raw, path)
     return task_from_dict(raw, base_dir=path.parent, source=str(path))
 
 
@@ -310,7 +327,7 @@ def _is_union_tag(part: str) -> bool:
 
 
 _MAPPING_HINTS = {
-    "data": " (folder: PATH, or train: FILE with optional dev and test)",
+    "data": " (folder: PATH, or train: FILE with optional dev and test, or examples: ROWS)",
     "optimizer": " (name: ape, plus its options)",
     "seed_prompt": " (instruction: ..., optional system, output_format, demos)",
     "task_params": " (temperature, max_tokens, stop)",

@@ -463,6 +463,31 @@ def _json_rows(rows: list[Any], p: Path, name: str | None, fields: _Fields) -> D
 # --------------------------------------------------------------------------- rows
 
 
+def dataset_from_rows(
+    rows: Sequence[Any],
+    *,
+    name: str,
+    where: str,
+    input_field: str = "input",
+    target_field: str = "target",
+) -> Dataset:
+    """Rows given inline (a task file's `data.examples`), read like JSONL rows; ids
+    default to "<name>-<i>". DataError naming `where` and the item when malformed."""
+    fields = _Fields(input_field, target_field, None)
+    examples: list[Example] = []
+    seen: dict[str, str] = {}
+    for i, row in enumerate(rows):
+        at = f"{where}: item {i}"
+        if not isinstance(row, dict):
+            raise DataError(f"{at}: expected a mapping, got {_json_type(row)}")
+        example = _build_example(row, at, f"{name}-{i}", fields)
+        _check_unique(example.id, f"item {i}", seen, at)
+        examples.append(example)
+    if not examples:
+        raise DataError(f"{where}: no examples")
+    return Dataset(name, tuple(examples))
+
+
 def _build_example(row: Mapping[str, Any], where: str, default_id: str, f: _Fields) -> Example:
     """One Example from a parsed row; DataError (prefixed with `where`) when malformed."""
     raw_id = row.get("id")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from promptascent.config.task import TaskSpec
 from promptascent.data.example import Dataset
-from promptascent.data.loaders import load_dataset, load_split_folder
+from promptascent.data.loaders import dataset_from_rows, load_dataset, load_split_folder
 from promptascent.errors import ConfigError
 
 
@@ -30,7 +30,12 @@ def load_task_data(spec: TaskSpec) -> TaskData:
     kw = {"input_field": d.input_field, "target_field": d.target_field}
     seed_prompt = metric = None
     description = ""
-    if d.folder is not None:
+    if d.examples is not None:
+        if d.folder or d.train or d.dev or d.test:
+            raise ConfigError("data: give either `examples` or data files, not both")
+        train = dataset_from_rows(d.examples, name=spec.name, where="data.examples", **kw)
+        dev = test = None
+    elif d.folder is not None:
         if d.train or d.dev or d.test:
             raise ConfigError("data: give either `folder` or `train`/`dev`/`test`, not both")
         folder = spec.resolve(d.folder)
@@ -40,11 +45,14 @@ def load_task_data(spec: TaskSpec) -> TaskData:
         seed_prompt, metric, description = split.seed_prompt, split.metric, split.description
     else:
         if d.train is None:
-            raise ConfigError("data: missing key 'train' (or 'folder')")
+            raise ConfigError("data: missing key 'train' (or 'folder' or 'examples')")
         train = load_dataset(spec.resolve(d.train), **kw)  # type: ignore[arg-type]
         dev = load_dataset(spec.resolve(d.dev), **kw) if d.dev else None  # type: ignore[arg-type]
         test = load_dataset(spec.resolve(d.test), **kw) if d.test else None  # type: ignore[arg-type]
-    if dev is None:
+    if dev is None and not d.dev_from_train:
+        dev = Dataset(f"{train.name}-dev", ())
+        notes.append("no dev split: candidates are selected without labels")
+    elif dev is None:
         if len(train) < 4:
             raise ConfigError(
                 f"data: {len(train)} train examples and no dev split; need at least 4"
@@ -58,7 +66,11 @@ def load_task_data(spec: TaskSpec) -> TaskData:
         )
         notes.append(f"no dev split: train was split {half}/{len(ids) - half} into train/dev")
     if test is None:
-        notes.append("no test split: the result reports dev scores only")
+        notes.append(
+            "no test split: the result reports dev scores only"
+            if len(dev)
+            else "no test split: nothing is scored against labels"
+        )
     limits = d.limits
     if "train" in limits:
         train = train.head(limits["train"])

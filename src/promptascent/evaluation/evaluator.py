@@ -34,7 +34,8 @@ class TaskParams:
 class Evaluator:
     """Evaluates prompts on examples with bounded concurrency.
 
-    Model errors become per-example errors (counted, never scored). Running out of
+    Model errors (of the task model, or of a judge the metric asks) become per-example
+    errors (counted, never scored). Running out of
     budget raises BudgetExhausted: the examples finished so far are already in the
     caches, so a resumed or repeated evaluation does not pay for them again.
     """
@@ -79,7 +80,7 @@ class Evaluator:
             self.cache.put(key, completion)
         return completion
 
-    def run_one(self, prompt: Prompt, example: Example) -> ExampleResult:
+    def run_one(self, prompt: Prompt, example: Example, *, score: bool = True) -> ExampleResult:
         try:
             completion = self._complete(prompt, example)
         except ModelError as e:
@@ -92,25 +93,60 @@ class Evaluator:
                 skipped=isinstance(e, ContextOverflow),
             )
         else:
-            verdict = self.metric.score(completion.text, example)
-            result = ExampleResult(
-                example.id,
-                completion.text,
-                verdict.value,
-                parsed=verdict.parsed,
-                prediction=verdict.prediction,
-                finish_reason=completion.finish_reason,
-                cached=completion.cached,
+            result = (
+                self._score(completion, example)
+                if score
+                else ExampleResult(
+                    example.id,
+                    completion.text,
+                    None,
+                    finish_reason=completion.finish_reason,
+                    cached=completion.cached,
+                )
             )
         self.emit(ExampleScored(prompt.id, result.cached))
         return result
 
+    def _score(self, completion: Completion, example: Example) -> ExampleResult:
+        try:
+            verdict = self.metric.score(completion.text, example)
+        except ModelError as e:  # a judge metric's call failed: an error, never a score
+            return ExampleResult(
+                example.id,
+                completion.text,
+                None,
+                parsed=False,
+                error=f"metric {self.metric.name}: {e}",
+                finish_reason=completion.finish_reason,
+                cached=completion.cached,
+            )
+        return ExampleResult(
+            example.id,
+            completion.text,
+            verdict.value,
+            parsed=verdict.parsed,
+            prediction=verdict.prediction,
+            finish_reason=completion.finish_reason,
+            cached=completion.cached,
+        )
+
     def evaluate(self, prompt: Prompt, examples: Sequence[Example]) -> EvaluationResult:
+        return self._run(prompt, examples, score=True)
+
+    def generate(self, prompt: Prompt, examples: Sequence[Example]) -> EvaluationResult:
+        """The task model's outputs without the metric, for optimizers that judge
+        outputs themselves (SPO): every result's score is None, with `error` set where
+        the call failed. Cached and budgeted like `evaluate`."""
+        return self._run(prompt, examples, score=False)
+
+    def _run(self, prompt: Prompt, examples: Sequence[Example], *, score: bool) -> EvaluationResult:
         if self.concurrency == 1 or len(examples) <= 1:
-            return EvaluationResult(prompt.id, tuple(self.run_one(prompt, ex) for ex in examples))
+            return EvaluationResult(
+                prompt.id, tuple(self.run_one(prompt, ex, score=score) for ex in examples)
+            )
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="evaluate") as pool:
             futures: list[Future[ExampleResult]] = [
-                pool.submit(self.run_one, prompt, ex) for ex in examples
+                pool.submit(self.run_one, prompt, ex, score=score) for ex in examples
             ]
             done, _ = wait(futures, return_when=FIRST_EXCEPTION)
             failed = next((f for f in done if f.exception() is not None), None)

@@ -18,6 +18,7 @@ from promptascent.metrics.builtin import (
     RegexMatch,
     TokenF1,
 )
+from promptascent.metrics.judge import RubricJudge
 
 # name -> (factory, option keys it accepts, option keys it requires)
 _BUILTINS: dict[str, tuple[Callable[..., Metric], frozenset[str], frozenset[str]]] = {
@@ -27,6 +28,11 @@ _BUILTINS: dict[str, tuple[Callable[..., Metric], frozenset[str], frozenset[str]
     "token_f1": (TokenF1, frozenset(), frozenset()),
     "numeric": (Numeric, frozenset({"tolerance"}), frozenset()),
     "regex": (RegexMatch, frozenset({"pattern"}), frozenset({"pattern"})),
+    "judge": (
+        RubricJudge,
+        frozenset({"rubric", "low", "high", "votes", "temperature", "max_tokens"}),
+        frozenset(),
+    ),
 }
 
 KNOWN_METRICS: tuple[str, ...] = tuple(sorted(_BUILTINS))
@@ -36,8 +42,10 @@ def get_metric(spec: str | Mapping[str, Any]) -> Metric:
     """The metric a spec names.
 
     `spec` is a built-in name ("exact_match", "contains", "choice_accuracy", "token_f1",
-    "numeric"), a mapping with "name" and that metric's options ({"name": "regex",
-    "pattern": "..."}, {"name": "numeric", "tolerance": 0.01}), or "module:function"
+    "numeric", "judge"), a mapping with "name" and that metric's options ({"name": "regex",
+    "pattern": "..."}, {"name": "numeric", "tolerance": 0.01}, {"name": "judge", "rubric":
+    "...", "votes": 3}: an LLM judge, unbound until the runner gives it the judge model),
+    or "module:function"
     (see load_metric). Raises ConfigError for an unknown name (listing the known ones),
     an unknown, missing or invalid option (naming it), or a malformed spec.
     """

@@ -26,6 +26,7 @@ from promptascent.events import (
 from promptascent.llm.budget import BudgetGuard
 from promptascent.llm.client import ModelClient
 from promptascent.llm.types import CompletionRequest, Message
+from promptascent.metrics.judge import JudgeStats
 from promptascent.optimizers.parsing import Parsed, parse_instruction
 from promptascent.prompts.constraints import Constraints
 from promptascent.prompts.prompt import Prompt
@@ -59,6 +60,8 @@ class OptimizerContext:
     pool: CandidatePool
     task_description: str = ""
     constraints: Constraints = field(default_factory=Constraints)
+    requirements: str = ""  # what a good output is, in words (the task's `requirements`)
+    judge_stats: JudgeStats = field(default_factory=JudgeStats)  # every judge of the run
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ class Optimizer(ABC):
 
     name: ClassVar[str]
     Config: ClassVar[type[OptimizerConfig]]
+    # Whether it selects on the dev split (False: it selects without labels, e.g. SPO).
+    needs_dev: ClassVar[bool] = True
 
     def __init__(self, config: OptimizerConfig | None = None) -> None:
         self.config = config or self.Config()
