@@ -7,8 +7,9 @@ print(result.best_prompt.instruction, result.comparison)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from promptascent.compare import Comparison
 from promptascent.config.task import TaskSpec, load_task, task_from_dict
@@ -18,12 +19,20 @@ from promptascent.llm.budget import Budget
 from promptascent.prompts.prompt import Demo, Prompt
 from promptascent.runner import Runner, RunResult, RunSettings, plan
 
+if TYPE_CHECKING:
+    from promptascent.preference.duel import Record
+    from promptascent.preference.loop import Chooser
+    from promptascent.preference.session import PreferResult
+
 __version__ = "0.1.0"
 
 
 def optimize(
-    task: str | Path | TaskSpec | dict[str, Any],
+    task: str | Path | TaskSpec | dict[str, Any] | None = None,
     *,
+    description: str | None = None,
+    out: str | Path | None = None,
+    examples: int | None = None,
     optimizer: str | None = None,
     options: dict[str, Any] | None = None,
     budget: Budget | dict[str, float] | None = None,
@@ -37,7 +46,45 @@ def optimize(
 
     `task` is a task file, a TaskSpec, or the same mapping a task file holds (paths in
     it relative to the current folder). Keyword arguments override the task.
+
+    With `description` instead of a task (or a task file or mapping holding only a
+    `description`, models, budget...), the describe pipeline runs first: the task is
+    drafted, `examples` synthetic examples are made into the folder `out` (with its
+    task.yaml), the optimizer is chosen unless `optimizer` is given; see
+    docs/describe.md. The result's notes say that its test split is synthetic.
     """
+    from promptascent.describe.pipeline import (
+        DescribedTaskSpec,
+        described_from_dict,
+        read_described_task,
+    )
+
+    described: DescribedTaskSpec | None = None
+    if description is not None:
+        if task is not None:
+            raise PromptascentError("optimize: give a task or a description, not both")
+        described = DescribedTaskSpec(description=description)
+    elif isinstance(task, (str, Path)) and Path(task).is_file():
+        described = read_described_task(Path(task))
+    elif isinstance(task, dict):
+        described = described_from_dict(task)
+    elif task is None:
+        raise PromptascentError("optimize: give a task (file, mapping, TaskSpec) or a description")
+    if described is not None:
+        return _optimize_described(
+            described,
+            out=out,
+            examples=examples,
+            optimizer=optimizer,
+            options=options,
+            budget=budget,
+            seed=seed,
+            models=models,
+            settings=settings,
+        )
+    if out is not None or examples is not None:
+        raise PromptascentError("optimize: `out` and `examples` go with a description")
+    assert task is not None
     if isinstance(task, (str, Path)):
         spec = load_task(task)
     elif isinstance(task, dict):
@@ -56,6 +103,42 @@ def optimize(
         length_penalty=length_penalty,
     )
     return Runner(p, settings).run()
+
+
+def _optimize_described(
+    spec: Any,
+    *,
+    out: str | Path | None,
+    examples: int | None,
+    optimizer: str | None,
+    options: dict[str, Any] | None,
+    budget: Budget | dict[str, float] | None,
+    seed: int | None,
+    models: dict[str, str] | None,
+    settings: RunSettings | None,
+) -> RunResult:
+    from promptascent.describe.pipeline import merge_models, prepare_described
+
+    if isinstance(budget, dict):
+        budget = Budget.from_mapping(budget, where="budget")
+    out_dir = Path(out) if out is not None else None
+    if out_dir is None and spec.out is not None:
+        out_dir = spec.out if spec.out.is_absolute() else spec.base_dir / spec.out
+    prepared = prepare_described(
+        spec.description,
+        out_dir=out_dir,
+        n=examples if examples is not None else spec.examples,
+        models=merge_models(spec.models, models),  # type: ignore[arg-type]
+        settings=settings,
+        task_budget=dict(spec.budget) or None,
+        budget=budget,
+        optimizer=optimizer,
+        options=options,
+        file_optimizer=spec.optimizer,
+        seed=spec.seed if seed is None else seed,
+        name=spec.name,
+    )
+    return Runner(prepared.plan, settings).run()
 
 
 def compare(
@@ -79,6 +162,58 @@ def compare(
     )
 
 
+def prefer(
+    task: str | Path | TaskSpec | dict[str, Any] | None,
+    chooser: Chooser,
+    *,
+    run: str | Path | None = None,
+    candidates: int = 4,
+    rounds: int | None = None,
+    resume: str | Path | None = None,
+    settings: RunSettings | None = None,
+    run_id: str | None = None,
+    on_record: Callable[[Record], None] | None = None,
+) -> PreferResult:
+    """Ranks candidate prompts by a person's preferences (see docs/preferences.md).
+
+    `chooser(duel)` judges one duel (an input and the outputs of two prompts, shown
+    as A and B) and answers "A", "B", "tie", "skip" or "quit". The candidates are the
+    `candidates` best of the run in folder `run`, or the seed prompt and paraphrases by
+    the optimizer model; a dueling bandit picks the pairs for `rounds` duels (default
+    20). Every verdict is recorded as it is made (and passed to `on_record`). `resume`
+    (a run folder) continues a preference run instead: `task` is then ignored, and
+    `rounds`, if given, sets a new total. Returns the ranking with win records.
+    """
+    from promptascent.preference.session import resume_preferences, start_preferences
+
+    if resume is not None:
+        return resume_preferences(
+            Path(resume),
+            chooser,
+            rounds=rounds,
+            settings=settings,
+            on_record=on_record,
+        )
+    if task is None:
+        raise PromptascentError("prefer needs a task (or resume=RUN_DIR)")
+    if isinstance(task, (str, Path)):
+        spec = load_task(task)
+    elif isinstance(task, dict):
+        spec = task_from_dict(task)
+    else:
+        spec = task
+    return start_preferences(
+        spec,
+        chooser,
+        from_run=Path(run) if run is not None else None,
+        candidates=candidates,
+        rounds=20 if rounds is None else rounds,
+        settings=settings,
+        run_id=run_id,
+        on_record=on_record,
+    )
+
+
 def resume(run_dir: str | Path, *, settings: RunSettings | None = None) -> RunResult:
     """Continues an interrupted run from its folder (see `promptascent.runner.resume_run`)."""
     from promptascent.runner import resume_run
@@ -99,5 +234,6 @@ __all__ = [
     "TaskSpec",
     "compare",
     "optimize",
+    "prefer",
     "resume",
 ]

@@ -17,7 +17,17 @@ from rich.table import Table
 from promptascent.cli.progress import ProgressDisplay
 from promptascent.cli.summary import fmt, print_result
 from promptascent.config.task import load_task
+from promptascent.describe.intent import TaskDraft
+from promptascent.describe.pipeline import (
+    DescribedTaskSpec,
+    merge_models,
+    prepare_described,
+    read_described_task,
+    synth_task,
+)
+from promptascent.describe.synth import SynthProgress
 from promptascent.errors import ConfigError, PromptascentError, TemplateError
+from promptascent.events import Event
 from promptascent.llm.budget import Budget
 from promptascent.llm.client import CachePolicy
 from promptascent.llm.types import Role
@@ -154,6 +164,25 @@ def optimize(
     run_id: Annotated[
         str | None, typer.Option(help="Name of the run folder (default: time-task-optimizer).")
     ] = None,
+    describe: Annotated[
+        str | None,
+        typer.Option(
+            "--describe",
+            help="Start from a task description alone: draft the task, synthesize data, "
+            "choose the optimizer, run (see docs/describe.md).",
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="With --describe: folder for the drafted task and its data."),
+    ] = None,
+    examples: Annotated[
+        int | None,
+        typer.Option("--examples", help="With --describe: synthetic examples to make (40)."),
+    ] = None,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="With --describe: run without asking.")
+    ] = False,
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
     cache_dir: CacheDir = DEFAULT_CACHE_DIR,
     no_cache: NoCache = False,
@@ -175,17 +204,38 @@ def optimize(
         )
         print_result(out, result.to_dict())
         return
-    if task_file is None:
-        raise ConfigError("optimize needs a task file (or --resume RUN)")
-    p = _plan(
-        task_file,
-        optimizer=optimizer,
-        optimizer_options=_options(option),
-        budget=Budget.parse(budget) if budget else None,
-        seed=seed,
-        models=_models(task_model, optimizer_model, judge_model),
-        length_penalty=length_penalty,
-    )
+    if task_file is None and describe is None:
+        raise ConfigError("optimize needs a task file (or --describe TEXT, or --resume RUN)")
+    described = _described(task_file, describe)
+    if described is not None:
+        if dry_run:
+            raise ConfigError("--dry-run does not apply to a described task (nothing to estimate)")
+        p = _prepare_described(
+            described,
+            out_dir=out_dir,
+            examples=examples,
+            yes=yes,
+            optimizer=optimizer,
+            options=_options(option),
+            budget=Budget.parse(budget) if budget else None,
+            seed=seed,
+            models=_models(task_model, optimizer_model, judge_model),
+            settings=settings,
+            quiet=quiet,
+        )
+    else:
+        if out_dir is not None or examples is not None:
+            raise ConfigError("--out and --examples go with --describe or a described task file")
+        assert task_file is not None
+        p = _plan(
+            task_file,
+            optimizer=optimizer,
+            optimizer_options=_options(option),
+            budget=Budget.parse(budget) if budget else None,
+            seed=seed,
+            models=_models(task_model, optimizer_model, judge_model),
+            length_penalty=length_penalty,
+        )
     if dry_run:
         _print_estimate(estimate(p))
         return
@@ -197,6 +247,139 @@ def optimize(
 
     result = _with_progress(settings, quiet, work)
     print_result(out, result.to_dict())
+
+
+def _described(task_file: Path | None, describe: str | None) -> DescribedTaskSpec | None:
+    """The described task of --describe, or of a task file holding a description and
+    no data; None for a normal task file."""
+    if describe is not None:
+        if task_file is not None:
+            raise ConfigError("--describe takes no task file: give one or the other")
+        return DescribedTaskSpec(description=describe)
+    assert task_file is not None
+    return read_described_task(task_file) if task_file.is_file() else None
+
+
+def _prepare_described(
+    spec: DescribedTaskSpec,
+    *,
+    out_dir: Path | None,
+    examples: int | None,
+    yes: bool,
+    optimizer: str | None,
+    options: dict[str, Any],
+    budget: Budget | None,
+    seed: int | None,
+    models: dict[Role, str],
+    settings: RunSettings,
+    quiet: bool,
+) -> Plan:
+    """Drafts the task (printed, confirmed on a terminal unless --yes), synthesizes its
+    data, chooses the optimizer and plans the run."""
+
+    def on_draft(draft: TaskDraft, path: Path, text: str) -> None:
+        out.print(f"drafted task ({draft.task_type}), written to {path}:")
+        out.print(text.rstrip("\n"), markup=False)
+        if (
+            not yes
+            and sys.stdin.isatty()
+            and not typer.confirm("Synthesize the examples and run the optimizer?", default=True)
+        ):
+            out.print(f"stopped before synthesis; edit {path}, then run this command again")
+            raise typer.Exit(1)
+
+    if out_dir is None and spec.out is not None:
+        out_dir = spec.out if spec.out.is_absolute() else spec.base_dir / spec.out
+    prepared = prepare_described(
+        spec.description,
+        out_dir=out_dir,
+        n=examples if examples is not None else spec.examples,
+        models=merge_models(spec.models, models),
+        settings=settings,
+        task_budget=dict(spec.budget) or None,
+        budget=budget,
+        optimizer=optimizer,
+        options=options,
+        file_optimizer=spec.optimizer,
+        seed=spec.seed if seed is None else seed,
+        name=spec.name,
+        on_draft=on_draft,
+        on_strategy=lambda choice: out.print(f"optimizer: {escape(choice.reason)}"),
+        emit=None if quiet else _synth_log,
+    )
+    outcome = prepared.outcome
+    for line in outcome.synth.summary():
+        out.print(f"synthetic data: {escape(line)}")
+    out.print(f"written to {outcome.task_path.parent}")
+    return prepared.plan
+
+
+def _synth_log(event: Event) -> None:
+    """A line on stderr every 10 generations (synthesis can take minutes)."""
+    if isinstance(event, SynthProgress) and event.attempts % 10 == 0:
+        err.print(
+            f"synth: {event.kept}/{event.wanted} kept after {event.attempts} generations "
+            f"({event.dropped} dropped)",
+            markup=False,
+        )
+
+
+@app.command()
+def synth(
+    description: Annotated[str, typer.Argument(help="What the task is, in a sentence or two.")],
+    n: Annotated[int, typer.Option("--n", help="Examples to synthesize.")] = 40,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for task.yaml, train.jsonl, dev.jsonl."),
+    ] = None,
+    optimizer_model: Annotated[
+        str | None,
+        typer.Option(
+            help="The model that drafts and writes: embedded[:PATH] or openai:MODEL[@URL]."
+        ),
+    ] = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(help="Limits, e.g. optimizer_calls=100,minutes=5 (default: 3 calls/example)."),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Random seed (same seed: same data, from the cache).")
+    ] = 0,
+    check_labels: Annotated[
+        bool,
+        typer.Option("--check-labels", help="Also ask the model to classify each kept input."),
+    ] = False,
+    cache_dir: CacheDir = DEFAULT_CACHE_DIR,
+    no_cache: NoCache = False,
+    refresh_cache: RefreshCache = False,
+    quiet: Quiet = False,
+) -> None:
+    """Draft a task from a description and synthesize its examples (train and dev)."""
+    settings = _settings(DEFAULT_RUNS_DIR, cache_dir, no_cache, refresh_cache, quiet)
+    outcome = synth_task(
+        description,
+        out_dir=out_dir,
+        n=n,
+        models=merge_models(None, _models(None, optimizer_model, None)),
+        settings=settings,
+        budget=Budget.parse(budget) if budget else None,
+        seed=seed,
+        check_labels=check_labels,
+        emit=None if quiet else _synth_log,
+    )
+    draft = outcome.draft
+    labels = f": {', '.join(draft.labels)}" if draft.labels else ""
+    out.print(f"task: {escape(draft.name)} ({draft.task_type}{escape(labels)})")
+    for note in draft.notes:
+        out.print(f"  repaired: {escape(note)}")
+    for line in outcome.synth.summary():
+        out.print(escape(line))
+    usage = outcome.usage
+    out.print(
+        f"optimizer model: {int(usage['calls'])} calls, {int(usage['cache_hits'])} from cache"
+    )
+    files = ", ".join(p.name for p in outcome.synth.files.values())
+    out.print(f"written to {outcome.task_path.parent}: task.yaml, {files}")
 
 
 def _plan(task_file: Path, **overrides: Any) -> Plan:
@@ -226,7 +409,9 @@ def _print_estimate(e: dict[str, Any]) -> None:
     table = Table(title="estimate (upper bounds; nothing was spent)")
     for col in ("phase", "calls", "prompt tokens", "max completion tokens", "max $"):
         table.add_column(col, justify="right")
-    for name in ("task", "optimizer", "test"):
+    for name in ("task", "optimizer", "judge", "test"):
+        if name not in e:
+            continue
         row = e[name]
         table.add_row(
             name if name != "test" else "test (after search)",
@@ -358,6 +543,73 @@ def compare_(
     out.print(f"written to {comparison.folder}")
 
 
+@app.command()
+def prefer(
+    task_file: Annotated[
+        Path | None, typer.Argument(help="The task YAML file (not with --resume).")
+    ] = None,
+    run: Annotated[
+        str | None,
+        typer.Option(help="Compare the best candidates of this run (id, prefix or folder)."),
+    ] = None,
+    candidates: Annotated[
+        int,
+        typer.Option(help="Candidates to compare: the run's best, or the seed and paraphrases."),
+    ] = 4,
+    rounds: Annotated[
+        int | None, typer.Option(help="Duels in all, skips included (default 20).")
+    ] = None,
+    resume: Annotated[
+        str | None, typer.Option(help="Continue a preference run (id, unique prefix or folder).")
+    ] = None,
+    run_id: Annotated[
+        str | None, typer.Option(help="Name of the run folder (default: time-task-prefer).")
+    ] = None,
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+    cache_dir: CacheDir = DEFAULT_CACHE_DIR,
+    no_cache: NoCache = False,
+) -> None:
+    """Compare the outputs of two prompts at a time and keep the better one: a
+    dueling bandit picks the pairs, and the prompts are ranked by their win records."""
+    from promptascent.cli.prefer_ui import TerminalChooser, print_ranking
+    from promptascent.preference.session import resume_preferences, start_preferences
+
+    settings = _settings(runs_dir, cache_dir, no_cache, False, True)
+    ui = Console(highlight=False)
+    if resume is not None:
+        if task_file is not None or run is not None:
+            raise ConfigError("--resume takes no task file and no --run: the run has its own")
+        run_dir = _resolve_run(resume, runs_dir)
+        store = RunStore.open_existing(run_dir)
+        try:
+            config = store.get("prefer_config") or {}
+            total = int(rounds or config.get("rounds") or 0)
+        finally:
+            store.close()
+        chooser = TerminalChooser(ui, total)
+        result = resume_preferences(run_dir, chooser, rounds=rounds, settings=settings)
+    else:
+        if task_file is None:
+            raise ConfigError("prefer needs a task file (or --resume RUN)")
+        task = load_task(task_file)
+        from_run = _resolve_run(run, runs_dir) if run is not None else None
+        total = rounds or 20
+        try:
+            result = start_preferences(
+                task,
+                TerminalChooser(ui, total),
+                from_run=from_run,
+                candidates=candidates,
+                rounds=total,
+                settings=settings,
+                run_id=run_id,
+            )
+        except (ConfigError, TemplateError) as e:
+            raise type(e)(f"{task_file}: {e}") from None
+    flag = "" if runs_dir == DEFAULT_RUNS_DIR else f" --runs-dir {runs_dir}"
+    print_ranking(ui, result, f"promptascent prefer --resume {result.run_id}{flag}")
+
+
 def _resolve_run(run: str, runs_dir: Path) -> Path:
     direct = Path(run)
     if (direct / FILENAME).is_file():
@@ -441,6 +693,29 @@ def show(
             scores,
             escape(c["prompt"]["instruction"][:200]),
         )
+    out.print(table)
+    _print_win_record(run, runs_dir)
+
+
+def _print_win_record(run: str, runs_dir: Path) -> None:
+    """A preference run's ranking with win records (nothing for other runs)."""
+    from promptascent.preference.loop import standings
+
+    store = RunStore.open_existing(_resolve_run(run, runs_dir))
+    try:
+        ids = [c["id"] for c in store.candidates()]
+        records = store.preferences()
+    finally:
+        store.close()
+    if not records or len(ids) < 2:
+        return
+    judged = sum(1 for r in records if r.judged)
+    table = Table(title=f"win record: {judged} judged duels, {len(records) - judged} skipped")
+    for col in ("rank", "candidate", "won-lost-tied", "win rate", "strength"):
+        table.add_column(col)
+    for rank, s in enumerate(standings(ids, records), 1):
+        rate = "-" if s.win_rate is None else f"{s.win_rate:.2f}"
+        table.add_row(str(rank), s.candidate_id, s.record_text(), rate, f"{s.strength:+.2f}")
     out.print(table)
 
 

@@ -2,7 +2,9 @@
 
 Tables: `run` (key -> JSON: config, status, result), `candidates` (prompt, lineage),
 `evaluations` (per-example outputs and scores), `scores` (per candidate and split),
-`events`, `usage` (per role). Nothing is pickled: every value is JSON or a column.
+`events`, `usage` (per role), `preferences` (a person's verdicts on duels, in the
+order they were made; see promptascent.preference). Nothing is pickled: every value
+is JSON or a column.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 
 from promptascent.errors import ConfigError
 from promptascent.evaluation.result import EvaluationResult
+from promptascent.preference.duel import Record
 from promptascent.prompts.prompt import Prompt
 from promptascent.search.pool import Candidate
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 FILENAME = "run.sqlite"
 
 _SCHEMA = """
@@ -43,6 +46,12 @@ CREATE TABLE IF NOT EXISTS events (
   seq INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS usage (role TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS preferences (
+  round INTEGER PRIMARY KEY, example_id TEXT NOT NULL, input TEXT NOT NULL,
+  candidate_a TEXT NOT NULL, candidate_b TEXT NOT NULL,
+  output_a TEXT NOT NULL, output_b TEXT NOT NULL,
+  choice TEXT NOT NULL, error TEXT, ts REAL NOT NULL
+);
 """
 
 
@@ -76,6 +85,7 @@ class RunStore:
         columns = {row[1] for row in self._conn.execute("PRAGMA table_info(candidates)")}
         if version < 2 and "note" not in columns:
             self._conn.execute("ALTER TABLE candidates ADD COLUMN note TEXT NOT NULL DEFAULT ''")
+        # version 3 added the `preferences` table: _SCHEMA has just created it
         self.put("schema_version", SCHEMA_VERSION)
 
     @classmethod
@@ -171,6 +181,15 @@ class RunStore:
                 "INSERT INTO events (ts, kind, data) VALUES (?, ?, ?)", (ts, kind, json.dumps(data))
             )
 
+    def add_preference(self, record: Record) -> None:
+        """Stores one verdict (its own transaction: a crash after it keeps it)."""
+        d = record.to_dict()
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO preferences VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                tuple(d[k] for k in _PREFERENCE_COLUMNS),
+            )
+
     def set_usage(self, usage: dict[str, dict[str, float]]) -> None:
         with self._lock:
             self._conn.executemany(
@@ -229,11 +248,24 @@ class RunStore:
     def usage(self) -> dict[str, dict[str, float]]:
         return {role: json.loads(data) for role, data in self._conn.execute("SELECT * FROM usage")}
 
+    def preferences(self) -> list[Record]:
+        """The recorded verdicts, in the order they were made."""
+        cur = self._conn.execute(
+            f"SELECT {', '.join(_PREFERENCE_COLUMNS)} FROM preferences ORDER BY round"
+        )
+        return [Record.from_dict(dict(zip(_PREFERENCE_COLUMNS, row, strict=True))) for row in cur]
+
     def events(self) -> list[dict[str, Any]]:
         return [
             {"seq": seq, "ts": ts, "kind": kind, **json.loads(data)}
             for seq, ts, kind, data in self._conn.execute("SELECT * FROM events ORDER BY seq")
         ]
+
+
+_PREFERENCE_COLUMNS = (
+    "round", "example_id", "input", "candidate_a", "candidate_b",
+    "output_a", "output_b", "choice", "error", "ts",
+)  # fmt: skip
 
 
 def _finite(x: float) -> float | None:

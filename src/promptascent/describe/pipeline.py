@@ -1,0 +1,362 @@
+"""From a description to a planned run: intent analysis, synthetic data, strategy.
+
+`synth_task` drafts the task (written as an editable task.yaml, shown through a
+callback before anything expensive runs) and synthesizes its data next to it.
+`prepare_described` then reloads the task file (so edits made to the draft count),
+chooses the optimizer (unless overridden) and plans the run, which the caller runs
+with `Runner` like any other. The describe steps use the optimizer model through a
+`ModelClient` with its own budget (`synth_budget`), the shared response cache and a
+journal in the output folder, so rerunning them with the same seed pays for nothing.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from promptascent.config.task import (
+    ModelSpec,
+    ModelsSpec,
+    OptimizerSpec,
+    describe_validation_error,
+    load_task,
+)
+from promptascent.describe.intent import (
+    TaskDraft,
+    analyse_intent,
+    check_description,
+    judge_available,
+    task_slug,
+)
+from promptascent.describe.strategy import StrategyChoice, choose_optimizer
+from promptascent.describe.synth import MAX_EXAMPLES, SynthResult, synthesize
+from promptascent.errors import ConfigError
+from promptascent.events import EventSink
+from promptascent.llm.budget import Budget, BudgetGuard
+from promptascent.llm.cache import ResponseCache
+from promptascent.llm.client import ModelClient
+from promptascent.llm.factory import BackendFactory
+from promptascent.llm.types import Role
+from promptascent.llm.usage import Prices, UsageMeter
+from promptascent.runner import JOURNAL, Plan, RunSettings, plan
+from promptascent.store.files import write_atomic
+
+DEFAULT_OUT_DIR = Path("generated")
+DEFAULT_EXAMPLES = 40
+DEFAULT_RUN_BUDGET: dict[str, float] = {"task_calls": 300}
+TEST_FRACTION = 0.25  # held out by `optimize --describe`, so the run reports a score
+DEV_FRACTION = 0.3
+TASK_FILE = "task.yaml"
+INTENT_ATTEMPTS = 2
+
+
+class DescribedTaskSpec(BaseModel):
+    """A task file holding a description instead of data (`promptascent optimize
+    FILE` runs the describe pipeline on it). Unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+    description: str
+    name: str | None = None
+    models: ModelsSpec = Field(default_factory=ModelsSpec)
+    budget: dict[str, int | float] = Field(default_factory=dict)
+    optimizer: OptimizerSpec | None = None
+    examples: int = Field(DEFAULT_EXAMPLES, ge=3, le=1000)
+    out: Path | None = None  # the folder for the drafted task and its data
+    seed: int = 0
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+
+def read_described_task(path: Path) -> DescribedTaskSpec | None:
+    """The described task a file holds: a mapping with `description` and no `data`.
+    None for anything else (a normal task file, or one `load_task` will reject with
+    its own error)."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return described_from_dict(raw, base_dir=path.parent, source=str(path))
+
+
+def described_from_dict(
+    raw: Any, *, base_dir: Path = Path("."), source: str = "task"
+) -> DescribedTaskSpec | None:
+    if not isinstance(raw, dict) or "description" not in raw or "data" in raw:
+        return None
+    try:
+        return DescribedTaskSpec(**raw, base_dir=base_dir)
+    except ValidationError as e:
+        raise ConfigError(
+            f"{source}: {describe_validation_error(e, DescribedTaskSpec)} "
+            "(a task file with a description and no data)"
+        ) from None
+
+
+def merge_models(base: ModelsSpec | None, flags: Mapping[Role, str] | None) -> ModelsSpec:
+    """The models of a described task with flags ("--optimizer-model ...") applied."""
+    models = base or ModelsSpec()
+    for role, value in (flags or {}).items():
+        try:
+            spec = ModelSpec.parse(value)
+        except ValueError as e:
+            raise ConfigError(f"--{role}-model: {e}") from None
+        models = models.model_copy(update={role: spec})
+    return models
+
+
+def synth_budget(n: int, *, attempts_per_example: int = 3, check_labels: bool = False) -> Budget:
+    """The default budget of the describe steps: every planned generation (and label
+    check) plus the intent analysis, in optimizer-model calls."""
+    return Budget(
+        optimizer_calls=attempts_per_example * n + (n if check_labels else 0) + INTENT_ATTEMPTS
+    )
+
+
+class OptimizerSession:
+    """The optimizer model in its role for the describe steps, built as a run builds
+    its clients: backend (or `settings.backends` override), budget guard, the shared
+    response cache, and a journal in `journal_dir`."""
+
+    def __init__(
+        self, models: ModelsSpec, settings: RunSettings, budget: Budget, journal_dir: Path
+    ) -> None:
+        self.meter = UsageMeter()
+        self.guard = BudgetGuard(budget, self.meter)
+        self._factory = BackendFactory()
+        self._cache = (
+            ResponseCache(settings.cache_dir / "responses.sqlite") if settings.cache_dir else None
+        )
+        self._journal = ResponseCache(journal_dir / JOURNAL)
+        spec = models.optimizer
+        backend = settings.backends.get("optimizer") or self._factory.get(spec, role="optimizer")
+        self.client = ModelClient(
+            "optimizer",
+            backend,
+            meter=self.meter,
+            guard=self.guard,
+            cache=self._cache,
+            cache_policy=settings.cache_policy,
+            prices=Prices(spec.prices.input, spec.prices.output),
+            journal=self._journal,
+        )
+
+    def usage(self) -> dict[str, float]:
+        return self.meter.to_dict()["optimizer"]
+
+    def close(self) -> None:
+        self._journal.close()
+        if self._cache is not None:
+            self._cache.close()
+        self._factory.close()
+
+
+@dataclass(frozen=True)
+class SynthOutcome:
+    draft: TaskDraft
+    synth: SynthResult
+    task_path: Path
+    usage: dict[str, float]  # the optimizer model's calls, cache hits, tokens
+
+
+DraftHook = Callable[[TaskDraft, Path, str], None]
+
+
+def default_out_dir(description: str) -> Path:
+    return DEFAULT_OUT_DIR / task_slug(description)
+
+
+def synth_task(
+    description: str,
+    *,
+    out_dir: Path | None = None,
+    n: int = DEFAULT_EXAMPLES,
+    models: ModelsSpec | None = None,
+    settings: RunSettings | None = None,
+    budget: Budget | None = None,
+    run_budget: dict[str, float] | None = None,
+    optimizer: dict[str, Any] | None = None,
+    seed: int = 0,
+    test_fraction: float = 0.0,
+    check_labels: bool = False,
+    on_draft: DraftHook | None = None,
+    before_synth: Callable[[TaskDraft], None] | None = None,
+    emit: EventSink | None = None,
+) -> SynthOutcome:
+    """Drafts the task from `description` (written to OUT/task.yaml, then shown via
+    `on_draft(draft, path, yaml_text)`, which may raise to stop before any data is
+    made), then synthesizes `n` examples into OUT/train.jsonl, dev.jsonl (and
+    test.jsonl with `test_fraction`). `budget` bounds both steps (its limits
+    replace those of `synth_budget(n)`); rerunning with the same seed and folder
+    repeats no paid call."""
+    description = check_description(description)
+    least = 3 if test_fraction > 0 else 2
+    if isinstance(n, bool) or not isinstance(n, int) or not least <= n <= MAX_EXAMPLES:
+        raise ConfigError(
+            f"--n: {n!r} examples; give a whole number from {least} to {MAX_EXAMPLES}"
+        )
+    settings = settings or RunSettings()
+    models = models or ModelsSpec()
+    out_dir = out_dir or default_out_dir(description)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    session = OptimizerSession(
+        models,
+        settings,
+        synth_budget(n, check_labels=check_labels).merged(budget or Budget()),
+        out_dir,
+    )
+    try:
+        draft = analyse_intent(description, session.client, attempts=INTENT_ATTEMPTS, seed=seed)
+        splits = ["train", "dev"] + (["test"] if test_fraction > 0 else [])
+        data = {s: f"{s}.jsonl" for s in splits}
+        text = draft.to_yaml(data, models=models, budget=run_budget, optimizer=optimizer, seed=seed)
+        task_path = out_dir / TASK_FILE
+        write_atomic(task_path, text)
+        if on_draft is not None:
+            on_draft(draft, task_path, text)
+        if before_synth is not None:
+            before_synth(draft)
+        result = synthesize(
+            draft,
+            session.client,
+            n,
+            random.Random(seed),
+            out_dir=out_dir,
+            dev_fraction=DEV_FRACTION,
+            test_fraction=test_fraction,
+            check_labels=check_labels,
+            emit=emit,
+        )
+        return SynthOutcome(draft, result, task_path, session.usage())
+    finally:
+        session.close()
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A described task, drafted, synthesized and planned: run `plan` with Runner."""
+
+    plan: Plan
+    outcome: SynthOutcome
+    strategy: StrategyChoice
+
+    @property
+    def draft(self) -> TaskDraft:
+        return self.outcome.draft
+
+
+def prepare_described(
+    description: str,
+    *,
+    out_dir: Path | None = None,
+    n: int = DEFAULT_EXAMPLES,
+    models: ModelsSpec | None = None,
+    settings: RunSettings | None = None,
+    synth_limits: Budget | None = None,
+    task_budget: dict[str, float] | None = None,
+    budget: Budget | None = None,
+    optimizer: str | None = None,
+    options: dict[str, Any] | None = None,
+    file_optimizer: OptimizerSpec | None = None,
+    seed: int = 0,
+    name: str | None = None,
+    on_draft: DraftHook | None = None,
+    on_strategy: Callable[[StrategyChoice], None] | None = None,
+    emit: EventSink | None = None,
+) -> Prepared:
+    """The whole describe pipeline up to a planned run: draft (shown via `on_draft`),
+    synthesize train/dev/test, choose the optimizer (`optimizer`/`options` or the
+    described file's `file_optimizer` override it), plan. `task_budget` is the run's
+    budget written into the task file (default DEFAULT_RUN_BUDGET); `budget`
+    (flags) overrides it at planning, as for any task."""
+
+    def check_scorable(draft: TaskDraft) -> None:
+        if not draft.classification and not judge_available():
+            raise ConfigError(
+                f"{draft.task_type} task: open-ended output is scored by the judge metric, "
+                "which this version does not have yet; the draft is in "
+                f"{(out_dir or default_out_dir(description)) / TASK_FILE}"
+            )
+
+    run_budget = dict(task_budget or DEFAULT_RUN_BUDGET)
+    fixed = file_optimizer.model_dump() if file_optimizer is not None else None
+    outcome = synth_task(
+        description,
+        out_dir=out_dir,
+        n=n,
+        models=models,
+        settings=settings,
+        budget=synth_limits,
+        run_budget=run_budget,
+        optimizer=fixed,
+        seed=seed,
+        test_fraction=TEST_FRACTION,
+        on_draft=on_draft,
+        before_synth=check_scorable,
+        emit=emit,
+    )
+    drafted_text = outcome.task_path.read_text(encoding="utf-8")
+    task = load_task(outcome.task_path)  # edits made to the draft count
+    if name:
+        task = task.model_copy(update={"name": name})
+    raw = yaml.safe_load(drafted_text) or {}
+    splits = outcome.synth.splits
+    n_train, n_dev = len(splits["train"]), len(splits["dev"])
+    if optimizer is not None:
+        choice = StrategyChoice(optimizer, dict(options or {}), f"{optimizer}: chosen by you")
+    elif "optimizer" in raw:
+        spec = task.optimizer
+        choice = StrategyChoice(
+            spec.name, {**spec.options(), **(options or {})}, f"{spec.name}: from the task file"
+        )
+    else:
+        limits = Budget.from_mapping(task.budget)
+        if budget is not None:
+            limits = limits.merged(budget)
+        calls = [x for x in (limits.task_calls, limits.calls) if x is not None]
+        choice = choose_optimizer(
+            outcome.draft.task_type,
+            n_train,
+            n_dev,
+            min(calls) if calls else None,
+            labelled=bool(outcome.draft.labels),
+        )
+        if options:
+            choice = choice._replace(options={**choice.options, **options})
+        # Write the choice into the task file, unless the user edited the draft.
+        text = outcome.draft.to_yaml(
+            {s: f"{s}.jsonl" for s in splits},
+            models=models,
+            budget=run_budget,
+            optimizer={"name": choice.name, **choice.options},
+            optimizer_reason=choice.reason,
+            seed=seed,
+        )
+        if outcome.task_path.read_text(encoding="utf-8") == drafted_text:
+            write_atomic(outcome.task_path, text)
+    if on_strategy is not None:
+        on_strategy(choice)
+    p = plan(task, optimizer=choice.name, optimizer_options=choice.options, budget=budget)
+    test = splits.get("test", ())
+    p.data = replace(
+        p.data,
+        notes=(
+            *p.data.notes,
+            f"described task: {outcome.draft.description}",
+            f"synthetic data: train {n_train}, dev {n_dev}, test {len(test)} examples were "
+            "written by the optimizer model from the description"
+            + (
+                " (labels proposed by it, not checked by a person); the test score measures "
+                "agreement with them"
+                if outcome.draft.labels
+                else " (inputs only, no reference outputs); the test score is the judge's"
+            ),
+            f"optimizer: {choice.reason}",
+            *(f"intent analysis: {note}" for note in outcome.draft.notes),
+        ),
+    )
+    return Prepared(p, outcome, choice)
