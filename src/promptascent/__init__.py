@@ -221,6 +221,27 @@ def resume(run_dir: str | Path, *, settings: RunSettings | None = None) -> RunRe
     return resume_run(Path(run_dir), sinks=settings.sinks if settings else None)
 
 
+def refine(
+    run_dir: str | Path,
+    feedback: str,
+    *,
+    optimizer: str | None = None,
+    options: dict[str, Any] | None = None,
+    budget: Budget | dict[str, float] | None = None,
+    settings: RunSettings | None = None,
+) -> RunResult:
+    """Continues a finished run from its best prompt with `feedback` (a comment on its
+    outputs) as a new requirement; a new run, recording where it came from (see
+    `promptascent.refinement`)."""
+    from promptascent.refinement import refine as refine_run
+
+    if isinstance(budget, dict):
+        budget = Budget.from_mapping(budget, where="budget")
+    return refine_run(
+        run_dir, feedback, optimizer=optimizer, options=options, budget=budget, settings=settings
+    )
+
+
 __all__ = [
     "Budget",
     "Comparison",
@@ -235,5 +256,6 @@ __all__ = [
     "compare",
     "optimize",
     "prefer",
+    "refine",
     "resume",
 ]

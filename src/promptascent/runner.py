@@ -315,6 +315,8 @@ class Runner:
             )
         self.journal: ResponseCache | None = None
         self.judge_stats = JudgeStats()
+        # Where the run came from (refinement.py: the earlier run and the feedback given).
+        self.origin: dict[str, Any] | None = None
 
     def _backend(self, role: Role) -> LLM:
         if role in self.settings.backends:
@@ -364,6 +366,9 @@ class Runner:
         )
         if not self.resuming:
             store.put("config", self._config())
+            if self.origin is not None:
+                store.put("origin", self.origin)
+        origin = store.get("origin")
         store.put("status", "running")
         try:
             clients = {r: self._client(r, guard, response_cache) for r in ROLES}
@@ -409,6 +414,11 @@ class Runner:
             search_usage = self.meter.to_dict()
             test_seed = test_best = comparison = gap = None
             notes = list(p.data.notes)
+            if origin:
+                notes.append(
+                    f"refined from run {origin['refined_from']} (its best "
+                    f"{origin['best_candidate']}) with: " + " | ".join(origin["feedback"])
+                )
             report = self._report_evaluator(response_cache, eval_cache)
             try:
                 gap = self._train_dev_gap(report, outcome)

@@ -467,6 +467,47 @@ def eval_(
     )
 
 
+@app.command()
+def refine(
+    run: Annotated[str, typer.Argument(help="The run to refine (id, unique prefix or folder).")],
+    feedback: Annotated[
+        str, typer.Option(help='What is wrong with the outputs, e.g. "answers are too long".')
+    ],
+    optimizer: Annotated[
+        str | None, typer.Option("--optimizer", "-o", help="Optimizer (default: the run's).")
+    ] = None,
+    option: Annotated[
+        list[str], typer.Option("--option", help="Optimizer option KEY=VALUE (repeatable).")
+    ] = [],  # noqa: B006
+    budget: Annotated[
+        str | None, typer.Option(help="Limits for the new run (default: the run's).")
+    ] = None,
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+    cache_dir: CacheDir = DEFAULT_CACHE_DIR,
+    no_cache: NoCache = False,
+    refresh_cache: RefreshCache = False,
+    quiet: Quiet = False,
+) -> None:
+    """Continue a finished run from its best prompt, with your feedback as a requirement."""
+    from promptascent.refinement import refine as refine_run
+
+    settings = _settings(runs_dir, cache_dir, no_cache, refresh_cache, quiet)
+    run_dir = _resolve_run(run, runs_dir)
+    result = _with_progress(
+        settings,
+        quiet,
+        lambda: refine_run(
+            run_dir,
+            feedback,
+            optimizer=optimizer,
+            options=_options(option),
+            budget=Budget.parse(budget) if budget else None,
+            settings=settings,
+        ),
+    )
+    print_result(out, result.to_dict())
+
+
 @app.command("compare")
 def compare_(
     task_file: Annotated[Path, typer.Argument(help="The task YAML file.")],
