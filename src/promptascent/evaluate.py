@@ -11,11 +11,10 @@ from promptascent.evaluation.evaluator import Evaluator
 from promptascent.evaluation.result import EvaluationResult
 from promptascent.llm.budget import Budget, BudgetGuard
 from promptascent.llm.cache import ResponseCache
-from promptascent.llm.client import ModelClient
 from promptascent.llm.factory import BackendFactory
-from promptascent.llm.usage import Prices, UsageMeter
+from promptascent.llm.usage import UsageMeter
 from promptascent.prompts.prompt import Prompt
-from promptascent.runner import Plan, RunSettings
+from promptascent.runner import Plan, RunSettings, model_client
 
 
 def read_prompt_file(path: Path) -> Prompt:
@@ -52,14 +51,14 @@ def evaluate_prompt(
     try:
         backend = settings.backends.get("task") or factory.get(spec, role="task")
         cache_dir = settings.cache_dir
-        client = ModelClient(
+        client = model_client(
             "task",
+            spec,
             backend,
+            settings,
             meter=meter,
             guard=BudgetGuard(plan.budget, meter),
             cache=ResponseCache(cache_dir / "responses.sqlite") if cache_dir else None,
-            cache_policy=settings.cache_policy,
-            prices=Prices(spec.prices.input, spec.prices.output),
         )
         use_eval_cache = cache_dir and settings.cache_policy.read and settings.cache_policy.write
         evaluator = Evaluator(

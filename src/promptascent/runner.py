@@ -160,6 +160,32 @@ class RunResult:
         }
 
 
+def model_client(
+    role: Role,
+    spec: ModelSpec,
+    backend: LLM,
+    settings: RunSettings,
+    *,
+    meter: UsageMeter,
+    guard: BudgetGuard,
+    cache: ResponseCache | None,
+    journal: ResponseCache | None = None,
+) -> ModelClient:
+    """The client every model call of a run goes through: `backend` in `role`, priced by
+    `spec`, charged to `meter` within `guard`, with the shared cache (under the
+    settings' policy) and the run's journal."""
+    return ModelClient(
+        role,
+        backend,
+        meter=meter,
+        guard=guard,
+        cache=cache,
+        cache_policy=settings.cache_policy,
+        prices=Prices(spec.prices.input, spec.prices.output),
+        journal=journal,
+    )
+
+
 @dataclass
 class Plan:
     """A validated task, ready to run or to estimate."""
@@ -207,7 +233,7 @@ def plan(
             raise ConfigError(f"--{role}-model: {e}") from None
         task = task.model_copy(update={"models": task.models.model_copy(update={role: spec})})
     data = load_task_data(task)
-    seed_prompt, kept = _seed_prompt(task, data)
+    seed_prompt, kept = seed_prompt_of(task, data)
     protected = (*kept, *task.constraints.protected)
     for span in protected:
         if span not in seed_prompt.instruction:
@@ -270,7 +296,7 @@ def _check_metric(metric: Metric, data: TaskData) -> None:
                 raise ConfigError(f"{split.name} split: {e}") from None
 
 
-def _seed_prompt(task: TaskSpec, data: TaskData) -> tuple[Prompt, tuple[str, ...]]:
+def seed_prompt_of(task: TaskSpec, data: TaskData) -> tuple[Prompt, tuple[str, ...]]:
     """The seed prompt, and the spans its `<keep>` tags protect (tags removed)."""
     sp = task.seed_prompt
     if isinstance(sp, PromptSpec):
@@ -306,7 +332,7 @@ class Runner:
             self.bus.subscribe(sink)
         self.factory = BackendFactory()
         self.resuming = resume
-        self.run_id = run_id or _new_run_id(plan.task.name, plan.optimizer.name)
+        self.run_id = run_id or new_run_id(plan.task.name, plan.optimizer.name)
         self.run_dir = (self.settings.runs_dir / self.run_id).resolve()
         if not resume and _recorded(self.run_dir):
             raise ConfigError(
@@ -324,15 +350,14 @@ class Runner:
         return self.factory.get(getattr(self.plan.task.models, role), role=role)
 
     def _client(self, role: Role, guard: BudgetGuard, cache: ResponseCache | None) -> ModelClient:
-        spec: ModelSpec = getattr(self.plan.task.models, role)
-        return ModelClient(
+        return model_client(
             role,
+            getattr(self.plan.task.models, role),
             self._backend(role),
+            self.settings,
             meter=self.meter,
             guard=guard,
             cache=cache,
-            cache_policy=self.settings.cache_policy,
-            prices=Prices(spec.prices.input, spec.prices.output),
             journal=self.journal,
         )
 
@@ -583,7 +608,7 @@ class _StoreWriter:
         self.store.add_event(event.ts, event.kind, event.to_dict())
 
 
-def _new_run_id(task: str, optimizer: str) -> str:
+def new_run_id(task: str, optimizer: str) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in task)[:40]
     return f"{stamp}-{safe}-{optimizer}-{secrets.token_hex(2)}"

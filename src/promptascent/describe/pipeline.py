@@ -40,11 +40,10 @@ from promptascent.errors import ConfigError
 from promptascent.events import EventSink
 from promptascent.llm.budget import Budget, BudgetGuard
 from promptascent.llm.cache import ResponseCache
-from promptascent.llm.client import ModelClient
 from promptascent.llm.factory import BackendFactory
 from promptascent.llm.types import Role
-from promptascent.llm.usage import Prices, UsageMeter
-from promptascent.runner import JOURNAL, Plan, RunSettings, plan
+from promptascent.llm.usage import UsageMeter
+from promptascent.runner import JOURNAL, Plan, RunSettings, model_client, plan
 from promptascent.store.files import write_atomic
 
 DEFAULT_OUT_DIR = Path("generated")
@@ -134,14 +133,14 @@ class OptimizerSession:
         self._journal = ResponseCache(journal_dir / JOURNAL)
         spec = models.optimizer
         backend = settings.backends.get("optimizer") or self._factory.get(spec, role="optimizer")
-        self.client = ModelClient(
+        self.client = model_client(
             "optimizer",
+            spec,
             backend,
+            settings,
             meter=self.meter,
             guard=self.guard,
             cache=self._cache,
-            cache_policy=settings.cache_policy,
-            prices=Prices(spec.prices.input, spec.prices.output),
             journal=self._journal,
         )
 

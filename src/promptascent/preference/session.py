@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptascent.config.task import ModelSpec, TaskSpec, task_from_dict
+from promptascent.config.task import TaskSpec, task_from_dict
 from promptascent.data.example import Example
 from promptascent.data.task_data import load_task_data
 from promptascent.errors import ConfigError
@@ -35,7 +35,7 @@ from promptascent.llm.cache import ResponseCache
 from promptascent.llm.client import CachePolicy, ModelClient
 from promptascent.llm.factory import BackendFactory
 from promptascent.llm.types import Role
-from promptascent.llm.usage import Prices, UsageMeter
+from promptascent.llm.usage import UsageMeter
 from promptascent.metrics.base import Score
 from promptascent.preference import candidates as sources
 from promptascent.preference.duel import Record
@@ -43,7 +43,7 @@ from promptascent.preference.loop import Chooser, PreferenceOutcome, Standing, r
 from promptascent.prompts.constraints import Constraints
 from promptascent.prompts.export import export_prompt
 from promptascent.prompts.prompt import Prompt
-from promptascent.runner import JOURNAL, RunSettings, _new_run_id, _seed_prompt
+from promptascent.runner import JOURNAL, RunSettings, model_client, new_run_id, seed_prompt_of
 from promptascent.search.pool import Candidate
 from promptascent.store.files import write_atomic
 from promptascent.store.run_store import FILENAME, RunStore
@@ -135,7 +135,7 @@ def start_preferences(
     if rounds < 1:
         raise ConfigError(f"--rounds {rounds}: need 1 or more")
     settings = settings or RunSettings()
-    run_id = run_id or _new_run_id(task.name, KIND)
+    run_id = run_id or new_run_id(task.name, KIND)
     run_dir = (settings.runs_dir / run_id).resolve()
     if (run_dir / FILENAME).exists():
         raise ConfigError(
@@ -221,7 +221,7 @@ class _Session:
         self.run_dir = run_dir
         self.resume = resume
         self.data = load_task_data(task)
-        self.seed_prompt, kept = _seed_prompt(task, self.data)
+        self.seed_prompt, kept = seed_prompt_of(task, self.data)
         self.examples = [*self.data.train, *self.data.dev]
         for ex in self.examples[:1]:  # fail now, not at the first duel
             self.seed_prompt.render(ex.fields, where=f"seed_prompt, example {ex.id}")
@@ -235,15 +235,14 @@ class _Session:
     def _client(
         self, role: Role, guard: BudgetGuard, cache: ResponseCache | None, journal: ResponseCache
     ) -> ModelClient:
-        spec: ModelSpec = getattr(self.task.models, role)
-        return ModelClient(
+        return model_client(
             role,
+            getattr(self.task.models, role),
             self._backend(role),
+            self.settings,
             meter=self.meter,
             guard=guard,
             cache=cache,
-            cache_policy=self.settings.cache_policy,
-            prices=Prices(spec.prices.input, spec.prices.output),
             journal=journal,
         )
 
