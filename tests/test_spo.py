@@ -223,3 +223,36 @@ def test_spo_end_to_end_on_the_embedded_model(tmp_path: Path, embedded: object) 
         assert store.get("status") == result.status
     finally:
         store.close()
+
+
+def test_labels_only_on_test_are_used_only_for_the_report(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The label-free benchmark's setting: train unlabelled, test labelled, a labelled
+    metric. Planning accepts it (SPO scores nothing itself) and the report scores test."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.jsonl").write_text(
+        "\n".join(f'{{"id": "{w}", "input": "{w}"}}' for w in WORDS) + "\n"
+    )
+    (tmp_path / "test.jsonl").write_text(
+        "\n".join(f'{{"id": "t-{w}", "input": "{w}", "target": "{w.upper()}"}}' for w in WORDS)
+        + "\n"
+    )
+    spec = task(
+        extra={
+            "data": {"train": "train.jsonl", "test": "test.jsonl", "dev_from_train": False},
+            "metric": {"name": "regex", "pattern": "^[A-Z]+$"},  # capitals or unparsed
+        }
+    )
+    result = optimize(spec, settings=settings(tmp_path))
+    assert result.best.prompt.instruction == CAPS
+    assert result.test_seed is not None and result.test_seed.mean == 0.0
+    assert result.test_best is not None and result.test_best.mean == 1.0
+    with pytest.raises(ConfigError, match=r"train split: .* no target"):
+        plan(
+            task_from_dict(
+                {
+                    **spec,
+                    "optimizer": {"name": "ape"},
+                    "data": {**spec["data"], "dev_from_train": True},
+                }
+            )
+        )

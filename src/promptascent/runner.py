@@ -274,14 +274,16 @@ def plan(
     for ex in (*data.train.examples[:1], *data.dev.examples[:1]):
         # fail now, not mid-run, on a placeholder the data lacks
         seed_prompt.render(ex.fields, where=f"seed_prompt, example {ex.id}")
-    _check_metric(metric, data)
+    _check_metric(metric, data, search=opt.needs_dev)
     return Plan(task, data, seed_prompt, metric, opt, full_budget, params, protected)
 
 
-def _check_metric(metric: Metric, data: TaskData) -> None:
-    """Every example must have what the metric needs (a target, choices): found now,
-    before anything is spent, not in the middle of a run."""
-    for split in (data.train, data.dev, data.test):
+def _check_metric(metric: Metric, data: TaskData, *, search: bool = True) -> None:
+    """Every example the metric will score must have what it needs (a target,
+    choices): found now, before anything is spent, not in the middle of a run. With
+    `search` False (an optimizer that scores nothing itself, like SPO), only the test
+    split is scored: train and dev may be unlabelled."""
+    for split in (data.train, data.dev, data.test) if search else (data.test,):
         if split is None:
             continue
         for ex in split:
