@@ -64,6 +64,14 @@ def ticket_draft():  # type: ignore[no-untyped-def]
     ("description", "labels"),
     [
         (TICKETS, ("low", "medium", "high")),
+        (
+            "Given navigation instructions, answer True if following them returns you to "
+            "the starting point, otherwise False.",
+            ("True", "False"),
+        ),
+        ("Say yes when the review is positive and no otherwise.", ("yes", "no")),
+        ('Reply with "spam" if the email is spam, else "ham".', ("spam", "ham")),
+        ("Answer the question if you can, otherwise say you do not know.", ()),
         ("Decide whether a movie review is positive or negative", ("positive", "negative")),
         ("Label each email as spam or not spam.", ("spam", "not spam")),
         (

@@ -120,7 +120,7 @@ def test_only_an_ended_run_can_be_refined(tmp_path: Path) -> None:
     store = RunStore.open_existing(run.run_dir)
     store.put("status", "interrupted")
     store.close()
-    with pytest.raises(ConfigError, match="has not ended .* --resume"):
+    with pytest.raises(ConfigError, match=r"has not ended .* --resume"):
         promptascent.refine(run.run_dir, "too long", settings=settings(tmp_path))
 
 

@@ -215,6 +215,15 @@ def split_labels(text: str) -> tuple[str, ...] | None:
     return unique if MIN_LABELS <= len(unique) <= MAX_LABELS else None
 
 
+_CONDITIONAL = re.compile(
+    r"\b(?:answer|say|output|reply|respond|return|label it)(?:\s+with)?\s+[\"'`]?"
+    r"(?!(?:the|a|an|it|that|this)\b)(\w+)[\"'`]?"
+    r"\s+(?:if|when|whenever)\b[^.;]*?(?:\b(?:otherwise|else)\b\s*,?\s*[\"'`]?(\w+)"
+    r"|\band\s+[\"'`]?(\w+)[\"'`]?\s+(?:otherwise|if not)\b)",
+    re.IGNORECASE,
+)
+
+
 def labels_from_description(description: str) -> tuple[str, ...]:
     """The label set a description names, or () when it names none. Read by rules:
     a list after a cue ("by urgency: low, medium or high", "as positive or negative",
@@ -244,6 +253,12 @@ def labels_from_description(description: str) -> tuple[str, ...]:
             found = split_labels(slash.group(1))
             if found:
                 return found
+    # "answer True if ..., otherwise False", "say yes when ... and no otherwise"
+    conditional = _CONDITIONAL.search(description)
+    if conditional:
+        first, second = conditional.group(1), conditional.group(2) or conditional.group(3)
+        if first.casefold() != second.casefold():
+            return (first, second)
     # A question "Is the statement true or false?": the two words around " or ".
     if classifying or re.match(r"\s*(?:is|are|does|do|did|can|was|were|will)\b", description, re.I):
         pair = re.search(r"\b(\w+) or (\w+)\s*[?.!]?\s*$", description)
