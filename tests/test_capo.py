@@ -181,20 +181,38 @@ def test_a_shorter_prompt_that_scores_the_same_wins(
     assert result.best.prompt.instruction == expected
 
 
-def test_capo_stops_cleanly_on_budget_with_best_so_far(tmp_path: Path) -> None:
+def test_capo_keeps_the_final_selection_paid_for(tmp_path: Path) -> None:
+    task = write_animal_task(tmp_path / "task")
+    # generation 1 (2 offspring on a block of 4) and the final selection (seed and two
+    # finalists on 12 dev examples) do not fit in 28: CAPO stops before it and selects
+    result = optimize(
+        task,
+        optimizer="capo",
+        options=CAPO_OPTS,
+        budget={"task_calls": 28},
+        settings=settings(tmp_path),
+    )
+    assert result.status == "budget"
+    assert (result.stopped_by or "").startswith("budget (capo: stopped before generation 1")
+    assert result.search_usage["task"]["calls"] <= 28
+    assert result.selection_split == "dev" and result.seed.score("dev") is not None
+    assert result.test_best is not None and result.test_best.n == 18
+
+
+def test_a_budget_ending_in_a_race_selects_on_the_first_block(tmp_path: Path) -> None:
+    """A token limit is not predicted: it ends the search inside a race. The first
+    dev block, which every raced candidate was scored on, then decides."""
     task = write_animal_task(tmp_path / "task")
     result = optimize(
         task,
         optimizer="capo",
         options=CAPO_OPTS,
-        budget={"task_calls": 30},
+        budget={"task_tokens": 400},
         settings=settings(tmp_path),
     )
-    assert result.stopped_by == "task_calls" and result.status == "budget"
-    assert result.search_usage["task"]["calls"] <= 30
-    # nothing reached the whole dev split: the seed is returned, and still measured on test
-    assert result.best.id == result.seed.id
-    assert result.test_best is not None and result.test_best.n == 18
+    assert result.stopped_by == "task_tokens" and result.status == "budget"
+    assert result.selection_split == "dev-block-0"
+    assert result.best.prompt.instruction == KEY and result.best.score("dev-block-0") == 1.0
 
 
 def test_budget_ending_in_the_final_selection_keeps_the_best_scored(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ from promptascent.optimizers.base import (
     OptimizerConfig,
     OptimizerContext,
     OptimizerOutcome,
+    has_room,
     load_template,
 )
 from promptascent.optimizers.registry import register
@@ -119,7 +120,14 @@ class CAPO(Optimizer):
         penalty) on the dev split, not the best raw score."""
         outcome = super().optimize(ctx)
         self.front = capo_front(ctx.pool.all(), lambda p: self._prompt_tokens(ctx, p))
-        winner = self._winner(ctx)
+        winner = self._winner(ctx, DEV)
+        if winner is None and self._blocks:
+            # Nothing reached the whole dev split (the budget ended in a race): the
+            # first block, which every raced candidate was scored on, decides.
+            split = BLOCK.format(0)
+            winner = self._winner(ctx, split)
+            if winner is not None:
+                outcome = replace(outcome, selection_split=split)
         if winner is not None and winner is not outcome.best:
             outcome = replace(outcome, best=winner)
         return outcome
@@ -136,9 +144,38 @@ class CAPO(Optimizer):
         population = [seed, *self._initial_population(ctx, seed)]
         self._reference_tokens = max(self._prompt_tokens(ctx, x.prompt) for x in population)
         for step in range(1, c.generations + 1):
+            # Keep the final selection paid for: offspring screened on the first block
+            # at least, and the finalists scored on the rest of dev.
+            need = c.crossovers_per_iter * len(self._blocks[0]) if self._blocks else 0
+            if not has_room(
+                ctx,
+                task=need + self._final_cost(seed, population),
+                optimizer=2 * c.crossovers_per_iter,
+            ):
+                self.stop_early(
+                    ctx,
+                    f"capo: stopped before generation {step}; the call budget left is kept "
+                    "for the final selection on dev",
+                )
+                break
             offspring = self._offspring(ctx, population, step)
             population = self._race(ctx, [*population, *offspring], step)
         self._select(ctx, seed, population[: c.final_k], step=c.generations + 1)
+
+    def _final_cost(self, seed: Candidate, population: list[Candidate]) -> int:
+        """Task calls the final selection would take now: the dev examples the seed and
+        the current finalists were not scored on yet."""
+        finalists = {x.id: x for x in [seed, *population[: self.config.final_k]]}
+        total = 0
+        for cand in finalists.values():
+            seen = {
+                r.example_id
+                for split, ev in cand.evaluations.items()
+                if split.startswith("dev-block-")
+                for r in ev.results
+            }
+            total += sum(len(b) for b in self._blocks) - len(seen)
+        return total
 
     # Steps
 
@@ -267,12 +304,12 @@ class CAPO(Optimizer):
         ]
         return math.fsum(scores) / len(scores) if scores else math.nan
 
-    def _winner(self, ctx: OptimizerContext) -> Candidate | None:
-        """The best objective on the dev split; ties go to the earlier candidate."""
+    def _winner(self, ctx: OptimizerContext, split: str = DEV) -> Candidate | None:
+        """The best objective on `split`; ties go to the earlier candidate."""
         best: Candidate | None = None
         best_value = -math.inf
         for cand in ctx.pool.all():
-            score = cand.score(DEV)
+            score = cand.score(split)
             if score is None:
                 continue
             value = score - self._penalty(ctx, cand.prompt)
