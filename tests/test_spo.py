@@ -256,3 +256,31 @@ def test_labels_only_on_test_are_used_only_for_the_report(tmp_path: Path, monkey
                 }
             )
         )
+
+
+def one_order_judge(request: CompletionRequest) -> str:
+    """Names B when B shows capitals, else calls it even: the capitals prompt gets votes
+    only in the order where it is shown second."""
+    text = request.messages[-1].content
+    b = re.findall(r"\nB:\n(.*?)(?:\n\nReference|\n\n---|\n\nWhich is better)", text, re.S)
+    return "B is better." if any(x.isupper() for x in b) else "Both are equally good."
+
+
+@pytest.mark.parametrize("consistent", [True, False])
+def test_a_win_needs_votes_in_both_orders(tmp_path: Path, consistent: bool) -> None:
+    s = settings(tmp_path, [f"<prompt>{CAPS}</prompt>"])
+    s.backends["judge"] = ScriptedLLM(one_order_judge, model_id="one-order-judge")
+    spec = task(
+        rounds=1, extra={"optimizer": {"name": "spo", "rounds": 1, "consistent_wins": consistent}}
+    )
+    result = optimize(spec, settings=s)
+    if consistent:
+        assert result.best.id == result.seed.id
+        candidates = RunStore.open_existing(result.run_dir)
+        try:
+            notes = [c["note"] for c in candidates.candidates() if c["operation"] == "spo"]
+        finally:
+            candidates.close()
+        assert notes and "votes came from one A/B order only" in notes[0]
+    else:
+        assert result.best.prompt.instruction == CAPS and "wins" in result.best.note

@@ -56,6 +56,13 @@ class SPOConfig(OptimizerConfig):
     prompt_words: int | None = Field(
         None, ge=1, description="Ask for a prompt within this many words (SPO's `count`)."
     )
+    consistent_wins: bool = Field(
+        True,
+        description=(
+            "Not in the paper: the new prompt also needs a vote in each A/B order, so a "
+            "judge that picks by position or at random rarely replaces the best."
+        ),
+    )
 
 
 @register
@@ -151,7 +158,10 @@ class SPO(Optimizer):
                 seed=seed,
             )
             won = pref.winner == "B"
-            note = f"round {step}: {pref.describe()} ({'wins' if won else 'loses'})"
+            outcome = "wins" if won else "loses"
+            if won and c.consistent_wins and not _wins_both_orders(pref.verdicts):
+                won, outcome = False, "loses: its votes came from one A/B order only"
+            note = f"round {step}: {pref.describe()} ({outcome})"
             cand = self.add_candidate(
                 ctx, prompt, parents=(best.id,), operation="spo", step=step, note=note
             )
@@ -232,3 +242,9 @@ def _share(pref: Preference, won: bool) -> float:
     if not usable:
         return 0.0
     return (pref.b if won else pref.a) / usable
+
+
+def _wins_both_orders(verdicts: tuple[str | None, ...]) -> bool:
+    """Whether "B" (the new prompt) got a vote shown first (odd votes: A/B swapped)
+    and one shown second (even votes): a position-consistent win."""
+    return "B" in verdicts[0::2] and "B" in verdicts[1::2]
