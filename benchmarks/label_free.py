@@ -125,14 +125,12 @@ def labelled_score(labelled: Any, prompt: Prompt, settings: RunSettings) -> Eval
 
 def run_task(name: str, work: Path, settings: RunSettings, args: argparse.Namespace) -> list[dict]:
     labelled, spo_task = hidden_label_task(name, work, args.test_limit)
+    methods = args.methods.split(",")
     rows: list[dict[str, Any]] = []
-    seed_prompt = plan(labelled).seed_prompt
-    seed_test = labelled_score(labelled, seed_prompt, settings)
-
     began = time.time()
     spo = promptascent.optimize(task_from_dict(spo_task), settings=settings)
     assert spo.test_seed is not None and spo.test_best is not None
-    spo_calls = sum(u["calls"] for u in spo.search_usage.values())
+    spo_calls = int(sum(u["calls"] for u in spo.search_usage.values()))
     rows.append(
         {
             **score_row("spo", spo.test_seed, spo.test_best),
@@ -143,29 +141,40 @@ def run_task(name: str, work: Path, settings: RunSettings, args: argparse.Namesp
             "status": spo.status,
         }
     )
+    if "ape" in methods:
+        rows.append(ape_row(labelled, max(60, spo_calls), settings))
+    if "describe" in methods:
+        rows.append(describe_row(name, labelled, work, settings, args))
+    for r in rows:
+        r["task"] = name
+        print(json.dumps({k: r[k] for k in ("task", "method", "status")}), flush=True)
+    return rows
 
+
+def ape_row(labelled: Any, task_calls: int, settings: RunSettings) -> dict[str, Any]:
+    """APE with the labels at the given number of task calls."""
     began = time.time()
     ape = promptascent.optimize(
         labelled,
         optimizer="ape",
-        budget={"task_calls": max(60, int(spo_calls)), "optimizer_calls": 20},
+        budget={"task_calls": task_calls, "optimizer_calls": 20},
         settings=settings,
     )
     assert ape.test_seed is not None and ape.test_best is not None
-    rows.append(
-        {
-            **score_row(
-                f"ape@spo-budget ({max(60, int(spo_calls))} task calls)",
-                ape.test_seed,
-                ape.test_best,
-            ),
-            "usage": usage_of(ape),
-            "wall_seconds": time.time() - began,
-            "best_prompt": ape.best.prompt.instruction,
-            "status": ape.status,
-        }
-    )
+    return {
+        **score_row(f"ape@spo-budget ({task_calls} task calls)", ape.test_seed, ape.test_best),
+        "usage": usage_of(ape),
+        "wall_seconds": time.time() - began,
+        "best_prompt": ape.best.prompt.instruction,
+        "status": ape.status,
+    }
 
+
+def describe_row(
+    name: str, labelled: Any, work: Path, settings: RunSettings, args: argparse.Namespace
+) -> dict[str, Any]:
+    """The description pipeline; its best prompt scored on the real test split."""
+    seed_test = labelled_score(labelled, plan(labelled).seed_prompt, settings)
     began = time.time()
     prepared = prepare_described(
         DESCRIPTIONS[name],
@@ -182,27 +191,21 @@ def run_task(name: str, work: Path, settings: RunSettings, args: argparse.Namesp
         "calls": prepared.outcome.usage["calls"],
         "tokens": prepared.outcome.usage["tokens"],
     }
-    rows.append(
-        {
-            **score_row("describe", seed_test, best_test),
-            "usage": usage,
-            "wall_seconds": time.time() - began,
-            "optimizer_chosen": prepared.strategy.name,
-            "strategy_reason": prepared.strategy.reason,
-            "draft_notes": list(prepared.draft.notes),
-            "synth": {
-                "kept": len(prepared.outcome.synth.examples),
-                "dropped": dict(prepared.outcome.synth.dropped),
-                "stopped_by": prepared.outcome.synth.stopped_by,
-            },
-            "best_prompt": described.best.prompt.instruction,
-            "status": described.status,
-        }
-    )
-    for r in rows:
-        r["task"] = name
-        print(json.dumps({k: r[k] for k in ("task", "method", "status")}), flush=True)
-    return rows
+    return {
+        **score_row("describe", seed_test, best_test),
+        "usage": usage,
+        "wall_seconds": time.time() - began,
+        "optimizer_chosen": prepared.strategy.name,
+        "strategy_reason": prepared.strategy.reason,
+        "draft_notes": list(prepared.draft.notes),
+        "synth": {
+            "kept": len(prepared.outcome.synth.examples),
+            "dropped": dict(prepared.outcome.synth.dropped),
+            "stopped_by": prepared.outcome.synth.stopped_by,
+        },
+        "best_prompt": described.best.prompt.instruction,
+        "status": described.status,
+    }
 
 
 def open_ended(work: Path, settings: RunSettings) -> dict[str, Any]:
@@ -282,6 +285,9 @@ def main() -> int:
     ap.add_argument("--work", default="/tmp/pa-label-free")
     ap.add_argument("--out", default="label_free.json", help="file in benchmarks/results")
     ap.add_argument("--skip-open-ended", action="store_true")
+    ap.add_argument(
+        "--methods", default="spo,ape,describe", help="spo always runs; add ape, describe"
+    )
     args = ap.parse_args()
     work = Path(args.work)
     settings = RunSettings(runs_dir=work / "runs", cache_dir=work / "cache")
