@@ -20,7 +20,8 @@ from promptascent.data.loaders import (
 from promptascent.errors import ConfigError, DataError
 
 FIXTURE = Path(__file__).parent / "data" / "bigbench_original" / "task.json"
-SHARED = Path("/work/shared/datasets/bigbench")
+# ../shared beside the repository (as in CI)
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "bigbench"
 
 
 def write(path: Path, text: str | bytes) -> Path:
