@@ -319,6 +319,10 @@ def test_the_cli_reads_answers_from_a_pipe_and_show_lists_the_win_record(tmp_pat
     shown = cli("show", "p", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert "win record: 3 judged duels, 0 skipped" in shown.stdout
+    assert "preference run, status:" in shown.stdout and "no result recorded" not in shown.stdout
+    wrong = cli("optimize", "--resume", "p", cwd=tmp_path)
+    assert wrong.returncode == 2
+    assert "is a preference run; continue it with `promptascent prefer --resume p`" in wrong.stderr
 
     # End of input quits cleanly and says how to continue.
     proc = cli("prefer", "--resume", "p", "--rounds", "5", cwd=tmp_path, stdin="a\n")

@@ -736,9 +736,15 @@ def resume_run(run_dir: Path, *, sinks: list[EventSink] | None = None) -> RunRes
     store = RunStore.open_existing(run_dir)
     try:
         config, status = store.get("config"), store.get("status")
+        prefer_config = store.get("prefer_config")  # preference/session.py CONFIG_KEY
     finally:
         store.close()
     if config is None:
+        if prefer_config is not None:
+            raise ConfigError(
+                f"run {run_dir.name} is a preference run; continue it with "
+                f"`promptascent prefer --resume {run_dir.name}`"
+            )
         raise ConfigError(f"{run_dir}: the run recorded no configuration; start it again")
     if status in ("finished", "budget", "stopped"):
         raise ConfigError(f"run {run_dir.name} already ended ({status}); see `promptascent show`")

@@ -31,6 +31,7 @@ from promptascent.events import Event
 from promptascent.llm.budget import Budget
 from promptascent.llm.client import CachePolicy
 from promptascent.llm.types import Role
+from promptascent.preference.session import CONFIG_KEY as PREFER_CONFIG
 from promptascent.prompts.export import export_prompt
 from promptascent.runner import (
     DEFAULT_CACHE_DIR,
@@ -715,10 +716,13 @@ def show(
     store = RunStore.open_existing(_resolve_run(run, runs_dir))
     try:
         result, status, candidates = store.get("result"), store.get("status"), store.candidates()
+        preference_run = store.get(PREFER_CONFIG) is not None
     finally:
         store.close()
     if result:
         print_result(out, result)
+    elif preference_run:
+        out.print(f"preference run, status: {status}")
     else:
         out.print(f"status: {status} (no result recorded)")
     table = Table(title=f"{len(candidates)} candidates")
