@@ -117,26 +117,20 @@ def _optimize_described(
     models: dict[str, str] | None,
     settings: RunSettings | None,
 ) -> RunResult:
-    from promptascent.describe.pipeline import merge_models, prepare_described
+    from promptascent.describe.pipeline import prepare_spec
 
     if isinstance(budget, dict):
         budget = Budget.from_mapping(budget, where="budget")
-    out_dir = Path(out) if out is not None else None
-    if out_dir is None and spec.out is not None:
-        out_dir = spec.out if spec.out.is_absolute() else spec.base_dir / spec.out
-    prepared = prepare_described(
-        spec.description,
-        out_dir=out_dir,
-        n=examples if examples is not None else spec.examples,
-        models=merge_models(spec.models, models),  # type: ignore[arg-type]
+    prepared = prepare_spec(
+        spec,
+        out_dir=Path(out) if out is not None else None,
+        examples=examples,
+        models=models,  # type: ignore[arg-type]
         settings=settings,
-        task_budget=dict(spec.budget) or None,
         budget=budget,
         optimizer=optimizer,
         options=options,
-        file_optimizer=spec.optimizer,
-        seed=spec.seed if seed is None else seed,
-        name=spec.name,
+        seed=seed,
     )
     return Runner(prepared.plan, settings).run()
 

@@ -21,7 +21,7 @@ from promptascent.describe.intent import TaskDraft
 from promptascent.describe.pipeline import (
     DescribedTaskSpec,
     merge_models,
-    prepare_described,
+    prepare_spec,
     read_described_task,
     synth_task,
 )
@@ -289,21 +289,16 @@ def _prepare_described(
             out.print(f"stopped before synthesis; edit {path}, then run this command again")
             raise typer.Exit(1)
 
-    if out_dir is None and spec.out is not None:
-        out_dir = spec.out if spec.out.is_absolute() else spec.base_dir / spec.out
-    prepared = prepare_described(
-        spec.description,
+    prepared = prepare_spec(
+        spec,
         out_dir=out_dir,
-        n=examples if examples is not None else spec.examples,
-        models=merge_models(spec.models, models),
+        examples=examples,
+        models=models,
         settings=settings,
-        task_budget=dict(spec.budget) or None,
         budget=budget,
         optimizer=optimizer,
         options=options,
-        file_optimizer=spec.optimizer,
-        seed=spec.seed if seed is None else seed,
-        name=spec.name,
+        seed=seed,
         on_draft=on_draft,
         on_strategy=lambda choice: out.print(f"optimizer: {escape(choice.reason)}"),
         emit=None if quiet else _synth_log,

@@ -359,3 +359,41 @@ def prepare_described(
         ),
     )
     return Prepared(p, outcome, choice)
+
+
+def prepare_spec(
+    spec: DescribedTaskSpec,
+    *,
+    out_dir: Path | None,
+    examples: int | None,
+    models: Mapping[Role, str] | None,
+    settings: RunSettings | None,
+    budget: Budget | None,
+    optimizer: str | None,
+    options: dict[str, Any] | None,
+    seed: int | None,
+    on_draft: DraftHook | None = None,
+    on_strategy: Callable[[StrategyChoice], None] | None = None,
+    emit: EventSink | None = None,
+) -> Prepared:
+    """`prepare_described` for a described task file (or mapping), with the overrides
+    of the CLI or the API: an explicit `out_dir`, `examples`, model flags, seed."""
+    if out_dir is None and spec.out is not None:
+        out_dir = spec.out if spec.out.is_absolute() else spec.base_dir / spec.out
+    return prepare_described(
+        spec.description,
+        out_dir=out_dir,
+        n=examples if examples is not None else spec.examples,
+        models=merge_models(spec.models, models),
+        settings=settings,
+        task_budget=dict(spec.budget) or None,
+        budget=budget,
+        optimizer=optimizer,
+        options=options,
+        file_optimizer=spec.optimizer,
+        seed=spec.seed if seed is None else seed,
+        name=spec.name,
+        on_draft=on_draft,
+        on_strategy=on_strategy,
+        emit=emit,
+    )
