@@ -448,16 +448,24 @@ def load_task(
 
 
 def _json_rows(rows: list[Any], p: Path, name: str | None, fields: _Fields) -> Dataset:
+    return _finish(p, name, _row_examples(rows, str(p), p.stem, fields, "a JSON object"))
+
+
+def _row_examples(
+    rows: Sequence[Any], where: str, id_prefix: str, fields: _Fields, expected: str
+) -> list[Example]:
+    """Examples from parsed rows (ids default to "<id_prefix>-<i>"); DataError naming
+    `where` and the item for a row that is not a mapping, is malformed or repeats an id."""
     examples: list[Example] = []
     seen: dict[str, str] = {}
     for i, row in enumerate(rows):
-        where = f"{p}: item {i}"
+        at = f"{where}: item {i}"
         if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a JSON object, got {_json_type(row)}")
-        example = _build_example(row, where, f"{p.stem}-{i}", fields)
-        _check_unique(example.id, f"item {i}", seen, where)
+            raise DataError(f"{at}: expected {expected}, got {_json_type(row)}")
+        example = _build_example(row, at, f"{id_prefix}-{i}", fields)
+        _check_unique(example.id, f"item {i}", seen, at)
         examples.append(example)
-    return _finish(p, name, examples)
+    return examples
 
 
 # --------------------------------------------------------------------------- rows
@@ -474,15 +482,7 @@ def dataset_from_rows(
     """Rows given inline (a task file's `data.examples`), read like JSONL rows; ids
     default to "<name>-<i>". DataError naming `where` and the item when malformed."""
     fields = _Fields(input_field, target_field, None)
-    examples: list[Example] = []
-    seen: dict[str, str] = {}
-    for i, row in enumerate(rows):
-        at = f"{where}: item {i}"
-        if not isinstance(row, dict):
-            raise DataError(f"{at}: expected a mapping, got {_json_type(row)}")
-        example = _build_example(row, at, f"{name}-{i}", fields)
-        _check_unique(example.id, f"item {i}", seen, at)
-        examples.append(example)
+    examples = _row_examples(rows, where, name, fields, "a mapping")
     if not examples:
         raise DataError(f"{where}: no examples")
     return Dataset(name, tuple(examples))
