@@ -33,6 +33,12 @@ def main() -> int:
     ap.add_argument("--task-calls", type=int, default=150)
     ap.add_argument("--optimizer-calls", type=int, default=40)
     ap.add_argument("--test-limit", type=int, default=100)
+    ap.add_argument(
+        "--task-max-tokens",
+        type=int,
+        default=None,
+        help="override the task files' task_params.max_tokens (the peers benchmark used 64)",
+    )
     ap.add_argument("--out", default="compare_optimizers.json", help="file in benchmarks/results")
     ap.add_argument("--runs-dir", default="/tmp/pa-compare/runs")
     ap.add_argument("--cache-dir", default="/tmp/pa-compare/cache")
@@ -60,7 +66,12 @@ def main() -> int:
                 continue
             task = load_task(ROOT / "examples" / "tasks" / f"{task_name}.yaml")
             data = task.data.model_copy(update={"limits": {"test": args.test_limit}})
-            task = task.model_copy(update={"data": data, "budget": {}})
+            update: dict = {"data": data, "budget": {}}
+            if args.task_max_tokens is not None:
+                update["task_params"] = task.task_params.model_copy(
+                    update={"max_tokens": args.task_max_tokens}
+                )
+            task = task.model_copy(update=update)
             comparison = promptascent.compare(
                 task,
                 names,
@@ -78,6 +89,7 @@ def main() -> int:
                 "task_calls": args.task_calls,
                 "optimizer_calls": args.optimizer_calls,
                 "test_limit": args.test_limit,
+                "task_max_tokens": args.task_max_tokens,
                 "seeds": seeds,
                 "wall_seconds": spent + time.time() - began,
                 "rows": rows,
