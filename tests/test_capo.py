@@ -201,8 +201,10 @@ def test_capo_keeps_the_final_selection_paid_for(tmp_path: Path) -> None:
 
 def test_a_budget_ending_in_a_race_selects_on_the_first_block(tmp_path: Path) -> None:
     """A token limit is not predicted: it ends the search inside a race. The first
-    dev block, which every raced candidate was scored on, then decides."""
+    dev block, which every raced candidate was scored on, then decides. One call in
+    flight: with two, where a token limit cuts depends on which call finishes first."""
     task = write_animal_task(tmp_path / "task")
+    task.write_text(task.read_text().replace("concurrency: 2", "concurrency: 1"))
     result = optimize(
         task,
         optimizer="capo",
