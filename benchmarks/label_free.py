@@ -7,9 +7,11 @@ score the test split afterwards:
 - `describe`: the description-only pipeline (a one-line description naming the answers:
   intent analysis, synthetic data, the chosen optimizer), its best prompt then scored
   on the real test split;
-- `ape@spo-budget`: the labelled optimizer (APE, with its answer-format step) given as
-  many task-model calls as SPO spent in all roles (the SPO paper's claim to test:
-  comparable quality at a fraction of the cost).
+- `ape`, `exemplars` (any optimizer name): that labelled optimizer given as many
+  task-model calls as SPO spent in all roles (the SPO paper's claim to test: comparable
+  quality at a fraction of the cost), row `NAME@spo-budget`;
+- `NAME@N` (e.g. `exemplars@300`): the labelled optimizer NAME at N task calls, the
+  describe pipeline's budget, to compare it with the best labelled method.
 
 Plus one open-ended task (benchmarks/data/one_line_summary.jsonl): SPO on 6 sample
 texts, then seed vs best judged pairwise (4 votes, A/B swapped) on 10 held-out texts.
@@ -141,32 +143,42 @@ def run_task(name: str, work: Path, settings: RunSettings, args: argparse.Namesp
             "status": spo.status,
         }
     )
-    if "ape" in methods:
-        rows.append(ape_row(labelled, max(60, spo_calls), settings))
-    if "describe" in methods:
-        rows.append(describe_row(name, labelled, work, settings, args))
+    for method in methods:
+        if method == "describe":
+            rows.append(describe_row(name, labelled, work, settings, args))
+        elif "@" in method:
+            optimizer, calls = method.split("@")
+            rows.append(
+                labelled_row(labelled, optimizer, int(calls), f"{method} task calls", settings)
+            )
+        elif method != "spo":
+            calls = max(60, spo_calls)
+            label = f"{method}@spo-budget ({calls} task calls)"
+            rows.append(labelled_row(labelled, method, calls, label, settings))
     for r in rows:
         r["task"] = name
         print(json.dumps({k: r[k] for k in ("task", "method", "status")}), flush=True)
     return rows
 
 
-def ape_row(labelled: Any, task_calls: int, settings: RunSettings) -> dict[str, Any]:
-    """APE with the labels at the given number of task calls."""
+def labelled_row(
+    labelled: Any, optimizer: str, task_calls: int, label: str, settings: RunSettings
+) -> dict[str, Any]:
+    """A labelled optimizer at the given number of task calls."""
     began = time.time()
-    ape = promptascent.optimize(
+    result = promptascent.optimize(
         labelled,
-        optimizer="ape",
+        optimizer=optimizer,
         budget={"task_calls": task_calls, "optimizer_calls": 20},
         settings=settings,
     )
-    assert ape.test_seed is not None and ape.test_best is not None
+    assert result.test_seed is not None and result.test_best is not None
     return {
-        **score_row(f"ape@spo-budget ({task_calls} task calls)", ape.test_seed, ape.test_best),
-        "usage": usage_of(ape),
+        **score_row(label, result.test_seed, result.test_best),
+        "usage": usage_of(result),
         "wall_seconds": time.time() - began,
-        "best_prompt": ape.best.prompt.instruction,
-        "status": ape.status,
+        "best_prompt": result.best.prompt.instruction,
+        "status": result.status,
     }
 
 
@@ -286,7 +298,10 @@ def main() -> int:
     ap.add_argument("--out", default="label_free.json", help="file in benchmarks/results")
     ap.add_argument("--skip-open-ended", action="store_true")
     ap.add_argument(
-        "--methods", default="spo,ape,describe", help="spo always runs; add ape, describe"
+        "--methods",
+        default="spo,ape,describe",
+        help="spo always runs; add describe, labelled optimizers at SPO's budget (ape, "
+        "exemplars, ...) or at N task calls (exemplars@300)",
     )
     args = ap.parse_args()
     work = Path(args.work)
