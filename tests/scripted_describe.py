@@ -89,3 +89,19 @@ def task(request: CompletionRequest) -> str:
 def garbage(request: CompletionRequest) -> str:
     _log("optimizer")
     return ""
+
+
+DISPUTED = "invoice portal"
+
+
+def contrarian(request: CompletionRequest) -> str:
+    """The optimizer model, except that its label check names another label for a
+    ticket about the DISPUTED thing (logged as "disagree" too)."""
+    _log("optimizer")
+    text = request.messages[-1].content
+    if "Which answer is right" in text and DISPUTED in text:
+        _log("disagree")
+        right = task_responder(request, formatted=True)
+        labels = list(MARK)
+        return labels[(labels.index(right) + 1) % len(labels)]
+    return optimizer_responder(request)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import scripted_describe
-from scripted_describe import optimizer_responder, task_responder
+from scripted_describe import DISPUTED, optimizer_responder, task_responder
 
 import promptascent
 from promptascent.config.task import load_task
@@ -23,7 +23,7 @@ from promptascent.describe.intent import (
     labels_from_description,
     parse_intent_reply,
 )
-from promptascent.describe.pipeline import synth_task
+from promptascent.describe.pipeline import synth_budget, synth_task
 from promptascent.describe.strategy import choose_optimizer
 from promptascent.describe.synth import (
     near_duplicate,
@@ -31,7 +31,7 @@ from promptascent.describe.synth import (
     split_examples,
     synthesize,
 )
-from promptascent.errors import ConfigError, DataError, ModelServerError
+from promptascent.errors import ConfigError, DataError, ModelRequestError, ModelServerError
 from promptascent.llm.budget import Budget, BudgetGuard
 from promptascent.llm.client import ModelClient
 from promptascent.llm.scripted import ScriptedLLM
@@ -126,6 +126,12 @@ def test_reply_parsing_is_tolerant() -> None:
         "name: a short name for the task\ntype: classification, generation, extraction or qa"
     )
     assert echoed == {}
+    # ... also quoted, capitalised, as list items (SmolLM2's reply, intent_probe.py)
+    quoted = parse_intent_reply(
+        '- Input: "What one input is, in a few words."\n'
+        '- Prompt: "One instruction that tells a model how to do the task."'
+    )
+    assert quoted == {}
 
 
 def test_description_labels_win_and_repairs_are_noted() -> None:
@@ -313,10 +319,86 @@ def test_label_check_records_disagreements() -> None:
         return optimizer_responder(request)
 
     client, _ = client_for(responder)
-    result = synthesize(ticket_draft(), client, 6, random.Random(0), check_labels=True)
+    result = synthesize(ticket_draft(), client, 6, random.Random(0), check_labels="record")
     disagreeing = [ex for ex in result.examples if ex.target != "low"]
     assert result.label_disagreements == len(disagreeing) == 4
     assert all(ex.meta["model_label"] == "low" for ex in disagreeing)
+
+
+class CheckScript:
+    """The optimizer model with scripted label checks: the 1st and 4th name another
+    label, the 2nd names none, the 3rd fails; later ones agree. `checked` holds the
+    input of each check, in order."""
+
+    def __init__(self) -> None:
+        self.checked: list[str] = []
+
+    def __call__(self, request: CompletionRequest) -> str:
+        text = request.messages[-1].content
+        if "Which answer is right" not in text:
+            return optimizer_responder(request)
+        self.checked.append(text.split("Input: ", 1)[1].split("\n\nWhich answer", 1)[0])
+        right = task_responder(request, formatted=True)
+        k = len(self.checked)
+        if k in (1, 4):
+            return {"low": "medium", "medium": "high", "high": "low"}[right]
+        if k == 2:
+            return "I cannot tell."
+        if k == 3:
+            raise ModelRequestError("scripted failure")
+        return right
+
+
+def test_label_check_drops_disagreeing_inputs_and_keeps_unchecked_ones(tmp_path: Path) -> None:
+    script = CheckScript()
+    client, _ = client_for(script)
+    result = synthesize(
+        ticket_draft(), client, 6, random.Random(0), out_dir=tmp_path, check_labels="drop"
+    )
+    disagreeing = [script.checked[0], script.checked[3]]
+    unchecked = [script.checked[1], script.checked[2]]
+    kept = [ex.input_text for ex in result.examples]
+    assert result.attempts == 8 and len(script.checked) == 8
+    assert result.dropped == {"label disagreement": 2}
+    assert result.label_disagreements == 0 and result.labels_unchecked == 2
+    assert kept == [t for t in script.checked if t not in disagreeing]
+    assert all(t in kept for t in unchecked) and not any(t in kept for t in disagreeing)
+    assert [ex.id for ex in result.examples] == [f"synth-{i:03d}" for i in range(6)]
+    assert not any("model_label" in ex.meta for ex in result.examples)
+    rows = [
+        json.loads(line)
+        for name in ("train", "dev")
+        for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()
+    ]
+    assert sorted(r["input"] for r in rows) == sorted(kept)
+    summary = result.summary()
+    assert "dropped: label disagreement 2" in summary
+    assert any("no usable answer on 2 kept inputs" in line for line in summary)
+    assert not any("differed" in line for line in summary)
+
+
+def test_label_check_record_keeps_disagreeing_inputs_with_the_same_script() -> None:
+    script = CheckScript()
+    client, _ = client_for(script)
+    result = synthesize(ticket_draft(), client, 6, random.Random(0), check_labels="record")
+    assert result.attempts == 6 and result.dropped == {}
+    assert result.label_disagreements == 2 and result.labels_unchecked == 2
+    said = {ex.input_text: ex.meta.get("model_label") for ex in result.examples}
+    assert [t for t, label in said.items() if label] == [script.checked[0], script.checked[3]]
+
+
+@pytest.mark.parametrize("value", [True, False, "yes", None])
+def test_label_check_takes_off_record_or_drop(value: object) -> None:
+    client, llm = client_for(optimizer_responder)
+    with pytest.raises(ConfigError, match="expected one of off, record, drop"):
+        synthesize(ticket_draft(), client, 6, random.Random(0), check_labels=value)  # type: ignore[arg-type]
+    assert not llm.requests
+
+
+def test_the_default_budget_counts_the_label_checks() -> None:
+    assert synth_budget(10).optimizer_calls == 32
+    assert synth_budget(10, check_labels="record").optimizer_calls == 42
+    assert synth_budget(10, check_labels="drop").optimizer_calls == 62
 
 
 def test_split_is_seeded_and_balanced() -> None:
@@ -348,9 +430,10 @@ def test_same_seed_same_folder_repeats_no_paid_call(tmp_path: Path) -> None:
     [
         (("classification", 20, 10, 200, True), "ape", "small budget"),
         (("classification", 20, 10, None, True), "ape", "no budget given"),
-        (("classification", 40, 20, 800, True), "protegi", "medium budget"),
+        (("classification", 40, 20, 300, True), "exemplars", "medium budget"),
+        (("classification", 40, 20, 800, True), "exemplars", "BENCHMARKS.md section 4"),
         (("classification", 100, 60, 5000, True), "capo", "large budget"),
-        (("classification", 100, 20, 5000, True), "protegi", "dev split under 30"),
+        (("classification", 100, 20, 5000, True), "exemplars", "dev split under 30"),
         (("classification", 6, 4, 5000, True), "exemplars", "very few examples"),
         (("generation", 20, 10, 200, False), "ape", "SPO is not available"),
     ],
@@ -382,8 +465,8 @@ def test_optimize_with_a_description_from_python(tmp_path: Path) -> None:
     )
     assert result.test_best is not None and result.test_best.n == 6
     assert any(n.startswith("synthetic data:") for n in result.notes)
-    assert any(n.startswith("optimizer: ") and "APE" in n for n in result.notes)
-    assert "optimizer:\n  name: ape" in (tmp_path / "out" / "task.yaml").read_text()
+    assert any(n.startswith("optimizer: ") and "exemplars" in n for n in result.notes)
+    assert "optimizer:\n  name: exemplars" in (tmp_path / "out" / "task.yaml").read_text()
 
 
 def cli(
@@ -429,6 +512,34 @@ def test_cli_synth_end_to_end_and_rerun_from_the_journal(tmp_path: Path) -> None
     assert "13 calls, 13 from cache" in again
 
 
+def test_cli_synth_drop_disagreeing_writes_only_agreeing_inputs(tmp_path: Path) -> None:
+    log = tmp_path / "calls.log"
+    contrarian = "scripted:scripted_describe:contrarian"
+    args = ("synth", TICKETS, "--n", "12", "--optimizer-model", contrarian, "--no-cache", "-q")
+    out = cli(*args, "--out", "drop", "--drop-disagreeing", cwd=tmp_path, log=log).stdout
+    disagreed = log.read_text().count("disagree")
+    assert disagreed >= 1
+    assert "kept 12 of 12 wanted" in out and f"dropped: label disagreement {disagreed}\n" in out
+    rows = [
+        json.loads(line)
+        for name in ("train", "dev")
+        for line in (tmp_path / "drop" / f"{name}.jsonl").read_text().splitlines()
+    ]
+    assert len(rows) == 12 and not any(DISPUTED in r["input"] for r in rows)
+    assert not any("model_label" in r for r in rows)
+
+    # --check-labels alone keeps them, with the model's label; no flag: no check.
+    out = cli(*args, "--out", "record", "--check-labels", cwd=tmp_path).stdout
+    assert "dropped: none" in out and "the model's own label differed on" in out
+    rows = (tmp_path / "record" / "train.jsonl").read_text() + (
+        tmp_path / "record" / "dev.jsonl"
+    ).read_text()
+    assert DISPUTED in rows and '"model_label"' in rows
+    out = cli(*args, "--out", "off", cwd=tmp_path).stdout
+    assert "dropped: none" in out and "differed" not in out
+    assert "13 calls" in out  # 1 intent + 12 inputs, no check
+
+
 def test_cli_synth_errors_are_one_line(tmp_path: Path) -> None:
     bad_n = cli("synth", TICKETS, "--n", "0", "--optimizer-model", OPT, cwd=tmp_path, check=False)
     assert bad_n.returncode == 2 and bad_n.stderr.startswith("error: --n: 0 examples")
@@ -453,7 +564,7 @@ def test_cli_optimize_describe_yes_runs_end_to_end(tmp_path: Path) -> None:
     ).stdout  # fmt: skip
     assert "drafted task (classification), written to gen/task.yaml" in out
     assert out.index("drafted task") < out.index("synthetic data:") < out.index("held-out test")
-    assert "optimizer: classification, " in out and "APE" in out
+    assert "optimizer: classification, " in out and "so exemplars" in out
     run_dir = Path(out.split("run written to", 1)[1].split()[0])
     result = json.loads((run_dir / "result.json").read_text())
     assert result["test"]["seed"]["n"] == 6

@@ -12,6 +12,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+import scripted_prefer
 from rich.console import Console
 from scripted_prefer import (
     POLITE,
@@ -21,8 +22,10 @@ from scripted_prefer import (
     task_responder,
     write_inputs_task,
 )
+from typer.testing import CliRunner
 
 import promptascent
+from promptascent.cli.main import app
 from promptascent.cli.prefer_ui import TerminalChooser
 from promptascent.data.example import Example
 from promptascent.errors import ConfigError, ModelRequestError
@@ -349,3 +352,116 @@ def test_cli_errors_are_one_line(tmp_path: Path, args: list[str], needle: str) -
     proc = cli(*[str(task) if a == "TASK" else a for a in args], cwd=tmp_path)
     assert proc.returncode == 2 and needle in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+
+
+def interrupt_at(monkeypatch: pytest.MonkeyPatch, role: str, call: int) -> list[CompletionRequest]:
+    """The scripted `role` model of SCRIPTED_MODELS raises KeyboardInterrupt (as
+    Ctrl-C would) in its `call`-th call (0: never); returns the calls made to it
+    (the ones the journal answers never reach it)."""
+    calls: list[CompletionRequest] = []
+    responder = task_responder if role == "task" else optimizer_responder
+
+    def model(request: CompletionRequest) -> str:
+        calls.append(request)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return responder(request)
+
+    monkeypatch.setattr(scripted_prefer, role, model)
+    return calls
+
+
+def stored(run_dir: Path) -> tuple[str, list[dict]]:  # type: ignore[type-arg]
+    store = RunStore.open_existing(run_dir)
+    try:
+        return store.get("status"), [r.to_dict() for r in store.preferences()]
+    finally:
+        store.close()
+
+
+def test_ctrl_c_during_a_model_call_keeps_the_verdicts_and_prefer_resume_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = write_inputs_task(tmp_path / "task", models=SCRIPTED_MODELS)
+    runs = tmp_path / "my-runs"
+    interrupt_at(monkeypatch, "task", 5)  # in the third duel or later: 2 verdicts at least
+    cli_runner = CliRunner()
+    args = ["prefer", str(task), "--rounds", "6", "--run-id", "p", "--runs-dir", str(runs)]
+    first = cli_runner.invoke(app, [*args, "--no-cache"], input="a\n" * 6)
+    assert first.exit_code == 130, first.output
+    assert isinstance(first.exception, SystemExit) and "Traceback" not in first.output
+    assert (
+        "interrupted: run p keeps every verdict given; continue it with\n"
+        f"  promptascent prefer --resume p --runs-dir {runs}\n"
+    ) in first.stderr
+    status, verdicts = stored(runs / "p")
+    assert status == "interrupted"
+    assert len(verdicts) >= 2 and all(v["choice"] == "A" for v in verdicts)
+    assert first.stdout.count("Which output is better?") == len(verdicts)
+
+    calls = interrupt_at(monkeypatch, "task", 0)  # no more Ctrl-C
+    resumed = cli_runner.invoke(
+        app, ["prefer", "--resume", "p", "--runs-dir", str(runs)], input="b\n" * 6
+    )
+    assert resumed.exit_code == 0, resumed.output
+    assert "status: all rounds recorded" in resumed.stdout
+    assert resumed.stdout.count("Which output is better?") == 6 - len(verdicts)
+    status, after = stored(runs / "p")
+    assert status == "finished" and len(after) == 6
+    assert after[: len(verdicts)] == verdicts  # the verdicts given before Ctrl-C, kept
+    assert all(v["choice"] == "B" for v in after[len(verdicts) :])
+    # The outputs shown before Ctrl-C came from the journal; the one cut off did not.
+    assert len(calls) <= 2 * (6 - len(verdicts))
+
+
+def test_ctrl_c_while_the_candidates_are_made_resumes_with_the_same_candidates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = write_inputs_task(tmp_path / "task", models=SCRIPTED_MODELS)
+    cli_runner = CliRunner()
+    baseline = interrupt_at(monkeypatch, "optimizer", 0)
+    args = ["prefer", str(task), "--rounds", "3", "--no-cache"]
+    whole = cli_runner.invoke(app, [*args, "--runs-dir", str(tmp_path / "a"), "--run-id", "p"])
+    assert whole.exit_code == 0, whole.output
+
+    runs = tmp_path / "b"
+    first_calls = interrupt_at(monkeypatch, "optimizer", 2)
+    first = cli_runner.invoke(app, [*args, "--runs-dir", str(runs), "--run-id", "p"])
+    assert first.exit_code == 130, first.output
+    assert f"promptascent prefer --resume p --runs-dir {runs}" in first.stderr
+    assert stored(runs / "p") == ("interrupted", [])
+
+    calls = interrupt_at(monkeypatch, "optimizer", 0)
+    resumed = cli_runner.invoke(
+        app, ["prefer", "--resume", "p", "--runs-dir", str(runs)], input="t\n" * 3
+    )
+    assert resumed.exit_code == 0, resumed.output
+    assert "status: all rounds recorded" in resumed.stdout
+    assert stored(runs / "p")[0] == "finished"
+    ids = []
+    for folder in (tmp_path / "a" / "p", runs / "p"):
+        store = RunStore.open_existing(folder)
+        try:
+            ids.append([c["id"] for c in store.candidates()])
+        finally:
+            store.close()
+    assert ids[0] == ids[1] and len(ids[0]) >= 2
+    # The paraphrase made before Ctrl-C was not paid for again.
+    assert len(first_calls) + len(calls) == len(baseline) + 1
+
+
+def test_ctrl_c_before_the_run_is_stored_says_there_is_nothing_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(task: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("promptascent.preference.session.load_task_data", interrupted)
+    task = write_inputs_task(tmp_path / "task", models=SCRIPTED_MODELS)
+    runs = tmp_path / "runs"
+    result = CliRunner().invoke(
+        app, ["prefer", str(task), "--run-id", "p", "--runs-dir", str(runs), "--no-cache"]
+    )
+    assert result.exit_code == 130
+    assert "interrupted before run p was stored: nothing to resume" in result.stderr
+    assert not (runs / "p").exists()

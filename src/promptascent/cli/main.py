@@ -20,6 +20,7 @@ from promptascent.config.task import load_task
 from promptascent.describe.intent import TaskDraft
 from promptascent.describe.pipeline import (
     DescribedTaskSpec,
+    dry_run_plan,
     merge_models,
     prepare_spec,
     read_described_task,
@@ -41,6 +42,7 @@ from promptascent.runner import (
     RunResult,
     RunSettings,
     estimate,
+    new_run_id,
     plan,
     resume_run,
 )
@@ -155,7 +157,9 @@ def optimize(
     dry_run: Annotated[
         bool,
         typer.Option(
-            "--dry-run", help="Print the estimated calls, tokens and cost; spend nothing."
+            "--dry-run",
+            help="Print the estimated calls, tokens and cost (with --describe, also the "
+            "draft, data and optimizer planned); spend nothing.",
         ),
     ] = False,
     resume: Annotated[
@@ -209,8 +213,22 @@ def optimize(
         raise ConfigError("optimize needs a task file (or --describe TEXT, or --resume RUN)")
     described = _described(task_file, describe)
     if described is not None:
-        if dry_run:
-            raise ConfigError("--dry-run does not apply to a described task (nothing to estimate)")
+        if dry_run:  # the plan of the describe steps and the run: no call, no file
+            planned = dry_run_plan(
+                described,
+                out_dir=out_dir,
+                examples=examples,
+                models=_models(task_model, optimizer_model, judge_model),
+                budget=Budget.parse(budget) if budget else None,
+                optimizer=optimizer,
+                options=_options(option),
+                seed=seed,
+                settings=settings,
+            )
+            for line in planned.lines():
+                out.print(line, markup=False)
+            _print_estimate(planned.estimate)
+            return
         p = _prepare_described(
             described,
             out_dir=out_dir,
@@ -345,6 +363,14 @@ def synth(
         bool,
         typer.Option("--check-labels", help="Also ask the model to classify each kept input."),
     ] = False,
+    drop_disagreeing: Annotated[
+        bool,
+        typer.Option(
+            "--drop-disagreeing",
+            help="Check the labels as --check-labels does, and drop the inputs the model "
+            "labels differently.",
+        ),
+    ] = False,
     cache_dir: CacheDir = DEFAULT_CACHE_DIR,
     no_cache: NoCache = False,
     refresh_cache: RefreshCache = False,
@@ -360,7 +386,7 @@ def synth(
         settings=settings,
         budget=Budget.parse(budget) if budget else None,
         seed=seed,
-        check_labels=check_labels,
+        check_labels="drop" if drop_disagreeing else "record" if check_labels else "off",
         emit=None if quiet else _synth_log,
     )
     draft = outcome.draft
@@ -387,17 +413,37 @@ def _plan(task_file: Path, **overrides: Any) -> Plan:
         raise type(e)(f"{task_file}: {e}") from None
 
 
-def _interruptible(run_id: str, runs_dir: Path, work: Callable[[], T]) -> T:
-    """Runs `work`; on Ctrl-C says how to continue the run, then exits 130."""
+def _resume_hint(command: str, run_id: str, runs_dir: Path) -> str:
+    flag = "" if runs_dir == DEFAULT_RUNS_DIR else f" --runs-dir {runs_dir}"
+    return f"promptascent {command} --resume {run_id}{flag}"
+
+
+def _interruptible(
+    run_id: str,
+    runs_dir: Path,
+    work: Callable[[], T],
+    *,
+    command: str = "optimize",
+    kept: str = "every finished call",
+    run_dir: Path | None = None,
+) -> T:
+    """Runs `work`; on Ctrl-C says how to continue the run (`command --resume`),
+    then exits 130. Given the `run_dir` that `work` makes, a run stopped before its
+    store was there says that there is nothing to resume."""
     try:
         return work()
     except KeyboardInterrupt:
-        flag = "" if runs_dir == DEFAULT_RUNS_DIR else f" --runs-dir {runs_dir}"
-        err.print(
-            f"interrupted: run {run_id} keeps every finished call; continue it with\n"
-            f"  promptascent optimize --resume {run_id}{flag}",
-            markup=False,
-        )
+        if run_dir is not None and not (run_dir / FILENAME).is_file():
+            err.print(
+                f"interrupted before run {run_id} was stored: nothing to resume", markup=False
+            )
+        else:
+            err.print(
+                f"interrupted: run {run_id} keeps {kept}; continue it with\n"
+                f"  {_resume_hint(command, run_id, runs_dir)}",
+                markup=False,
+                soft_wrap=True,  # a command to copy: never broken across lines
+            )
         sys.exit(130)
 
 
@@ -609,10 +655,11 @@ def prefer(
     """Compare the outputs of two prompts at a time and keep the better one: a
     dueling bandit picks the pairs, and the prompts are ranked by their win records."""
     from promptascent.cli.prefer_ui import TerminalChooser, print_ranking
-    from promptascent.preference.session import resume_preferences, start_preferences
+    from promptascent.preference.session import KIND, resume_preferences, start_preferences
 
     settings = _settings(runs_dir, cache_dir, no_cache, False, True)
     ui = Console(highlight=False)
+    kept = "every verdict given"
     if resume is not None:
         if task_file is not None or run is not None:
             raise ConfigError("--resume takes no task file and no --run: the run has its own")
@@ -624,27 +671,40 @@ def prefer(
         finally:
             store.close()
         chooser = TerminalChooser(ui, total)
-        result = resume_preferences(run_dir, chooser, rounds=rounds, settings=settings)
+        result = _interruptible(
+            run_dir.name,
+            runs_dir,
+            lambda: resume_preferences(run_dir, chooser, rounds=rounds, settings=settings),
+            command="prefer",
+            kept=kept,
+        )
     else:
         if task_file is None:
             raise ConfigError("prefer needs a task file (or --resume RUN)")
         task = load_task(task_file)
         from_run = _resolve_run(run, runs_dir) if run is not None else None
         total = rounds or 20
+        new_id = run_id or new_run_id(task.name, KIND)
         try:
-            result = start_preferences(
-                task,
-                TerminalChooser(ui, total),
-                from_run=from_run,
-                candidates=candidates,
-                rounds=total,
-                settings=settings,
-                run_id=run_id,
+            result = _interruptible(
+                new_id,
+                runs_dir,
+                lambda: start_preferences(
+                    task,
+                    TerminalChooser(ui, total),
+                    from_run=from_run,
+                    candidates=candidates,
+                    rounds=total,
+                    settings=settings,
+                    run_id=new_id,
+                ),
+                command="prefer",
+                kept=kept,
+                run_dir=runs_dir / new_id,
             )
         except (ConfigError, TemplateError) as e:
             raise type(e)(f"{task_file}: {e}") from None
-    flag = "" if runs_dir == DEFAULT_RUNS_DIR else f" --runs-dir {runs_dir}"
-    print_ranking(ui, result, f"promptascent prefer --resume {result.run_id}{flag}")
+    print_ranking(ui, result, _resume_hint("prefer", result.run_id, runs_dir))
 
 
 def _resolve_run(run: str, runs_dir: Path) -> Path:

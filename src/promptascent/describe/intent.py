@@ -341,7 +341,7 @@ def parse_intent_reply(reply: str) -> dict[str, str]:
         value = lm.group(2).strip().strip("*_`").strip()
         if not name or name in fields or not value:
             continue
-        if value.casefold().rstrip(".") in _TEMPLATE_VALUES:
+        if value.strip(_QUOTES).casefold().rstrip(".") in _TEMPLATE_VALUES:
             continue
         fields[name] = value
     return fields

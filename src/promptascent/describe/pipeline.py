@@ -24,18 +24,31 @@ from promptascent.config.task import (
     ModelSpec,
     ModelsSpec,
     OptimizerSpec,
+    TaskSpec,
     describe_validation_error,
     load_task,
+    task_from_dict,
 )
+from promptascent.data.example import Dataset, Example
+from promptascent.data.loaders import dataset_from_rows
+from promptascent.data.task_data import TaskData
 from promptascent.describe.intent import (
     TaskDraft,
     analyse_intent,
     check_description,
+    draft_from_fields,
     judge_available,
     task_slug,
 )
 from promptascent.describe.strategy import StrategyChoice, choose_optimizer
-from promptascent.describe.synth import MAX_EXAMPLES, SynthResult, synthesize
+from promptascent.describe.synth import (
+    MAX_EXAMPLES,
+    LabelCheck,
+    SynthResult,
+    label_check,
+    split_examples,
+    synthesize,
+)
 from promptascent.errors import ConfigError
 from promptascent.events import EventSink
 from promptascent.llm.budget import Budget, BudgetGuard
@@ -43,7 +56,7 @@ from promptascent.llm.cache import ResponseCache
 from promptascent.llm.factory import BackendFactory
 from promptascent.llm.types import Role
 from promptascent.llm.usage import UsageMeter
-from promptascent.runner import JOURNAL, Plan, RunSettings, model_client, plan
+from promptascent.runner import JOURNAL, Plan, RunSettings, estimate, model_client, plan
 from promptascent.store.files import write_atomic
 
 DEFAULT_OUT_DIR = Path("generated")
@@ -71,6 +84,10 @@ class DescribedTaskSpec(BaseModel):
     base_dir: Path = Field(default=Path("."), exclude=True)
 
 
+# The keys a described task file may hold (`base_dir` is not one: it is where the file is).
+DESCRIBED_KEYS = tuple(k for k in DescribedTaskSpec.model_fields if k != "base_dir")
+
+
 def read_described_task(path: Path) -> DescribedTaskSpec | None:
     """The described task a file holds: a mapping with `description` and no `data`.
     None for anything else (a normal task file, or one `load_task` will reject with
@@ -87,6 +104,16 @@ def described_from_dict(
 ) -> DescribedTaskSpec | None:
     if not isinstance(raw, dict) or "description" not in raw or "data" in raw:
         return None
+    normal = [k for k in raw if k in TaskSpec.model_fields and k not in DESCRIBED_KEYS]
+    if normal:
+        raise ConfigError(
+            f"{source}: no `data:` section, but {', '.join(map(str, normal))} "
+            f"{'is a key' if len(normal) == 1 else 'are keys'} of a normal task file. "
+            "A normal task needs `data:` (e.g. `data: {train: train.jsonl, dev: dev.jsonl, "
+            "test: test.jsonl}` or `data: {folder: DIR}`); a description-only task holds "
+            "only `description` and the optional keys "
+            f"{', '.join(k for k in DESCRIBED_KEYS if k != 'description')}"
+        )
     try:
         return DescribedTaskSpec(**raw, base_dir=base_dir)
     except ValidationError as e:
@@ -108,12 +135,15 @@ def merge_models(base: ModelsSpec | None, flags: Mapping[Role, str] | None) -> M
     return models
 
 
-def synth_budget(n: int, *, attempts_per_example: int = 3, check_labels: bool = False) -> Budget:
+def synth_budget(
+    n: int, *, attempts_per_example: int = 3, check_labels: LabelCheck = "off"
+) -> Budget:
     """The default budget of the describe steps: every planned generation (and label
-    check) plus the intent analysis, in optimizer-model calls."""
-    return Budget(
-        optimizer_calls=attempts_per_example * n + (n if check_labels else 0) + INTENT_ATTEMPTS
-    )
+    check: one per kept input, or per usable generation when disagreeing ones are
+    dropped) plus the intent analysis, in optimizer-model calls."""
+    generations = attempts_per_example * n
+    checks = {"off": 0, "record": n, "drop": generations}[label_check(check_labels)]
+    return Budget(optimizer_calls=generations + checks + INTENT_ATTEMPTS)
 
 
 class OptimizerSession:
@@ -169,6 +199,15 @@ def default_out_dir(description: str) -> Path:
     return DEFAULT_OUT_DIR / task_slug(description)
 
 
+def check_count(n: int, *, least: int) -> None:
+    """ConfigError unless `n` (the examples to synthesize) is a whole number from
+    `least` (one per split) to MAX_EXAMPLES."""
+    if isinstance(n, bool) or not isinstance(n, int) or not least <= n <= MAX_EXAMPLES:
+        raise ConfigError(
+            f"--n: {n!r} examples; give a whole number from {least} to {MAX_EXAMPLES}"
+        )
+
+
 def synth_task(
     description: str,
     *,
@@ -181,7 +220,7 @@ def synth_task(
     optimizer: dict[str, Any] | None = None,
     seed: int = 0,
     test_fraction: float = 0.0,
-    check_labels: bool = False,
+    check_labels: LabelCheck = "off",
     on_draft: DraftHook | None = None,
     before_synth: Callable[[TaskDraft], None] | None = None,
     emit: EventSink | None = None,
@@ -193,11 +232,7 @@ def synth_task(
     replace those of `synth_budget(n)`); rerunning with the same seed and folder
     repeats no paid call."""
     description = check_description(description)
-    least = 3 if test_fraction > 0 else 2
-    if isinstance(n, bool) or not isinstance(n, int) or not least <= n <= MAX_EXAMPLES:
-        raise ConfigError(
-            f"--n: {n!r} examples; give a whole number from {least} to {MAX_EXAMPLES}"
-        )
+    check_count(n, least=3 if test_fraction > 0 else 2)
     settings = settings or RunSettings()
     models = models or ModelsSpec()
     out_dir = out_dir or default_out_dir(description)
@@ -246,6 +281,40 @@ class Prepared:
     @property
     def draft(self) -> TaskDraft:
         return self.outcome.draft
+
+
+def choose_strategy(
+    draft: TaskDraft,
+    n_train: int,
+    n_dev: int,
+    *,
+    run_budget: Mapping[str, float],
+    budget: Budget | None,
+    optimizer: str | None,
+    options: dict[str, Any] | None,
+    file_optimizer: OptimizerSpec | None,
+) -> StrategyChoice:
+    """The optimizer of a described task: `optimizer` (the flag), else the task
+    file's `file_optimizer`, else `choose_optimizer` for the draft, the split sizes
+    and the run's task-call limit (`run_budget` with `budget` over it); `options`
+    are added to any of them."""
+    if optimizer is not None:
+        return StrategyChoice(optimizer, dict(options or {}), f"{optimizer}: chosen by you")
+    if file_optimizer is not None:
+        name = file_optimizer.name
+        return StrategyChoice(
+            name, {**file_optimizer.options(), **(options or {})}, f"{name}: from the task file"
+        )
+    limits = Budget.from_mapping(run_budget)
+    if budget is not None:
+        limits = limits.merged(budget)
+    calls = [x for x in (limits.task_calls, limits.calls) if x is not None]
+    choice = choose_optimizer(
+        draft.task_type, n_train, n_dev, min(calls) if calls else None, labelled=bool(draft.labels)
+    )
+    if options:
+        choice = choice._replace(options={**choice.options, **options})
+    return choice
 
 
 def prepare_described(
@@ -305,27 +374,18 @@ def prepare_described(
     raw = yaml.safe_load(drafted_text) or {}
     splits = outcome.synth.splits
     n_train, n_dev = len(splits["train"]), len(splits["dev"])
-    if optimizer is not None:
-        choice = StrategyChoice(optimizer, dict(options or {}), f"{optimizer}: chosen by you")
-    elif "optimizer" in raw:
-        spec = task.optimizer
-        choice = StrategyChoice(
-            spec.name, {**spec.options(), **(options or {})}, f"{spec.name}: from the task file"
-        )
-    else:
-        limits = Budget.from_mapping(task.budget)
-        if budget is not None:
-            limits = limits.merged(budget)
-        calls = [x for x in (limits.task_calls, limits.calls) if x is not None]
-        choice = choose_optimizer(
-            outcome.draft.task_type,
-            n_train,
-            n_dev,
-            min(calls) if calls else None,
-            labelled=bool(outcome.draft.labels),
-        )
-        if options:
-            choice = choice._replace(options={**choice.options, **options})
+    from_file = task.optimizer if "optimizer" in raw else None
+    choice = choose_strategy(
+        outcome.draft,
+        n_train,
+        n_dev,
+        run_budget=task.budget,
+        budget=budget,
+        optimizer=optimizer,
+        options=options,
+        file_optimizer=from_file,
+    )
+    if optimizer is None and from_file is None:
         # Write the choice into the task file, unless the user edited the draft.
         text = outcome.draft.to_yaml(
             {s: f"{s}.jsonl" for s in splits},
@@ -361,6 +421,14 @@ def prepare_described(
     return Prepared(p, outcome, choice)
 
 
+def spec_out_dir(spec: DescribedTaskSpec, out_dir: Path | None) -> Path | None:
+    """The folder of a described task's draft and data: `out_dir` (the flag), else
+    the file's `out` (relative to the file), else None (the default folder)."""
+    if out_dir is None and spec.out is not None:
+        return spec.out if spec.out.is_absolute() else spec.base_dir / spec.out
+    return out_dir
+
+
 def prepare_spec(
     spec: DescribedTaskSpec,
     *,
@@ -378,11 +446,9 @@ def prepare_spec(
 ) -> Prepared:
     """`prepare_described` for a described task file (or mapping), with the overrides
     of the CLI or the API: an explicit `out_dir`, `examples`, model flags, seed."""
-    if out_dir is None and spec.out is not None:
-        out_dir = spec.out if spec.out.is_absolute() else spec.base_dir / spec.out
     return prepare_described(
         spec.description,
-        out_dir=out_dir,
+        out_dir=spec_out_dir(spec, out_dir),
         n=examples if examples is not None else spec.examples,
         models=merge_models(spec.models, models),
         settings=settings,
@@ -396,4 +462,160 @@ def prepare_spec(
         on_draft=on_draft,
         on_strategy=on_strategy,
         emit=emit,
+    )
+
+
+# --------------------------------------------------------------------------- dry run
+
+
+def planned_split_sizes(n: int) -> dict[str, int]:
+    """The train/dev/test sizes `prepare_described` splits `n` synthetic examples
+    into, when all `n` are made: `split_examples` itself run on `n` blank examples
+    (the sizes depend on the count alone)."""
+    blank = [Example(f"planned-{i}", "") for i in range(n)]
+    parts = split_examples(
+        blank, random.Random(0), dev_fraction=DEV_FRACTION, test_fraction=TEST_FRACTION
+    )
+    return {name: len(part) for name, part in parts.items()}
+
+
+@dataclass(frozen=True)
+class DescribedDryRun:
+    """What `optimize --describe --dry-run` shows, made without a model call, a file
+    or a run: the task draft by rules alone (the real run asks the optimizer model
+    first, so its draft may differ), the synthetic-data plan (`examples`, the planned
+    `splits`, the describe steps' `synth_budget`, the folder `out_dir`), the
+    optimizer `strategy` for those sizes, and the run's `estimate` (as
+    `runner.estimate` gives it; its token figures come from placeholder examples as
+    long as the description, since no data exists yet)."""
+
+    draft: TaskDraft
+    name: str
+    examples: int
+    splits: dict[str, int]
+    synth_budget: Budget
+    out_dir: Path
+    strategy: StrategyChoice
+    estimate: dict[str, Any]
+
+    def lines(self) -> list[str]:
+        """The plan as text lines (the estimate table is printed apart, from
+        `estimate`, as for any `optimize --dry-run`)."""
+        d = self.draft
+        metric = d.metric if isinstance(d.metric, str) else d.metric.get("name", "?")
+        rubric = d.metric.get("rubric") if isinstance(d.metric, dict) else None
+        lines = [
+            "dry run: no model was called, nothing was written, no run was created",
+            "task draft, made by rules alone (the real run asks the optimizer model first; "
+            "its draft may differ):",
+            f"  name: {self.name}",
+            f"  task type: {d.task_type}",
+            f"  labels: {', '.join(d.labels)}" if d.labels else "  labels: none (open-ended)",
+            f"  metric: {metric}" + (f" (rubric: {rubric})" if rubric else ""),
+            f"  seed prompt: {d.seed_prompt}",
+        ]
+        if d.answer_format:
+            lines.append(f"  answer format: {d.answer_format}")
+        lines += [f"  note: {note}" for note in d.notes]
+        splits = ", ".join(f"{k} {v}" for k, v in self.splits.items())
+        limits = ", ".join(f"{k}={v:g}" for k, v in self.synth_budget.limits().items())
+        lines += [
+            f"synthetic data: {self.examples} examples written by the optimizer model "
+            f"into {self.out_dir}; split {splits} (when all {self.examples} are kept)",
+            f"  budget of the draft and the data: {limits} (every planned generation "
+            "plus the intent analysis)",
+            f"optimizer: {self.strategy.reason}",
+        ]
+        if self.strategy.options:
+            options = ", ".join(f"{k}={v}" for k, v in self.strategy.options.items())
+            lines.append(f"  options: {options}")
+        lines.append(
+            "estimate of the run: calls for the planned split sizes; token figures are "
+            "estimated from the description length (no data exists yet)"
+        )
+        return lines
+
+
+def dry_run_plan(
+    spec: DescribedTaskSpec | str,
+    *,
+    out_dir: Path | None = None,
+    examples: int | None = None,
+    models: Mapping[Role, str] | None = None,
+    budget: Budget | None = None,
+    optimizer: str | None = None,
+    options: dict[str, Any] | None = None,
+    seed: int | None = None,
+    settings: RunSettings | None = None,
+) -> DescribedDryRun:
+    """What `prepare_spec` (with the same overrides) would do, without a model call,
+    a file written or a run: the draft by rules alone (`draft_from_fields`), the
+    planned split sizes and budget of the synthetic data, the optimizer chosen for
+    them, and the run's estimate on placeholder examples (the description as each
+    input). `settings` matters only for its `backends` (token counting). Raises
+    ConfigError where the real pipeline would stop before its run (a bad
+    description, number of examples, optimizer, option, model or budget)."""
+    if isinstance(spec, str):
+        spec = DescribedTaskSpec(description=spec)
+    description = check_description(spec.description)
+    n = spec.examples if examples is None else examples
+    check_count(n, least=3)  # train, dev and test, as `prepare_described` splits them
+    models_spec = merge_models(spec.models, models)
+    draft = draft_from_fields(description, {})
+    if not draft.classification and not judge_available():
+        raise ConfigError(
+            f"{draft.task_type} task: open-ended output is scored by the judge metric, "
+            "which this version does not have yet"
+        )
+    sizes = planned_split_sizes(n)
+    run_budget = dict(spec.budget) or dict(DEFAULT_RUN_BUDGET)
+    choice = choose_strategy(
+        draft,
+        sizes["train"],
+        sizes["dev"],
+        run_budget=run_budget,
+        budget=budget,
+        optimizer=optimizer,
+        options=options,
+        file_optimizer=spec.optimizer,
+    )
+    # Placeholder examples, for validation and the estimate's token counts only (at
+    # least 4: `plan` splits inline examples in two).
+    rows: list[dict[str, Any]] = []
+    for i in range(max(n, 4)):
+        row: dict[str, Any] = {"id": f"planned-{i}", "input": description}
+        if draft.labels:
+            row.update(target=draft.labels[i % len(draft.labels)], choices=list(draft.labels))
+        rows.append(row)
+    fixed = spec.optimizer.model_dump() if spec.optimizer is not None else None
+    mapping = draft.to_task_dict(
+        {"examples": rows},
+        models=models_spec,
+        budget=run_budget,
+        optimizer=fixed,
+        seed=spec.seed if seed is None else seed,
+    )
+    task = task_from_dict(mapping, source="described task")
+    if spec.name:
+        task = task.model_copy(update={"name": spec.name})
+    p = plan(task, optimizer=choice.name, optimizer_options=choice.options, budget=budget)
+    parts: dict[str, Dataset] = {}
+    start = 0
+    for split in ("test", "dev", "train"):
+        parts[split] = dataset_from_rows(
+            rows[start : start + sizes[split]], name=split, where="placeholder examples"
+        )
+        start += sizes[split]
+    p = replace(
+        p, data=TaskData(parts["train"], parts["dev"], parts["test"], None, None, description)
+    )
+    return DescribedDryRun(
+        draft=draft,
+        name=task.name,
+        examples=n,
+        splits=sizes,
+        synth_budget=synth_budget(n),
+        out_dir=spec_out_dir(spec, out_dir) or default_out_dir(description),
+        strategy=choice,
+        estimate=estimate(p, backends=settings.backends if settings is not None else None),
     )

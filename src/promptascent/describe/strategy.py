@@ -1,17 +1,22 @@
 """Strategy selection: which optimizer fits a task, its data and its budget.
 
-Small, documented rules (first match wins), each with the reason it gives:
+Small, documented rules (first match wins), each with the reason it gives. The
+thresholds for labelled classification come from BENCHMARKS.md section 4 (every
+optimizer at 150, 400 and 600 task calls on BIG-bench tasks, SmolLM2-135M in every
+role): at 150 calls only APE moved off the seed (the others spend the budget before a
+final selection pays off); from 400 calls on, few-shot demonstrations (`exemplars`)
+gave the largest and most reliable gain, with CAPO (instructions plus examples,
+racing) level with it at 600. No budget above 600 was measured.
 
 1. Open-ended output (no label set): `spo` when this version has it (pairwise
    judging of outputs, needs no labels), else `ape` scored by the judge metric.
 2. Very few examples (train + dev < 16): `exemplars` (too few to select between
    instructions reliably; few-shot demonstrations use the examples there are).
-3. Labelled, budget up to 300 task calls (or none given): `ape`; its answer-format
-   step names the allowed labels, the largest gain on small task models.
-4. Labelled, budget up to 1500 task calls, or a dev split under 30: `protegi`
-   (textual gradients from the examples the prompt gets wrong).
+3. Labelled, budget up to 200 task calls (or none given): `ape`; its answer-format
+   step names the allowed labels, the one gain measured at that budget.
+4. Labelled, budget up to 1500 task calls, or a dev split under 30: `exemplars`.
 5. Labelled, a larger budget and a dev split of 30 or more: `capo` (racing spends
-   the calls on promising prompts).
+   the calls on promising instruction + example combinations).
 
 Any choice can be overridden (`--optimizer`, or `optimizer:` in the task file).
 """
@@ -22,7 +27,7 @@ from typing import Any, NamedTuple
 
 from promptascent.optimizers import registry
 
-SMALL_BUDGET = 300
+SMALL_BUDGET = 200
 MEDIUM_BUDGET = 1500
 FEW_EXAMPLES = 16
 RACING_DEV = 30
@@ -77,7 +82,7 @@ def choose_optimizer(
             "ape",
             {},
             f"{where}: labelled classification with {size}, so APE (its answer-format step "
-            "names the allowed labels, the largest gain on small task models)",
+            "names the allowed labels; the one method that gained at 150 task calls)",
         )
     if budget <= MEDIUM_BUDGET or n_dev < RACING_DEV:
         why = (
@@ -86,10 +91,11 @@ def choose_optimizer(
             else f"a dev split under {RACING_DEV} (too small to race on)"
         )
         return StrategyChoice(
-            "protegi",
+            "exemplars",
             {},
-            f"{where}: labelled classification with {why}, so ProTeGi (textual gradients "
-            "from the examples the prompt gets wrong)",
+            f"{where}: labelled classification with {why}, so exemplars (few-shot "
+            "demonstrations gave the largest, most reliable gain at 400-600 task calls "
+            "in BENCHMARKS.md section 4)",
         )
     return StrategyChoice(
         "capo",

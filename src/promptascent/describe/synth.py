@@ -6,7 +6,9 @@ style; a share of them are boundary cases between two adjacent labels (as in
 Intent-based Prompt Calibration), whose proposed label is recorded. Replies are
 read tolerantly; malformed ones (empty, too long, echoing the template, a label as
 the whole input) and duplicates (exact after normalising, or near: character
-3-gram Jaccard at or above a threshold) are dropped and counted by reason.
+3-gram Jaccard at or above a threshold) are dropped and counted by reason. An
+optional label check asks the model to classify each kept input, and records or
+drops the ones where its answer differs from the proposed label.
 
 Every call goes through a `ModelClient`: the budget is checked before it, and its
 reply is journaled, so rerunning with the same seed replays the same requests and
@@ -22,7 +24,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from promptascent.data.example import Example
 from promptascent.describe.intent import TaskDraft, load_template
@@ -45,6 +47,13 @@ NEAR_DUPLICATE = 0.75  # character 3-gram Jaccard at or above this: the same inp
 MAX_INPUT_CHARS = 1200
 MAX_INPUT_WORDS = 200
 ACCEPTED = "accepted.jsonl"  # rows as they are accepted; replaced by the split files
+DISAGREES = "label disagreement"  # drop reason: the label check named another label
+
+LabelCheck = Literal["off", "record", "drop"]
+"""The label check of a classification task's kept inputs: none; ask the model for
+its label and record a different answer (`model_label`, the proposed label stays);
+or ask and drop the inputs whose answer differs."""
+LABEL_CHECKS: tuple[LabelCheck, ...] = ("off", "record", "drop")
 
 LENGTHS = ("one short sentence", "two sentences", "three or four sentences", "a few words")
 STYLES = (
@@ -72,7 +81,10 @@ class SynthProgress(Event):
 class SynthResult:
     """What synthesis made. `splits` maps "train", "dev" (and "test") to examples;
     `dropped` counts discarded generations by reason; `stopped_by` names the budget
-    limit (or failing model) that ended it early, None when it finished."""
+    limit (or failing model) that ended it early, None when it finished. With a
+    label check, `label_disagreements` counts the kept examples whose check label
+    differed (recorded as `model_label`; dropped ones count in `dropped` instead) and
+    `labels_unchecked` the kept ones whose check failed or named no single label."""
 
     examples: tuple[Example, ...]
     splits: dict[str, tuple[Example, ...]]
@@ -81,6 +93,7 @@ class SynthResult:
     dropped: dict[str, int]
     stopped_by: str | None = None
     label_disagreements: int = 0
+    labels_unchecked: int = 0
     files: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -108,6 +121,11 @@ class SynthResult:
             lines.append(
                 f"the model's own label differed on {self.label_disagreements} kept inputs "
                 "(kept with the proposed label; see model_label in the files)"
+            )
+        if self.labels_unchecked:
+            lines.append(
+                f"the label check gave no usable answer on {self.labels_unchecked} kept inputs "
+                "(kept with the proposed label)"
             )
         if self.stopped_by:
             lines.append(f"stopped early ({self.stopped_by}): the rows so far are kept")
@@ -276,7 +294,7 @@ def synthesize(
     test_fraction: float = 0.0,
     boundary_share: float = 0.2,
     attempts_per_example: int = 3,
-    check_labels: bool = False,
+    check_labels: LabelCheck = "off",
     near_threshold: float = NEAR_DUPLICATE,
     temperature: float = 0.9,
     max_tokens: int = 120,
@@ -285,9 +303,12 @@ def synthesize(
     """Up to `n` synthetic examples for `draft`, asked of `client` (the optimizer
     model) in at most `attempts_per_example * n` generations, split (seeded by `rng`,
     balanced by label) into train, dev (`dev_fraction`) and test (`test_fraction`,
-    when > 0). With `check_labels`, each kept input of a classification task is also
-    classified by the model (one cheap call); a different answer is recorded as
-    `model_label` and counted, and the proposed label is kept.
+    when > 0). With `check_labels` "record" or "drop", each kept input of a
+    classification task is also classified by the model (one cheap call); a
+    different answer is, with "record", recorded as `model_label` and counted (the
+    proposed label is kept), and with "drop", a reason to drop the input (counted as
+    "label disagreement"). A check that fails or names no single label keeps the
+    input and is counted as unchecked.
 
     With `out_dir`, accepted rows are appended to accepted.jsonl as they come, and
     the splits are written as train.jsonl, dev.jsonl (test.jsonl) at the end.
@@ -302,13 +323,14 @@ def synthesize(
         )
     if not 0 < dev_fraction < 1 or not 0 <= test_fraction < 1 or dev_fraction + test_fraction >= 1:
         raise ConfigError("dev and test fractions must be in (0, 1) and leave room for train")
+    check = label_check(check_labels)
     kept: list[Example] = []
     shingled: list[frozenset[str]] = []
     seen: set[str] = set()
     dropped: Counter[str] = Counter()
     per_label: Counter[str] = Counter()
     tried: Counter[str] = Counter()
-    disagreements = 0
+    disagreements = unchecked = 0
     stopped_by: str | None = None
     attempts = 0
     sink: IO[str] | None = None
@@ -356,12 +378,18 @@ def synthesize(
             meta: dict[str, Any] = {}
             if slot.other is not None:
                 meta["boundary"] = f"{slot.label}|{slot.other}"
-            if check_labels and draft.labels and slot.label is not None:
+            if check != "off" and draft.labels and slot.label is not None:
                 try:
                     said = _classify(client, draft, text, slot.seed)
                 except (BudgetExhausted, ModelUnavailable) as e:
                     said, stopped_by = None, e.limit if isinstance(e, BudgetExhausted) else str(e)
-                if said is not None and said != slot.label:
+                if said is None:
+                    unchecked += 1
+                elif said != slot.label and check == "drop":
+                    dropped[DISAGREES] += 1
+                    _progress(emit, len(kept), n, attempts, dropped)
+                    continue
+                elif said != slot.label:
                     meta["model_label"] = said
                     disagreements += 1
             example = Example(
@@ -406,8 +434,17 @@ def synthesize(
         dropped=dict(dropped),
         stopped_by=stopped_by,
         label_disagreements=disagreements,
+        labels_unchecked=unchecked,
         files=files,
     )
+
+
+def label_check(value: object) -> LabelCheck:
+    """`value` as a LabelCheck; ConfigError for anything else (a bool included)."""
+    for mode in LABEL_CHECKS:
+        if isinstance(value, str) and value == mode:
+            return mode
+    raise ConfigError(f"check_labels: {value!r}; expected one of off, record, drop")
 
 
 def _classify(client: ModelClient, draft: TaskDraft, text: str, seed: int) -> str | None:

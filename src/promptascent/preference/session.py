@@ -12,7 +12,10 @@ atomically when a session ends.
 
 A resumed session rebuilds everything from the store and replays the recorded
 outputs (and the paraphrase requests) from the journal, so they count toward the
-budget once, as they did, and no paid call is repeated.
+budget once, as they did, and no paid call is repeated. A session interrupted
+(Ctrl-C) or failed is left with status "interrupted" or "failed" and resumes the
+same way; one stopped before its candidates were all stored makes them on resume
+as a start would (the paraphrases made before the stop come from the journal).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from promptascent.store.run_store import FILENAME, RunStore
 KIND = "prefer"
 CONFIG_KEY = "prefer_config"
 SUMMARY_KEY = "prefer_summary"
+CANDIDATES_KEY = "prefer_candidates"  # their ids, put once they are all stored
 
 
 @dataclass(frozen=True)
@@ -142,13 +146,7 @@ def start_preferences(
             f"run {run_id} already exists in {settings.runs_dir}; "
             f"continue it with `promptascent prefer --resume {run_id}`"
         )
-    source = None
-    if from_run is not None:
-        other = RunStore.open_existing(from_run)
-        try:
-            source = sources.from_run(other, candidates)
-        finally:
-            other.close()
+    source = _from_run(from_run, candidates) if from_run is not None else None
     config = {
         "kind": KIND,
         "task": json.loads(task.model_dump_json()),
@@ -163,6 +161,14 @@ def start_preferences(
         },
     }
     return _Session(task, config, settings, run_dir).run(chooser, source, on_record)
+
+
+def _from_run(run_dir: Path, count: int) -> list[Candidate]:
+    other = RunStore.open_existing(run_dir)
+    try:
+        return sources.from_run(other, count)
+    finally:
+        other.close()
 
 
 def resume_preferences(
@@ -321,8 +327,10 @@ class _Session:
         notes: list[str],
     ) -> list[Candidate]:
         """The run's candidates: recorded ones on a resume (the paraphrase requests
-        replayed from the journal for the budget), else `source` or new paraphrases."""
-        if self.resume:
+        replayed from the journal for the budget), else `source` or new paraphrases.
+        A resumed run stopped before its candidates were all stored (no
+        CANDIDATES_KEY; in a store older than it, no verdict) makes them anew."""
+        if self.resume and (store.get(CANDIDATES_KEY) is not None or store.preferences()):
             made = [
                 Candidate(
                     Prompt.from_dict(c["prompt"]),
@@ -336,6 +344,8 @@ class _Session:
             if self.config["from_run"] is None:
                 self._propose(guard, cache, journal)  # journal hits: accounting only
             return made
+        if self.resume and self.config["from_run"] is not None:
+            source = _from_run(Path(self.config["from_run"]), int(self.config["candidates"]))
         if source is None:
             proposals = self._propose(guard, cache, journal)
             source = list(proposals.candidates)
@@ -347,7 +357,8 @@ class _Session:
             if proposals.stopped_by:
                 notes.append(f"paraphrases stopped by the budget ({proposals.stopped_by})")
         for c in source:
-            store.add_candidate(c)
+            store.add_candidate(c)  # a candidate stored before a resume is not added again
+        store.put(CANDIDATES_KEY, [c.id for c in source])
         return source
 
     def _propose(
