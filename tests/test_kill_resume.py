@@ -177,6 +177,27 @@ def test_resuming_a_finished_run_is_an_error(
     assert proc.returncode == 2 and "already ended" in err
 
 
+def test_ctrl_c_prints_the_resume_command_and_the_resume_finishes_the_run(
+    tmp_path: Path, baseline: tuple[Path, dict, int, float]
+) -> None:
+    """SIGINT (Ctrl-C) once calls are under way: exit 130 with the command that
+    continues the run; that command then ends where an uninterrupted run ends."""
+    task, expected, _, _ = baseline
+    log = tmp_path / "calls.log"
+    proc = start([str(task), "--run-id", "r", "--cache-dir", str(tmp_path / "c")], tmp_path, log)
+    deadline = time.monotonic() + 60
+    while calls(log) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted: run r keeps every finished call" in err
+    assert "promptascent optimize --resume r\n" in err and "Traceback" not in err
+    finish(start(["--resume", "r"], tmp_path, log))
+    assert outcome(tmp_path / "runs" / "r") == expected
+
+
 EMBEDDED_TASK = """\
 name: tiny-navigate
 data:

@@ -465,3 +465,17 @@ def test_ctrl_c_before_the_run_is_stored_says_there_is_nothing_to_resume(
     assert result.exit_code == 130
     assert "interrupted before run p was stored: nothing to resume" in result.stderr
     assert not (runs / "p").exists()
+
+
+def test_resume_hint_names_a_run_outside_the_runs_folder_by_its_path(tmp_path: Path) -> None:
+    from promptascent.cli.main import DEFAULT_RUNS_DIR, _resume_hint
+
+    runs = tmp_path / "runs"
+    assert _resume_hint("prefer", runs / "r1", runs) == (
+        f"promptascent prefer --resume r1 --runs-dir {runs}"
+    )
+    assert _resume_hint("optimize", DEFAULT_RUNS_DIR / "r1", DEFAULT_RUNS_DIR) == (
+        "promptascent optimize --resume r1"
+    )
+    elsewhere = tmp_path / "kept" / "r2"
+    assert _resume_hint("prefer", elsewhere, runs) == f"promptascent prefer --resume {elsewhere}"

@@ -204,7 +204,7 @@ def optimize(
             settings,
             quiet,
             lambda: _interruptible(
-                run_dir.name, runs_dir, lambda: resume_run(run_dir, sinks=settings.sinks)
+                run_dir, runs_dir, lambda: resume_run(run_dir, sinks=settings.sinks)
             ),
         )
         print_result(out, result.to_dict())
@@ -262,7 +262,7 @@ def optimize(
 
     def work() -> RunResult:
         runner_box.append(Runner(p, settings, run_id=run_id))
-        return _interruptible(runner_box[0].run_id, runs_dir, runner_box[0].run)
+        return _interruptible(runs_dir / runner_box[0].run_id, runs_dir, runner_box[0].run)
 
     result = _with_progress(settings, quiet, work)
     print_result(out, result.to_dict())
@@ -413,34 +413,39 @@ def _plan(task_file: Path, **overrides: Any) -> Plan:
         raise type(e)(f"{task_file}: {e}") from None
 
 
-def _resume_hint(command: str, run_id: str, runs_dir: Path) -> str:
+def _resume_hint(command: str, run_dir: Path, runs_dir: Path) -> str:
+    """The command that continues the run in `run_dir`: by its id when it is in
+    `runs_dir` (with --runs-dir when that is not the default), else by its path."""
+    if run_dir.parent.resolve() != runs_dir.resolve():
+        return f"promptascent {command} --resume {run_dir}"
     flag = "" if runs_dir == DEFAULT_RUNS_DIR else f" --runs-dir {runs_dir}"
-    return f"promptascent {command} --resume {run_id}{flag}"
+    return f"promptascent {command} --resume {run_dir.name}{flag}"
 
 
 def _interruptible(
-    run_id: str,
+    run_dir: Path,
     runs_dir: Path,
     work: Callable[[], T],
     *,
     command: str = "optimize",
     kept: str = "every finished call",
-    run_dir: Path | None = None,
+    new: bool = False,
 ) -> T:
-    """Runs `work`; on Ctrl-C says how to continue the run (`command --resume`),
-    then exits 130. Given the `run_dir` that `work` makes, a run stopped before its
-    store was there says that there is nothing to resume."""
+    """Runs `work` on the run in `run_dir`; on Ctrl-C says how to continue it
+    (`command --resume`), then exits 130. For a `new` run (made by `work`), a stop
+    before its store was there says that there is nothing to resume."""
+    run_id = run_dir.name
     try:
         return work()
     except KeyboardInterrupt:
-        if run_dir is not None and not (run_dir / FILENAME).is_file():
+        if new and not (run_dir / FILENAME).is_file():
             err.print(
                 f"interrupted before run {run_id} was stored: nothing to resume", markup=False
             )
         else:
             err.print(
                 f"interrupted: run {run_id} keeps {kept}; continue it with\n"
-                f"  {_resume_hint(command, run_id, runs_dir)}",
+                f"  {_resume_hint(command, run_dir, runs_dir)}",
                 markup=False,
                 soft_wrap=True,  # a command to copy: never broken across lines
             )
@@ -672,7 +677,7 @@ def prefer(
             store.close()
         chooser = TerminalChooser(ui, total)
         result = _interruptible(
-            run_dir.name,
+            run_dir,
             runs_dir,
             lambda: resume_preferences(run_dir, chooser, rounds=rounds, settings=settings),
             command="prefer",
@@ -687,7 +692,7 @@ def prefer(
         new_id = run_id or new_run_id(task.name, KIND)
         try:
             result = _interruptible(
-                new_id,
+                runs_dir / new_id,
                 runs_dir,
                 lambda: start_preferences(
                     task,
@@ -700,11 +705,11 @@ def prefer(
                 ),
                 command="prefer",
                 kept=kept,
-                run_dir=runs_dir / new_id,
+                new=True,
             )
         except (ConfigError, TemplateError) as e:
             raise type(e)(f"{task_file}: {e}") from None
-    print_ranking(ui, result, _resume_hint("prefer", result.run_id, runs_dir))
+    print_ranking(ui, result, _resume_hint("prefer", result.run_dir, runs_dir))
 
 
 def _resolve_run(run: str, runs_dir: Path) -> Path:
