@@ -8,6 +8,9 @@ from __future__ import annotations
 import os
 import random
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from promptascent.llm.types import CompletionRequest
 
@@ -105,3 +108,30 @@ def contrarian(request: CompletionRequest) -> str:
         labels = list(MARK)
         return labels[(labels.index(right) + 1) % len(labels)]
     return optimizer_responder(request)
+
+
+def run_cli(
+    *args: str, cwd: Path, log: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """`python -m promptascent ARGS` in `cwd`, with this folder importable (the
+    scripted models) and every model call logged to `log`."""
+    tests = Path(__file__).resolve().parent
+    env = {
+        **os.environ,
+        "COLUMNS": "200",
+        "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")]),
+    }
+    if log is not None:
+        env["PA_CALL_LOG"] = str(log)
+    proc = subprocess.run(
+        [sys.executable, "-m", "promptascent", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import scripted_describe
 from scripted_describe import DISPUTED, optimizer_responder, task_responder
+from scripted_describe import run_cli as cli
 
 import promptascent
 from promptascent.config.task import load_task
@@ -467,30 +465,6 @@ def test_optimize_with_a_description_from_python(tmp_path: Path) -> None:
     assert any(n.startswith("synthetic data:") for n in result.notes)
     assert any(n.startswith("optimizer: ") and "exemplars" in n for n in result.notes)
     assert "optimizer:\n  name: exemplars" in (tmp_path / "out" / "task.yaml").read_text()
-
-
-def cli(
-    *args: str, cwd: Path, log: Path | None = None, check: bool = True
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "COLUMNS": "200",
-        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-    }
-    if log is not None:
-        env["PA_CALL_LOG"] = str(log)
-    proc = subprocess.run(
-        [sys.executable, "-m", "promptascent", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 OPT = "scripted:scripted_describe:optimizer"

@@ -4,14 +4,12 @@ file and no run; and the error for a normal task file that forgot `data:`."""
 
 from __future__ import annotations
 
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from scripted_describe import run_cli as cli
 
 from promptascent.data.example import Example
 from promptascent.describe.pipeline import (
@@ -214,27 +212,6 @@ def test_described_keys_alone_are_still_a_described_task() -> None:
 
 
 # --------------------------------------------------------------------------- the CLI
-
-
-def cli(*args: str, cwd: Path, log: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "COLUMNS": "200",
-        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
-        "PA_CALL_LOG": str(log),
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "promptascent", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 MODELS = ("--task-model", TASK, "--optimizer-model", OPT, "--judge-model", TASK)
