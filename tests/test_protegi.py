@@ -386,3 +386,24 @@ def test_protegi_on_the_embedded_model(tmp_path: Path, embedded: EmbeddedLLM) ->
         f"candidates {result.candidates}, rejected {result.rejected_replies}, "
         f"best: {result.best.prompt.instruction!r}"
     )
+
+
+def test_a_budget_too_small_for_the_full_final_still_gets_one_round(tmp_path: Path) -> None:
+    """Round 1 (30 task calls) with the full final scoring (36) needs 66: more than 60.
+    With the final cut to the round's best prompt and the seed (24), it fits: one round
+    runs and its best prompt is scored on dev, the second beam prompt is not."""
+    events: list[Event] = []
+    task = write_animal_task(tmp_path / "task")
+    result = optimize(
+        task,
+        optimizer="protegi",
+        options=OPTIONS,
+        budget={"task_calls": 60},
+        settings=settings(tmp_path, sinks=[events.append]),
+    )
+    assert result.best.prompt.instruction == KEY and result.best.score("dev") == 1.0
+    assert result.search_usage["task"]["calls"] <= 60
+    on_dev = [e for e in events if isinstance(e, CandidateEvaluated) and e.split == "dev"]
+    assert len(on_dev) == 2  # the seed and the best beam prompt
+    stops = [e for e in events if isinstance(e, SearchStopped)]
+    assert len(stops) == 1 and "round 2 not started" in stops[0].reason

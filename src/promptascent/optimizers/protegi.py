@@ -92,7 +92,8 @@ class ProTeGiConfig(OptimizerConfig):
         True,
         description=(
             "Not in the paper: start a round only if the budget left pays for it and for "
-            "scoring the beam and the seed on the whole dev split."
+            "scoring the beam and the seed on the whole dev split (a budget too small for "
+            "that still gets one round, then only its best prompt and the seed are scored)."
         ),
     )
     temperature: float = Field(
@@ -147,21 +148,26 @@ class ProTeGi(Optimizer):
             "optimizer_max_tokens": c.max_tokens,
         }
 
-    def _parents_affordable(self, ctx: OptimizerContext, beam: int) -> tuple[int, str | None]:
+    def _parents_affordable(
+        self, ctx: OptimizerContext, beam: int, scored: int
+    ) -> tuple[int, str | None]:
         """How many of the `beam` prompts the next round can expand (best first) with
-        the budget left for it and the final scoring; 0 and why when not even one."""
+        the budget left for it and the final scoring (of the seed and up to `scored`
+        beam prompts); 0 and why when not even one."""
         reason = None
         for parents in range(beam, 0, -1):
-            reason = self._over_budget(ctx, parents, beam)
+            reason = self._over_budget(ctx, parents, beam, scored)
             if reason is None:
                 return parents, None
         return 0, reason
 
-    def _over_budget(self, ctx: OptimizerContext, parents: int, beam: int) -> str | None:
+    def _over_budget(
+        self, ctx: OptimizerContext, parents: int, beam: int, scored: int
+    ) -> str | None:
         """Why a round expanding `parents` of `beam` prompts cannot be paid for together
-        with the final scoring."""
+        with the final scoring of the seed and up to `scored` beam prompts."""
         task, optimizer, after = self._round_cost(parents, len(ctx.train), len(ctx.dev), beam)
-        final = (after + 1) * len(ctx.dev)
+        final = (min(after, scored) + 1) * len(ctx.dev)
         need = {
             "task_calls": task + final,
             "optimizer_calls": optimizer,
@@ -184,11 +190,17 @@ class ProTeGi(Optimizer):
         # Fixed for the run: a candidate kept in the beam reuses its minibatch scores.
         batches = minibatches(list(ctx.dev), c.bandit_batch, ctx.rng)
         beam = [seed]
+        scored = c.beam_size  # beam prompts scored on the whole dev split at the end
         for round_ in range(1, c.rounds + 1):
             parents = len(beam)
             if c.reserve_final:
                 # A small budget expands fewer beam prompts rather than none.
-                parents, reason = self._parents_affordable(ctx, len(beam))
+                parents, reason = self._parents_affordable(ctx, len(beam), scored)
+                # Too small for a round and the full final scoring: one round, and then
+                # only its best prompt and the seed are scored, beats no search.
+                first = reason is not None and round_ == 1
+                if first and self._parents_affordable(ctx, 1, 1)[1] is None:
+                    parents, reason, scored = 1, None, 1
                 if reason is not None:
                     self.stop_early(ctx, f"round {round_} not started: {reason}")
                     break
@@ -199,7 +211,7 @@ class ProTeGi(Optimizer):
             beam = self._select(ctx, [*beam, *fresh], batches)
             ctx.emit(StepFinished(round_, beam[0].id, _batch_mean(beam[0])))
         # The seed first: if the budget ends mid-way, it is the fallback winner.
-        for cand in [seed, *(x for x in beam if x is not seed)]:
+        for cand in [seed, *[x for x in beam if x is not seed][:scored]]:
             self.evaluate(ctx, cand, list(ctx.dev), DEV)
 
     def _expand(
