@@ -135,3 +135,17 @@ def run_cli(
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+TICKETS = "Classify support tickets by urgency: low, medium or high"
+OPT = "scripted:scripted_describe:optimizer"
+TASK = "scripted:scripted_describe:task"
+# A task file holding a description (and the scripted models) instead of data.
+DESCRIBED_TASK_FILE = (
+    f"description: '{TICKETS}'\n"
+    f"models: {{task: '{TASK}', optimizer: '{OPT}', judge: '{TASK}'}}\n"
+    "budget: {task_calls: 200}\n"
+    "optimizer: {name: random}\n"
+    "examples: 12\n"
+    "out: gen\n"
+)

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 import scripted_describe
-from scripted_describe import DISPUTED, optimizer_responder, task_responder
+from scripted_describe import (
+    DESCRIBED_TASK_FILE,
+    DISPUTED,
+    OPT,
+    TASK,
+    TICKETS,
+    optimizer_responder,
+    task_responder,
+)
 from scripted_describe import run_cli as cli
 
 import promptascent
@@ -38,7 +46,6 @@ from promptascent.llm.usage import UsageMeter
 from promptascent.runner import RunSettings
 
 TESTS = Path(__file__).resolve().parent
-TICKETS = "Classify support tickets by urgency: low, medium or high"
 
 
 def client_for(
@@ -467,10 +474,6 @@ def test_optimize_with_a_description_from_python(tmp_path: Path) -> None:
     assert "optimizer:\n  name: exemplars" in (tmp_path / "out" / "task.yaml").read_text()
 
 
-OPT = "scripted:scripted_describe:optimizer"
-TASK = "scripted:scripted_describe:task"
-
-
 def test_cli_synth_end_to_end_and_rerun_from_the_journal(tmp_path: Path) -> None:
     log = tmp_path / "calls.log"
     args = ("synth", TICKETS, "--n", "12", "--out", "data", "--optimizer-model", OPT)
@@ -547,12 +550,7 @@ def test_cli_optimize_describe_yes_runs_end_to_end(tmp_path: Path) -> None:
 
 def test_cli_optimize_a_task_file_holding_only_a_description(tmp_path: Path) -> None:
     (tmp_path / "t.yaml").write_text(
-        f"description: '{TICKETS}'\n"
-        f"models: {{task: '{TASK}', optimizer: '{OPT}', judge: '{TASK}'}}\n"
-        "budget: {task_calls: 200}\n"
-        "optimizer: {name: random}\n"
-        "examples: 12\n"
-        "out: gen\n",
+        DESCRIBED_TASK_FILE,
         encoding="utf-8",
     )
     out = cli("optimize", "t.yaml", "--runs-dir", "runs", "--no-cache", "-q", cwd=tmp_path).stdout

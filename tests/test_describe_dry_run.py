@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from scripted_describe import DESCRIBED_TASK_FILE, OPT, TASK, TICKETS
 from scripted_describe import run_cli as cli
 
 from promptascent.data.example import Example
@@ -30,10 +31,7 @@ from promptascent.llm.types import CompletionRequest
 from promptascent.runner import RunSettings
 
 TESTS = Path(__file__).resolve().parent
-TICKETS = "Classify support tickets by urgency: low, medium or high"
 NEWS = "Summarize news articles in two sentences"
-OPT = "scripted:scripted_describe:optimizer"
-TASK = "scripted:scripted_describe:task"
 RUN_CALLS = int(DEFAULT_RUN_BUDGET["task_calls"])
 
 
@@ -272,12 +270,7 @@ def test_cli_dry_run_shows_the_optimizer_flag(home: Path, tmp_path: Path) -> Non
 def test_cli_dry_run_on_a_described_task_file(home: Path, tmp_path: Path) -> None:
     log = tmp_path / "calls.log"
     (home / "t.yaml").write_text(
-        f"description: '{TICKETS}'\n"
-        f"models: {{task: '{TASK}', optimizer: '{OPT}', judge: '{TASK}'}}\n"
-        "budget: {task_calls: 200}\n"
-        "optimizer: {name: random}\n"
-        "examples: 12\n"
-        "out: gen\n",
+        DESCRIBED_TASK_FILE,
         encoding="utf-8",
     )
     out = cli("optimize", "t.yaml", "--dry-run", cwd=home, log=log).stdout

@@ -24,7 +24,6 @@ from promptascent.data.example import Example
 from promptascent.errors import BudgetExhausted, ConfigError, ModelError, ModelUnavailable
 from promptascent.llm.client import ModelClient
 from promptascent.llm.types import CompletionRequest, Message
-from promptascent.metrics.registry import get_metric
 from promptascent.optimizers.parsing import parse_instruction
 from promptascent.prompts.answer_format import answer_format_line
 from promptascent.prompts.template import escape_braces, fill
@@ -424,11 +423,6 @@ def draft_from_fields(
         metric = "choice_accuracy"
     else:
         metric = {"name": "judge", "rubric": judge_rubric(description, output_format)}
-        if not judge_available():
-            out.append(
-                "the judge metric is not available in this version: open-ended tasks "
-                "cannot be scored until it is"
-            )
     return TaskDraft(
         name=name,
         description=description,
@@ -449,16 +443,6 @@ def judge_rubric(description: str, output_format: str) -> str:
         f"The output does this task well: {description.rstrip('.')}.{fmt} "
         "It is correct, complete and concise."
     )
-
-
-def judge_available() -> bool:
-    """Whether this version has the "judge" metric (an LLM rates outputs by a
-    rubric); open-ended tasks need it."""
-    try:
-        get_metric({"name": "judge", "rubric": "The output is good."})
-    except ConfigError:
-        return False
-    return True
 
 
 def _answer_format(labels: tuple[str, ...]) -> str | None:

@@ -37,7 +37,6 @@ from promptascent.describe.intent import (
     analyse_intent,
     check_description,
     draft_from_fields,
-    judge_available,
     task_slug,
 )
 from promptascent.describe.strategy import StrategyChoice, choose_optimizer
@@ -222,7 +221,6 @@ def synth_task(
     test_fraction: float = 0.0,
     check_labels: LabelCheck = "off",
     on_draft: DraftHook | None = None,
-    before_synth: Callable[[TaskDraft], None] | None = None,
     emit: EventSink | None = None,
 ) -> SynthOutcome:
     """Drafts the task from `description` (written to OUT/task.yaml, then shown via
@@ -252,8 +250,6 @@ def synth_task(
         write_atomic(task_path, text)
         if on_draft is not None:
             on_draft(draft, task_path, text)
-        if before_synth is not None:
-            before_synth(draft)
         result = synthesize(
             draft,
             session.client,
@@ -342,14 +338,6 @@ def prepare_described(
     budget written into the task file (default DEFAULT_RUN_BUDGET); `budget`
     (flags) overrides it at planning, as for any task."""
 
-    def check_scorable(draft: TaskDraft) -> None:
-        if not draft.classification and not judge_available():
-            raise ConfigError(
-                f"{draft.task_type} task: open-ended output is scored by the judge metric, "
-                "which this version does not have yet; the draft is in "
-                f"{(out_dir or default_out_dir(description)) / TASK_FILE}"
-            )
-
     run_budget = dict(task_budget or DEFAULT_RUN_BUDGET)
     fixed = file_optimizer.model_dump() if file_optimizer is not None else None
     outcome = synth_task(
@@ -364,7 +352,6 @@ def prepare_described(
         seed=seed,
         test_fraction=TEST_FRACTION,
         on_draft=on_draft,
-        before_synth=check_scorable,
         emit=emit,
     )
     drafted_text = outcome.task_path.read_text(encoding="utf-8")
@@ -562,11 +549,6 @@ def dry_run_plan(
     check_count(n, least=3)  # train, dev and test, as `prepare_described` splits them
     models_spec = merge_models(spec.models, models)
     draft = draft_from_fields(description, {})
-    if not draft.classification and not judge_available():
-        raise ConfigError(
-            f"{draft.task_type} task: open-ended output is scored by the judge metric, "
-            "which this version does not have yet"
-        )
     sizes = planned_split_sizes(n)
     run_budget = dict(spec.budget) or dict(DEFAULT_RUN_BUDGET)
     choice = choose_strategy(
