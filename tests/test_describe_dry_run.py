@@ -131,6 +131,9 @@ def test_dry_run_plan_with_overrides(tmp_path: Path, settings: RunSettings) -> N
     assert "  options: rounds=1" in planned.lines()
     assert planned.estimate["budget"] == {"task_calls": 90}
     assert planned.estimate["task"]["calls"] <= 90
+    # the flags bound the describe steps too, as in the real pipeline
+    capped = dry_run_plan(TICKETS, budget=Budget(optimizer_calls=50), settings=settings)
+    assert capped.synth_budget == Budget(optimizer_calls=50)
     # the budget flag also reaches the strategy when it chooses
     chosen = dry_run_plan(TICKETS, budget=Budget(task_calls=5000), settings=settings)
     assert chosen.strategy == choose_optimizer("classification", 18, 12, 5000, True)

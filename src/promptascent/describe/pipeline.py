@@ -596,7 +596,7 @@ def dry_run_plan(
         name=task.name,
         examples=n,
         splits=sizes,
-        synth_budget=synth_budget(n),
+        synth_budget=synth_budget(n).merged(budget or Budget()),  # as `synth_task` has it
         out_dir=spec_out_dir(spec, out_dir) or default_out_dir(description),
         strategy=choice,
         estimate=estimate(p, backends=settings.backends if settings is not None else None),
