@@ -84,7 +84,7 @@ def case(task: str, instances: int, args: argparse.Namespace) -> dict[str, Any]:
     examples = list(p.data.test)
     sides = {name: side(instances, p, name == "likelihood") for name in ("generate", "likelihood")}
     try:
-        for name, (ev, backend) in sides.items():  # warm-up: load the weights, fill caches
+        for ev, backend in sides.values():  # warm-up: load the weights, fill caches
             one_pass(ev, backend, p, examples[: args.warmup])
         runs: dict[str, list[dict[str, Any]]] = {"generate": [], "likelihood": []}
         discarded = 0

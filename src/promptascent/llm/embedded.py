@@ -217,9 +217,9 @@ class EmbeddedLLM:
 
 
 # Prompts are evaluated in whole blocks of this many tokens, then the rest in one batch;
-# small blocks waste little when a prompt diverges from the last one mid-block (8 was as
-# fast as 32 or 512 on fresh prompts and evaluated a quarter fewer tokens per example).
-# only whole blocks are reused from an earlier prompt (see EmbeddedLLM.loglik).
+# only whole blocks are reused from an earlier prompt (see EmbeddedLLM.loglik). Small
+# blocks waste little where a prompt leaves the last one mid-block: 8 was as fast as 32
+# or 512 on fresh prompts and evaluated a quarter fewer tokens per example.
 PREFIX_BLOCK = 8
 
 
