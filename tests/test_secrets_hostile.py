@@ -8,10 +8,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
+import pytest
 from fault_server import fault_server
 from scripted import KEY, task_responder, write_animal_task
 
 from promptascent import RunSettings, optimize
+from promptascent.config.task import ModelSpec
+from promptascent.errors import ModelAuthError
+from promptascent.llm.factory import BackendFactory
+from promptascent.llm.http import OpenAICompatibleLLM, provider_key_env
 from promptascent.llm.types import CompletionRequest, Message
 
 TESTS = Path(__file__).resolve().parent
@@ -47,6 +53,102 @@ def test_key_file_is_sent_to_the_endpoint_and_written_nowhere(tmp_path: Path) ->
     assert any(p.suffix == ".sqlite" for p in written)
     for path in written:
         assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_a_model_on_another_host_gets_no_key_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--task-model openai:MODEL@URL` on a host that is not OpenAI's: OPENAI_API_KEY
+    stays in the environment, and no Authorization header reaches the host."""
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with fault_server(reply=lambda body: task_responder(_as_request(body))) as server:
+        model = f"openai:m@{server.base_url}"
+        task = write_animal_task(
+            tmp_path / "t",
+            extra="optimizer: {name: ape, num_candidates: 2, eval_examples: 4, rounds: 0}\n",
+        )
+        result = optimize(
+            task,
+            models={"task": model, "optimizer": model},
+            settings=RunSettings(runs_dir=tmp_path / "runs", cache_dir=None),
+        )
+        assert server.requests
+        assert all("authorization" not in r.headers for r in server.requests)
+    assert result.usage["task"]["model_calls"] > 0
+
+
+def test_a_key_is_sent_where_the_task_file_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with fault_server() as server:
+        spec = ModelSpec.parse(
+            {"backend": "openai", "model": "m", "base_url": server.base_url,
+             "api_key_env": "OPENAI_API_KEY"}
+        )  # fmt: skip
+        factory = BackendFactory()
+        try:
+            factory.get(spec, role="task").complete(_as_request({"messages": []}))
+        finally:
+            factory.close()
+        assert server.requests[0].headers["authorization"] == f"Bearer {SECRET}"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "env"),
+    [
+        ("https://api.openai.com/v1", "OPENAI_API_KEY"),
+        ("https://API.openai.com/v1/", "OPENAI_API_KEY"),
+        ("http://api.openai.com/v1", None),  # never over plain http
+        ("https://api.openai.com.example.net/v1", None),
+        ("https://api.openai.com@example.net/v1", None),  # the host is example.net
+        ("http://127.0.0.1:8080/v1", None),
+        ("https://my-vllm.internal/v1", None),
+    ],
+)
+def test_only_the_providers_own_host_gets_its_key_by_default(
+    base_url: str, env: str | None
+) -> None:
+    assert provider_key_env(base_url) == env
+
+
+def test_a_model_without_base_url_sends_the_openai_key_to_openai(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(401, json={"error": "no"})
+
+    spec = ModelSpec.parse("openai:gpt-4o-mini")
+    assert spec.base_url is None and spec.api_key_env is None
+    llm = OpenAICompatibleLLM(
+        "https://api.openai.com/v1", "gpt-4o-mini", transport=httpx.MockTransport(handler)
+    )
+    with pytest.raises(ModelAuthError) as caught:
+        llm.complete(_as_request({"messages": [{"role": "user", "content": "hi"}]}))
+    assert seen[0].headers["authorization"] == f"Bearer {SECRET}"
+    assert "no API key was sent" not in str(caught.value)  # one was: it was refused
+
+
+def test_a_401_without_a_key_says_no_key_was_sent_and_how_to_name_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with fault_server(["401"]) as server:
+        factory = BackendFactory()
+        try:
+            llm = factory.get(ModelSpec.parse(f"openai:m@{server.base_url}"), role="judge")
+            with pytest.raises(ModelAuthError) as caught:
+                llm.complete(_as_request({"messages": [{"role": "user", "content": "hi"}]}))
+        finally:
+            factory.close()
+    message = str(caught.value)
+    assert "HTTP 401" in message and f"no API key was sent to {server.base_url}" in message
+    assert "models.judge.api_key_env: NAME" in message and "api_key_file" in message
+    assert SECRET not in message
 
 
 HOSTILE = [

@@ -66,7 +66,9 @@ class ModelSpec(_Strict):
     backend: Literal["embedded", "openai", "scripted"] = "embedded"
     model: str | None = None  # HTTP: the model name; embedded: a .gguf path (default SmolLM2)
     base_url: str | None = None
-    api_key_env: str | None = "OPENAI_API_KEY"
+    # The environment variable holding the key. Unset: OPENAI_API_KEY when base_url is
+    # unset or https://api.openai.com, no key for any other host (llm/http.py).
+    api_key_env: str | None = None
     api_key_file: Path | None = None  # a file holding only the key (instead of the env var)
     prices: PricesSpec = Field(default_factory=PricesSpec)
     max_concurrency: int = Field(4, ge=1)
@@ -270,7 +272,8 @@ def _describe(
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         if loc and loc[-1] == "api_key":
             hint = (
-                " (a key is never read from a file: name its environment variable in api_key_env)"
+                " (a key is never written in the task file: name the environment variable "
+                "holding it in api_key_env, or a file holding it in api_key_file)"
             )
         return f"unknown key {key!r}{hint}{tail}"
     if kind == "missing":

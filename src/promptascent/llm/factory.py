@@ -40,6 +40,7 @@ def _build(spec: ModelSpec, role: str) -> LLM:
             spec.model,
             api_key_env=None if spec.api_key_file else spec.api_key_env,
             api_key=_read_key_file(spec.api_key_file, role) if spec.api_key_file else None,
+            key_setting=f"models.{role}.api_key_env",
             timeout=spec.timeout,
             max_concurrency=spec.max_concurrency,
             context_length=spec.context_length or 8192,
