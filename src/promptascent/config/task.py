@@ -4,6 +4,7 @@ naming the key and the file."""
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -60,8 +61,22 @@ class PricesSpec(_Strict):
     output: float = Field(0.0, ge=0, description="Dollars per million completion tokens.")
 
 
+TEST_BACKENDS_ENV = "PROMPTASCENT_TEST_BACKENDS"
+
+
+def check_test_backend(backend: str) -> None:
+    """The scripted backend is a test double that imports the module a task names: it
+    is refused (ValueError) unless the environment says this is a test run."""
+    if backend == "scripted" and os.environ.get(TEST_BACKENDS_ENV) != "1":
+        raise ValueError(
+            "the scripted backend is a test double, for promptascent's own tests "
+            f"(they set {TEST_BACKENDS_ENV}=1); use embedded or openai"
+        )
+
+
 class ModelSpec(_Strict):
-    """A model. `backend`: embedded | openai | scripted (tests only)."""
+    """A model. `backend`: embedded | openai | scripted (tests only: refused unless
+    PROMPTASCENT_TEST_BACKENDS=1)."""
 
     backend: Literal["embedded", "openai", "scripted"] = "embedded"
     model: str | None = None  # HTTP: the model name; embedded: a .gguf path (default SmolLM2)
@@ -74,6 +89,12 @@ class ModelSpec(_Strict):
     max_concurrency: int = Field(4, ge=1)
     timeout: float = Field(60.0, gt=0)
     context_length: int | None = Field(None, ge=256)
+
+    @field_validator("backend")
+    @classmethod
+    def _tests_only(cls, v: str) -> str:
+        check_test_backend(v)
+        return v
 
     @classmethod
     def parse(cls, value: str | dict[str, Any] | ModelSpec) -> ModelSpec:
@@ -90,6 +111,7 @@ class ModelSpec(_Strict):
             model, _, url = rest.partition("@")
             return cls(backend="openai", model=model or None, base_url=url or None)
         if backend == "scripted" and rest:  # tests only: "scripted:module:function"
+            check_test_backend(backend)
             return cls(backend="scripted", model=rest)
         raise ValueError(
             f"unknown model {value!r} (expected embedded[:PATH] or openai:MODEL[@URL])"

@@ -1,7 +1,8 @@
 """Loading datasets from JSONL, CSV, split folders and BIG-bench task.json files.
 
 Every loader raises DataError with a one-line message naming the file and, where
-there is one, the line ("data/train.jsonl:12: invalid JSON (...)").
+there is one, the line ("data/train.jsonl:12: invalid JSON (...)"). Data is not
+trusted: a task.json names only built-in metrics, never code.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 class SplitTask:
     """A task with its data split for optimisation (train, dev) and reporting (test).
 
-    `seed_prompt` is a natural starting instruction; `metric` is a metric spec name
-    (for example "choice_accuracy" or "exact_match").
+    `seed_prompt` is a natural starting instruction; `metric` is a built-in metric
+    spec (a name such as "choice_accuracy", or a mapping with its options).
     """
 
     name: str
     description: str
     seed_prompt: str
-    metric: str
+    metric: str | dict[str, Any]
     train: Dataset
     dev: Dataset | None
     test: Dataset | None
@@ -171,9 +172,11 @@ def load_split_folder(folder: str | Path) -> SplitTask:
 
     task.json holds `name` (default the folder name), `description`, `seed_prompt`
     (default the description), `metric` (default "choice_accuracy" when `kind` is
-    "multiple_choice", else "exact_match"); other keys are ignored. dev.jsonl and
-    test.jsonl are optional (None when absent). DataError when task.json or train.jsonl
-    is missing or malformed, or when an id appears in two splits.
+    "multiple_choice", else "exact_match"); other keys are ignored. The metric is a
+    built-in one, by name or as a mapping with its options: a data folder is data, and
+    code ("module:function") is a ConfigError (code metrics belong in the task file).
+    dev.jsonl and test.jsonl are optional (None when absent). DataError when task.json
+    or train.jsonl is missing or malformed, or when an id appears in two splits.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -191,7 +194,9 @@ def load_split_folder(folder: str | Path) -> SplitTask:
     description = _opt_str(info, "description", task_path) or ""
     seed_prompt = _opt_str(info, "seed_prompt", task_path) or description
     kind = _opt_str(info, "kind", task_path)
-    metric = _opt_str(info, "metric", task_path) or _default_metric(kind == "multiple_choice")
+    metric = _builtin_metric(info.get("metric"), task_path) or _default_metric(
+        kind == "multiple_choice"
+    )
     splits: dict[str, Dataset | None] = {}
     for split in ("train", "dev", "test"):
         path = root / f"{split}.jsonl"
@@ -205,6 +210,24 @@ def load_split_folder(folder: str | Path) -> SplitTask:
     train = splits["train"]
     assert train is not None
     return SplitTask(name, description, seed_prompt, metric, train, splits["dev"], splits["test"])
+
+
+def _builtin_metric(value: Any, task_path: Path) -> str | dict[str, Any] | None:
+    """A task.json's metric: a name or a mapping with a "name", never code."""
+    if value is None:
+        return None
+    name = value.get("name") if isinstance(value, dict) else value
+    if not isinstance(name, str):
+        raise DataError(
+            f"{task_path}: 'metric' must be a metric name or a mapping with a 'name', "
+            f"got {_json_type(value)}"
+        )
+    if ":" in name:
+        raise ConfigError(
+            f"{task_path}: metric {name!r} names code, and a data folder may name only a "
+            "built-in metric: code metrics belong in the task file you pass (metric: ...)"
+        )
+    return value
 
 
 def _check_disjoint(root: Path, splits: Mapping[str, Dataset | None]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from promptascent.config.task import TaskSpec
 from promptascent.data.example import Dataset
@@ -17,7 +18,7 @@ class TaskData:
     dev: Dataset
     test: Dataset | None
     seed_prompt: str | None
-    metric: str | None
+    metric: str | dict[str, Any] | None  # from a data folder: a built-in metric only
     description: str
     notes: tuple[str, ...] = ()
 
@@ -28,7 +29,8 @@ def load_task_data(spec: TaskSpec) -> TaskData:
     d = spec.data
     notes: list[str] = []
     kw = {"input_field": d.input_field, "target_field": d.target_field}
-    seed_prompt = metric = None
+    seed_prompt: str | None = None
+    metric: str | dict[str, Any] | None = None
     description = ""
     if d.examples is not None:
         if d.folder or d.train or d.dev or d.test:
