@@ -257,6 +257,8 @@ def optimize(
         )
     if dry_run:
         _print_estimate(estimate(p))
+        for note in p.data.notes:
+            out.print(f"note: {escape(note)}")
         return
     runner_box: list[Runner] = []
 

@@ -11,6 +11,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from promptascent.data.text import DEFAULT_MAX_EXAMPLE_CHARS
 from promptascent.errors import ConfigError
 
 
@@ -38,6 +39,11 @@ class DataSpec(_Strict):
     input_field: str = "input"
     target_field: str = "target"
     limits: dict[Literal["train", "dev", "test"], int] = Field(default_factory=dict)
+    max_example_chars: int = Field(
+        DEFAULT_MAX_EXAMPLE_CHARS,
+        ge=1,
+        description="Longest example, in characters of text; a longer row is an error.",
+    )
 
     @field_validator("limits")
     @classmethod

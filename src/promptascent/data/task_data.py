@@ -28,7 +28,11 @@ def load_task_data(spec: TaskSpec) -> TaskData:
     candidates are never proposed and selected on the same examples."""
     d = spec.data
     notes: list[str] = []
-    kw = {"input_field": d.input_field, "target_field": d.target_field}
+    kw: dict[str, Any] = {
+        "input_field": d.input_field,
+        "target_field": d.target_field,
+        "max_example_chars": d.max_example_chars,
+    }
     seed_prompt: str | None = None
     metric: str | dict[str, Any] | None = None
     description = ""
@@ -42,15 +46,18 @@ def load_task_data(spec: TaskSpec) -> TaskData:
             raise ConfigError("data: give either `folder` or `train`/`dev`/`test`, not both")
         folder = spec.resolve(d.folder)
         assert folder is not None
-        split = load_split_folder(folder)
+        split = load_split_folder(folder, max_example_chars=d.max_example_chars)
         train, dev, test = split.train, split.dev, split.test
         seed_prompt, metric, description = split.seed_prompt, split.metric, split.description
+        notes.extend(split.notes)
     else:
         if d.train is None:
             raise ConfigError("data: missing key 'train' (or 'folder' or 'examples')")
         train = load_dataset(spec.resolve(d.train), **kw)  # type: ignore[arg-type]
         dev = load_dataset(spec.resolve(d.dev), **kw) if d.dev else None  # type: ignore[arg-type]
         test = load_dataset(spec.resolve(d.test), **kw) if d.test else None  # type: ignore[arg-type]
+    for loaded in (train, dev, test):
+        notes.extend(loaded.notes if loaded is not None else ())
     if dev is None and not d.dev_from_train:
         dev = Dataset(f"{train.name}-dev", ())
         notes.append("no dev split: candidates are selected without labels")
