@@ -64,6 +64,7 @@ def optimize(
     seed: int | None = None,
     models: dict[str, str] | None = None,
     length_penalty: float | None = None,
+    scoring: str | None = None,
     settings: RunSettings | None = None,
 ) -> RunResult:
     """Runs one optimization and returns its result (best prompt, test scores against
@@ -126,6 +127,7 @@ def optimize(
         seed=seed,
         models=models,  # type: ignore[arg-type]
         length_penalty=length_penalty,
+        scoring=scoring,
     )
     return Runner(p, settings).run()
 

@@ -24,6 +24,7 @@ from promptascent.errors import ConfigError, MetricError, ModelUnavailable
 from promptascent.evaluation.cache import EvaluationCache
 from promptascent.evaluation.evaluator import Evaluator, TaskParams
 from promptascent.evaluation.result import EvaluationResult, compare
+from promptascent.evaluation.scoring import SCORINGS, ScoringChoice, resolve_scoring
 from promptascent.evaluation.stats import PairedComparison
 from promptascent.events import (
     CandidateEvaluated,
@@ -37,7 +38,7 @@ from promptascent.events import (
     RunResumed,
     RunStarted,
 )
-from promptascent.llm.base import LLM
+from promptascent.llm.base import LLM, ModelInfo
 from promptascent.llm.budget import Budget, BudgetGuard
 from promptascent.llm.cache import ResponseCache
 from promptascent.llm.client import CachePolicy, ModelClient
@@ -101,6 +102,7 @@ class RunResult:
     judge: dict[str, Any] | None = None  # what the judge model did (JudgeStats), if used
     prompt_tokens: dict[str, int] | None = None  # "seed", "best": without an input
     length_penalty: float = 0.0
+    scoring: str = "generate"  # ScoringChoice.describe(): how outputs were scored
 
     @property
     def best_prompt(self) -> Prompt:
@@ -129,6 +131,7 @@ class RunResult:
             "confidence": self.confidence,
             "prompt_tokens": self.prompt_tokens,
             "length_penalty": self.length_penalty,
+            "scoring": self.scoring,
             "selection_split": self.selection_split,
             "selection_scores": {
                 "seed": self.seed.score(self.selection_split),
@@ -208,6 +211,23 @@ class Plan:
             self.metric.load()
             _check_metric(self.metric, self.data, search=self.optimizer.needs_dev)
 
+    def scoring(self, task_model: ModelInfo) -> ScoringChoice:
+        """How this run scores outputs on `task_model` (ConfigError when the task's
+        `evaluation.scoring` cannot work there). Every split that will be scored is
+        checked: train, dev and test, or test alone for an optimizer that selects
+        without labels."""
+        ev = self.task.evaluation
+        d = self.data
+        splits = (d.train, d.dev, d.test) if self.optimizer.needs_dev else (d.test,)
+        return resolve_scoring(
+            ev.scoring,
+            normalize=ev.normalize,
+            calibration=ev.calibration,
+            select_by=ev.select_by,
+            task_model=task_model,
+            splits=[s for s in splits if s is not None and len(s)],
+        )
+
     def constraints(self, count_tokens: Callable[[str], int] | None) -> Constraints:
         c = self.task.constraints
         return Constraints(
@@ -228,9 +248,15 @@ def plan(
     seed: int | None = None,
     models: dict[Role, str] | None = None,
     length_penalty: float | None = None,
+    scoring: str | None = None,
 ) -> Plan:
     """Validates a task with overrides (flags win over the file) and loads its data."""
     task = task.model_copy(update={"seed": task.seed if seed is None else seed})
+    if scoring is not None:
+        if scoring not in SCORINGS:
+            raise ConfigError(f"--scoring: {scoring!r} is not one of {', '.join(SCORINGS)}")
+        evaluation = task.evaluation.model_copy(update={"scoring": scoring})
+        task = task.model_copy(update={"evaluation": evaluation})
     if length_penalty is not None:
         if not 0.0 <= length_penalty <= 1.0:
             raise ConfigError(f"--length-penalty: {length_penalty:g} is not in [0, 1]")
@@ -357,6 +383,7 @@ class Runner:
             )
         self.journal: ResponseCache | None = None
         self.judge_stats = JudgeStats()
+        self.scoring = ScoringChoice(None, "accuracy")  # set from the task model at run()
         # Where the run came from (refinement.py: the earlier run and the feedback given).
         self.origin: dict[str, Any] | None = None
 
@@ -414,6 +441,7 @@ class Runner:
         store.put("status", "running")
         try:
             clients = {r: self._client(r, guard, response_cache) for r in ROLES}
+            self.scoring = p.scoring(clients["task"].backend.info)
             if p.task.length_penalty:
                 task_client = clients["task"]
                 pool.penalty = LengthPenalty(
@@ -428,6 +456,8 @@ class Runner:
                 concurrency=p.task.evaluation.concurrency,
                 cache=eval_cache,
                 emit=self.bus,
+                likelihood=self.scoring.likelihood,
+                select_by=self.scoring.select_by,
             )
             ctx = OptimizerContext(
                 seed_prompt=p.seed_prompt,
@@ -456,6 +486,8 @@ class Runner:
             search_usage = self.meter.to_dict()
             test_seed = test_best = comparison = gap = None
             notes = list(p.data.notes)
+            if self.scoring.note:
+                notes.append(self.scoring.note)
             if origin:
                 notes.append(
                     f"refined from run {origin['refined_from']} (its best "
@@ -501,6 +533,7 @@ class Runner:
                     "best": prompt_tokens(clients["task"], outcome.best.prompt),
                 },
                 length_penalty=p.task.length_penalty,
+                scoring=self.scoring.describe(),
             )
             self._write_outputs(store, result)
             self.bus(RunFinished(self.run_id, result.status, result.best.id))
@@ -548,6 +581,8 @@ class Runner:
             concurrency=self.plan.task.evaluation.concurrency,
             cache=eval_cache,
             emit=self.bus,
+            likelihood=self.scoring.likelihood,
+            select_by=self.scoring.select_by,
         )
 
     def _measure(
@@ -677,6 +712,7 @@ def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> dict[str, A
             return factory.get(getattr(plan.task.models, role), role=role)
 
         task_llm = backend("task")
+        scoring = plan.scoring(task_llm.info)
         sample = list(plan.data.train)[:8]
         prompt_tokens = [
             sum(task_llm.count_tokens(m.content) + 8 for m in plan.seed_prompt.render(ex.fields))
@@ -697,10 +733,12 @@ def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> dict[str, A
             if plan.data.test is not None and plan.task.evaluation.test
             else 0
         )
+        # Likelihood scoring generates nothing (the choices count as prompt tokens).
+        answer = 0 if scoring.likelihood else plan.task_params.max_tokens
         roles = {
-            "task": (task_calls, mean_prompt, plan.task_params.max_tokens),
+            "task": (task_calls, mean_prompt, answer),
             "optimizer": (opt_calls, e["optimizer_prompt_tokens"], e["optimizer_max_tokens"]),
-            "test": (test_calls, mean_prompt, plan.task_params.max_tokens),
+            "test": (test_calls, mean_prompt, answer),
         }
         if e.get("judge"):  # an optimizer that asks a judge (spo)
             judge_calls = min(x for x in (e["judge"], b.judge_calls, b.calls) if x is not None)
@@ -719,6 +757,9 @@ def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> dict[str, A
                 "max_dollars": prices.cost(usage),
             }
         out["budget"] = b.limits()
+        out["scoring"] = scoring.describe()
+        if scoring.note:
+            out["scoring"] += f" ({scoring.note})"
         return out
     finally:
         factory.close()

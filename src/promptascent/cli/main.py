@@ -81,6 +81,13 @@ RefreshCache = Annotated[
     typer.Option("--refresh-cache", help="Call the models again and overwrite cached replies."),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+Scoring = Annotated[
+    str | None,
+    typer.Option(
+        help="generate, likelihood (the most likely choice answers; multiple choice) or "
+        "auto (overrides evaluation.scoring)."
+    ),
+]
 
 
 def _settings(
@@ -154,6 +161,7 @@ def optimize(
             help="Maximise score - L * prompt tokens / seed tokens, e.g. 0.05 (overrides the file)."
         ),
     ] = None,
+    scoring: Scoring = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -254,6 +262,7 @@ def optimize(
             seed=seed,
             models=_models(task_model, optimizer_model, judge_model),
             length_penalty=length_penalty,
+            scoring=scoring,
         )
     if dry_run:
         _print_estimate(estimate(p))
@@ -474,6 +483,8 @@ def _print_estimate(e: dict[str, Any]) -> None:
         )
     out.print(table)
     out.print(f"budget: {e['budget'] or 'none'}")
+    if "scoring" in e:
+        out.print(f"scoring: {terminal_markup(e['scoring'])}")
 
 
 @app.command("eval")
@@ -488,6 +499,7 @@ def eval_(
         ),
     ] = None,
     split: Annotated[str, typer.Option(help="train, dev or test.")] = "test",
+    scoring: Scoring = None,
     task_model: Annotated[
         str | None, typer.Option(help="Task model: embedded[:PATH] or openai:MODEL[@URL].")
     ] = None,
@@ -501,15 +513,16 @@ def eval_(
     from promptascent.evaluate import evaluate_prompt, read_prompt_file
 
     settings = _settings(runs_dir, cache_dir, no_cache, refresh_cache, quiet)
-    p = _plan(task_file, models=_models(task_model, None, None))
+    p = _plan(task_file, models=_models(task_model, None, None), scoring=scoring)
     the_prompt = read_prompt_file(prompt) if prompt else p.seed_prompt
     res, usage = _with_progress(
         settings, quiet, lambda: evaluate_prompt(p, the_prompt, split, settings)
     )
     ci = res.ci()
+    loss = "" if res.mean_loss is None else f" loss={fmt(res.mean_loss)}"
     out.print(
         f"{split}: {fmt(res.mean)}  95% CI [{fmt(ci.low)}, {fmt(ci.high)}]  n={res.n} "
-        f"unparsed={res.unparsed} errors={res.errors}  (prompt {res.prompt_id})"
+        f"unparsed={res.unparsed} errors={res.errors}{loss}  (prompt {res.prompt_id})"
     )
     preds = ", ".join(f"{terminal_markup(k)}: {v}" for k, v in res.predictions().most_common(5))
     out.print(f"predictions: {preds}")
@@ -583,6 +596,7 @@ def compare_(
         float | None,
         typer.Option(help="Maximise score - L * prompt tokens / seed tokens, e.g. 0.05."),
     ] = None,
+    scoring: Scoring = None,
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
     cache_dir: CacheDir = DEFAULT_CACHE_DIR,
     no_cache: NoCache = False,
@@ -600,8 +614,8 @@ def compare_(
         raise ConfigError(f"--seeds {seeds!r}: expected comma-separated integers") from None
     task = load_task(task_file)
     models = _models(task_model, optimizer_model, judge_model)
-    if models or length_penalty is not None:
-        task = plan(task, models=models, length_penalty=length_penalty).task
+    if models or length_penalty is not None or scoring is not None:
+        task = plan(task, models=models, length_penalty=length_penalty, scoring=scoring).task
     comparison = _with_progress(
         settings,
         quiet,

@@ -39,6 +39,15 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
         table.add_row("seed", fmt(sel["seed"]), "", "", "", "")
         table.add_row("best", fmt(sel["best"]), "", "", "", "")
     console.print(table)
+    scoring = result.get("scoring") or "generate"
+    if scoring != "generate":
+        losses = [
+            f"{label} {fmt(ev.get('mean_loss'))}"
+            for label, ev in (("seed", test["seed"]), ("best", test["best"]))
+            if ev
+        ]
+        extra = f"; mean loss of the gold choice: {', '.join(losses)}" if losses else ""
+        console.print(f"scoring: {terminal_markup(scoring)}{extra}")
     diff = test.get("difference")
     if diff:
         console.print(

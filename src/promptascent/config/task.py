@@ -169,6 +169,35 @@ class EvaluationSpec(_Strict):
             "folds, the search runs once per fold, the fold winners compete on all of them."
         ),
     )
+    scoring: Literal["generate", "likelihood", "auto"] = Field(
+        "generate",
+        description=(
+            "generate: the task model answers and the metric scores the answer. likelihood: "
+            "the most likely of the example's choices is the answer (multiple choice; needs "
+            "a model that scores continuations). auto: likelihood where both hold."
+        ),
+    )
+    normalize: Literal["sum", "mean", "byte"] = Field(
+        "sum",
+        description=(
+            "Likelihood of a multi-token choice: sum (its probability), mean (per token) or "
+            "byte (per UTF-8 byte, lm-evaluation-harness's acc_norm)."
+        ),
+    )
+    calibration: Literal["none", "contextual", "pmi"] = Field(
+        "none",
+        description=(
+            "Likelihood calibration: contextual (divide out the choice distribution on "
+            "content-free inputs) or pmi (subtract each choice's score given an empty input)."
+        ),
+    )
+    select_by: Literal["accuracy", "loss"] = Field(
+        "accuracy",
+        description=(
+            "What selection compares under likelihood scoring: accuracy (the lower loss "
+            "breaks ties) or loss (the gold choice's mean cross-entropy)."
+        ),
+    )
 
 
 class ConstraintsSpec(_Strict):
@@ -362,7 +391,7 @@ _MAPPING_HINTS = {
     "optimizer": " (name: ape, plus its options)",
     "seed_prompt": " (instruction: ..., optional system, output_format, demos)",
     "task_params": " (temperature, max_tokens, stop)",
-    "evaluation": " (concurrency, test, confidence)",
+    "evaluation": " (concurrency, test, confidence, scoring)",
     "models": " (task, optimizer, judge)",
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from promptascent.llm.types import Completion, CompletionRequest, LoglikRequest
+from promptascent.llm.types import Completion, CompletionRequest, LoglikRequest, LoglikResult
 
 
 @dataclass(frozen=True)
@@ -33,9 +33,10 @@ class LLM(Protocol):
         """Exact where the backend has the tokenizer; otherwise an upper bound."""
         ...
 
-    def loglik(self, request: LoglikRequest) -> list[float]:
-        """Sum of token log-probabilities of each continuation. Raises NotSupported
-        where the backend cannot score."""
+    def loglik(self, request: LoglikRequest) -> LoglikResult:
+        """Sum of token log-probabilities of each continuation, deterministic for a
+        given request whatever was asked before. Raises NotSupported where the backend
+        cannot score (`info.supports_loglik` says so before any call)."""
         ...
 
     def close(self) -> None: ...

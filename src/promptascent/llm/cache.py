@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from promptascent.errors import PromptascentError
-from promptascent.llm.types import Completion
+from promptascent.llm.types import Completion, LoglikResult
 
 T = TypeVar("T")
 
@@ -148,23 +148,47 @@ class ResponseCache:
     def get(self, key: str) -> Completion | None:
         """The completion stored under `key`, with `cached=True`, or None on a miss.
         A row that cannot be decoded counts as a miss (the next put overwrites it)."""
+        blob = self._lookup(key)
+        completion: Completion | None = None
+        if blob is not None:
+            try:
+                completion = Completion.from_json(blob, cached=True)
+            except (ValueError, KeyError, TypeError):
+                completion = None
+        self._count(completion is not None)
+        return completion
+
+    def get_loglik(self, key: str) -> LoglikResult | None:
+        """The log-likelihood result stored under `key` (`cached=True`), or None."""
+        blob = self._lookup(key)
+        result: LoglikResult | None = None
+        if blob is not None:
+            try:
+                result = LoglikResult.from_json(blob, cached=True)
+            except (ValueError, KeyError, TypeError):
+                result = None
+        self._count(result is not None)
+        return result
+
+    def put_loglik(self, key: str, request_json: str, result: LoglikResult) -> None:
+        """Stores a log-likelihood result under `key` (the same table as completions:
+        its key, made from a request of another kind, never equals a completion's)."""
+        self._write(key, request_json, result.to_json())
+
+    def _lookup(self, key: str) -> str | None:
         row = (
             self._conn()
             .execute("SELECT completion FROM responses WHERE key = ?", (key,))
             .fetchone()
         )
-        completion: Completion | None = None
-        if row is not None:
-            try:
-                completion = Completion.from_json(row[0], cached=True)
-            except (ValueError, KeyError, TypeError):
-                completion = None
+        return None if row is None else str(row[0])
+
+    def _count(self, hit: bool) -> None:
         with self._lock:
-            if completion is None:
-                self._misses += 1
-            else:
+            if hit:
                 self._hits += 1
-        return completion
+            else:
+                self._misses += 1
 
     def put(self, key: str, request_json: str, completion: Completion) -> None:
         """Stores `completion` under `key`, replacing any earlier entry. `request_json`
@@ -174,8 +198,10 @@ class ResponseCache:
             raise ValueError("refusing to cache a completion without text")
         if not isinstance(completion.text, str):
             raise ValueError("refusing to cache a completion whose text is not a string")
+        self._write(key, request_json, completion.to_json())
+
+    def _write(self, key: str, request_json: str, blob: str) -> None:
         conn = self._conn()
-        blob = completion.to_json()
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute(

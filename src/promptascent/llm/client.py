@@ -6,8 +6,11 @@ backend on a miss, stores successful replies, and records usage for its role.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from promptascent.errors import ContextOverflow, ModelError, ModelUnavailable
@@ -15,7 +18,14 @@ from promptascent.llm.base import LLM
 from promptascent.llm.budget import BudgetGuard
 from promptascent.llm.cache import ResponseCache
 from promptascent.llm.deadline import call_deadline
-from promptascent.llm.types import Completion, CompletionRequest, LoglikRequest, Role, TokenUsage
+from promptascent.llm.types import (
+    Completion,
+    CompletionRequest,
+    LoglikRequest,
+    LoglikResult,
+    Role,
+    TokenUsage,
+)
 from promptascent.llm.usage import Prices, UsageMeter
 
 # Chat templates add a few tokens per message (role markers); reserve them too.
@@ -84,6 +94,12 @@ class ModelClient:
         are then answered from the journal or cache, so what is paid does not depend
         on thread timing."""
         key = request.cache_key(self.model_id)
+        with self._single_flight(key):
+            return self._complete(request, key)
+
+    @contextmanager
+    def _single_flight(self, key: str) -> Iterator[None]:
+        """Holds `key` while one call for it is made; identical calls wait for it."""
         while True:
             with self._inflight_lock:
                 leader = self._inflight.get(key)
@@ -92,7 +108,7 @@ class ModelClient:
                     break
             leader.wait()
         try:
-            return self._complete(request, key)
+            yield
         finally:
             with self._inflight_lock:
                 del self._inflight[key]
@@ -169,17 +185,65 @@ class ModelClient:
             self.role, completion.usage, cached=True, dollars=self.prices.cost(completion.usage)
         )
 
-    def loglik(self, request: LoglikRequest) -> list[float]:
-        """Log-likelihoods (not cached; counted as one call per continuation)."""
-        tokens = sum(self.backend.count_tokens(m.content) for m in request.messages)
-        tokens += sum(self.backend.count_tokens(c) for c in request.continuations)
-        reservation = self.guard.reserve(self.role, tokens=tokens, dollars=0.0)
+    @property
+    def supports_loglik(self) -> bool:
+        return self.backend.info.supports_loglik
+
+    def loglik(self, request: LoglikRequest) -> LoglikResult:
+        """Log-likelihoods of the request's continuations: one call, budgeted, cached
+        and journaled exactly like a completion. It reserves the prompt's tokens plus
+        every continuation's (nothing is generated) and records what the backend
+        reports. Raises BudgetExhausted, ModelError (NotSupported where the backend
+        cannot score), or ModelUnavailable after repeated failures."""
+        key = request.cache_key(self.model_id)
+        with self._single_flight(key):
+            return self._loglik(request, key)
+
+    def _loglik(self, request: LoglikRequest, key: str) -> LoglikResult:
+        cached = self.journal.get_loglik(key) if self.journal else None
+        if cached is None and self.cache and self.cache_policy.read:
+            cached = self.cache.get_loglik(key)
+        if cached is not None:
+            need = cached.usage
+        else:
+            prompt = sum(
+                self.backend.count_tokens(m.content) + _TOKENS_PER_MESSAGE for m in request.messages
+            )
+            need = TokenUsage(
+                prompt + sum(self.backend.count_tokens(c) for c in request.continuations), 0
+            )
+        reservation = self.guard.reserve(
+            self.role, tokens=need.total, dollars=self.prices.cost(need)
+        )
         try:
-            values = self.backend.loglik(request)
-            self.meter.record(self.role, TokenUsage(tokens, 0), cached=False, dollars=0.0)
-            return values
+            if cached is not None:
+                self._record_usage(cached.usage, cached=True)
+                return cached
+            started = time.monotonic()
+            left = self.guard.remaining("minutes")
+            try:
+                with call_deadline(None if left is None else left * 60):
+                    result = self.backend.loglik(request)
+            except ModelError as e:
+                self.meter.record_error(self.role)
+                if not isinstance(e, ContextOverflow):
+                    self._count_error(e)
+                raise
+            self._count_error(None)
+            self._record_usage(result.usage, cached=False, seconds=time.monotonic() - started)
+            blob = json.dumps(request.canonical(self.model_id), ensure_ascii=False, sort_keys=True)
+            if self.journal:
+                self.journal.put_loglik(key, blob, result)
+            if self.cache and self.cache_policy.write:
+                self.cache.put_loglik(key, blob, result)
+            return result
         finally:
             self.guard.release(reservation)
+
+    def _record_usage(self, usage: TokenUsage, *, cached: bool, seconds: float = 0.0) -> None:
+        self.meter.record(
+            self.role, usage, cached=cached, dollars=self.prices.cost(usage), seconds=seconds
+        )
 
 
 def _request_json(request: CompletionRequest, model_id: str) -> str:

@@ -50,7 +50,13 @@ from promptascent.errors import (
 )
 from promptascent.llm.base import ModelInfo
 from promptascent.llm.deadline import current_deadline
-from promptascent.llm.types import Completion, CompletionRequest, LoglikRequest, TokenUsage
+from promptascent.llm.types import (
+    Completion,
+    CompletionRequest,
+    LoglikRequest,
+    LoglikResult,
+    TokenUsage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +185,7 @@ class OpenAICompatibleLLM:
         tokens the chat template adds are not counted here."""
         return len(text.encode("utf-8"))
 
-    def loglik(self, request: LoglikRequest) -> list[float]:
+    def loglik(self, request: LoglikRequest) -> LoglikResult:
         raise NotSupported(
             f"{BACKEND} backend ({self.base_url}) cannot score log-likelihoods; "
             "use the embedded backend"
