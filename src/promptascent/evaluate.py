@@ -43,6 +43,7 @@ def evaluate_prompt(
     examples = data[split]
     if examples is None:
         raise ConfigError(f"the task has no {split} split")
+    plan.load_code()
     for ex in examples.examples[:1]:
         prompt.render(ex.fields, where=f"example {ex.id}")
     meter = UsageMeter()

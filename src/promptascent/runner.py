@@ -46,6 +46,7 @@ from promptascent.llm.factory import BackendFactory
 from promptascent.llm.types import ROLES, Role
 from promptascent.llm.usage import Prices, UsageMeter
 from promptascent.metrics.base import Metric
+from promptascent.metrics.code import CodeMetric
 from promptascent.metrics.judge import JudgeStats
 from promptascent.metrics.registry import get_metric
 from promptascent.optimizers import registry
@@ -202,6 +203,14 @@ class Plan:
     task_params: TaskParams
     protected: tuple[str, ...] = ()
 
+    def load_code(self) -> None:
+        """Imports the code the task file names (a code metric) and checks every example
+        against it. Called when a run starts, before anything is spent; never by plan(),
+        so --dry-run runs no user code. ConfigError when the import fails."""
+        if isinstance(self.metric, CodeMetric) and not self.metric.loaded:
+            self.metric.load()
+            _check_metric(self.metric, self.data, search=self.optimizer.needs_dev)
+
     def scoring(self, task_model: ModelInfo) -> ScoringChoice:
         """How this run scores outputs on `task_model` (ConfigError when the task's
         `evaluation.scoring` cannot work there). Every split that will be scored is
@@ -264,10 +273,12 @@ def plan(
     for span in protected:
         if span not in seed_prompt.instruction:
             raise ConfigError(f"constraints.protected: {span!r} is not in the seed prompt")
-    metric_spec = task.metric or data.metric
-    if metric_spec is None:
+    if task.metric is not None:  # the task file is trusted: it may name code
+        metric = get_metric(task.metric, code_dir=task.base_dir)
+    elif data.metric is not None:  # a data folder is not: built-in metrics only
+        metric = get_metric(data.metric)
+    else:
         raise ConfigError("missing key 'metric' (and the data folder names none)")
-    metric = get_metric(metric_spec)
     name = optimizer or task.optimizer.name
     options = (
         task.optimizer.options() if optimizer is None or optimizer == task.optimizer.name else {}
@@ -308,7 +319,10 @@ def _check_metric(metric: Metric, data: TaskData, *, search: bool = True) -> Non
     """Every example the metric will score must have what it needs (a target,
     choices): found now, before anything is spent, not in the middle of a run. With
     `search` False (an optimizer that scores nothing itself, like SPO), only the test
-    split is scored: train and dev may be unlabelled."""
+    split is scored: train and dev may be unlabelled. A code metric not imported yet
+    is checked when it is (Plan.load_code): planning runs no user code."""
+    if isinstance(metric, CodeMetric) and not metric.loaded:
+        return
     for split in (data.train, data.dev, data.test) if search else (data.test,):
         if split is None:
             continue
@@ -399,6 +413,7 @@ class Runner:
     def run(self) -> RunResult:
         started = time.monotonic()
         p = self.plan
+        p.load_code()  # the user's metric code, imported now: nothing is recorded or spent yet
         store = RunStore(self.run_dir)
         pool = CandidatePool()
         # Every reply this run pays for is journaled in its folder, caches on or off:

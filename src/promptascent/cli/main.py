@@ -11,11 +11,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 import yaml
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from promptascent.cli.progress import ProgressDisplay
 from promptascent.cli.summary import fmt, print_result
+from promptascent.cli.terminal import terminal_markup, terminal_text
 from promptascent.config.task import load_task
 from promptascent.describe.intent import TaskDraft
 from promptascent.describe.pipeline import (
@@ -234,7 +234,7 @@ def optimize(
                 settings=settings,
             )
             for line in planned.lines():
-                out.print(line, markup=False)
+                out.print(terminal_text(line), markup=False)
             _print_estimate(planned.estimate)
             return
         p = _prepare_described(
@@ -266,6 +266,8 @@ def optimize(
         )
     if dry_run:
         _print_estimate(estimate(p))
+        for note in p.data.notes:
+            out.print(f"note: {terminal_markup(note)}")
         return
     runner_box: list[Runner] = []
 
@@ -307,7 +309,7 @@ def _prepare_described(
 
     def on_draft(draft: TaskDraft, path: Path, text: str) -> None:
         out.print(f"drafted task ({draft.task_type}), written to {path}:")
-        out.print(text.rstrip("\n"), markup=False)
+        out.print(terminal_text(text.rstrip("\n")), markup=False)
         if (
             not yes
             and sys.stdin.isatty()
@@ -327,12 +329,12 @@ def _prepare_described(
         options=options,
         seed=seed,
         on_draft=on_draft,
-        on_strategy=lambda choice: out.print(f"optimizer: {escape(choice.reason)}"),
+        on_strategy=lambda choice: out.print(f"optimizer: {terminal_markup(choice.reason)}"),
         emit=None if quiet else _synth_log,
     )
     outcome = prepared.outcome
     for line in outcome.synth.summary():
-        out.print(f"synthetic data: {escape(line)}")
+        out.print(f"synthetic data: {terminal_markup(line)}")
     out.print(f"written to {outcome.task_path.parent}")
     return prepared.plan
 
@@ -400,11 +402,14 @@ def synth(
     )
     draft = outcome.draft
     labels = f": {', '.join(draft.labels)}" if draft.labels else ""
-    out.print(f"task: {escape(draft.name)} ({draft.task_type}{escape(labels)})")
+    out.print(
+        f"task: {terminal_markup(draft.name)} ({terminal_markup(draft.task_type)}"
+        f"{terminal_markup(labels)})"
+    )
     for note in draft.notes:
-        out.print(f"  repaired: {escape(note)}")
+        out.print(f"  repaired: {terminal_markup(note)}")
     for line in outcome.synth.summary():
-        out.print(escape(line))
+        out.print(terminal_markup(line))
     usage = outcome.usage
     out.print(
         f"optimizer model: {int(usage['calls'])} calls, {int(usage['cache_hits'])} from cache"
@@ -479,7 +484,7 @@ def _print_estimate(e: dict[str, Any]) -> None:
     out.print(table)
     out.print(f"budget: {e['budget'] or 'none'}")
     if "scoring" in e:
-        out.print(f"scoring: {escape(e['scoring'])}")
+        out.print(f"scoring: {terminal_markup(e['scoring'])}")
 
 
 @app.command("eval")
@@ -519,7 +524,7 @@ def eval_(
         f"{split}: {fmt(res.mean)}  95% CI [{fmt(ci.low)}, {fmt(ci.high)}]  n={res.n} "
         f"unparsed={res.unparsed} errors={res.errors}{loss}  (prompt {res.prompt_id})"
     )
-    preds = ", ".join(f"{escape(str(k))}: {v}" for k, v in res.predictions().most_common(5))
+    preds = ", ".join(f"{terminal_markup(k)}: {v}" for k, v in res.predictions().most_common(5))
     out.print(f"predictions: {preds}")
     out.print(
         f"task model: {int(usage['task']['calls'])} calls, "
@@ -807,10 +812,10 @@ def show(
         table.add_row(
             c["id"],
             str(c["step"]),
-            c["operation"] + (f": {escape(c['note'][:120])}" if c.get("note") else ""),
+            c["operation"] + (f": {terminal_markup(c['note'][:120])}" if c.get("note") else ""),
             ",".join(c["parents"]),
             scores,
-            escape(c["prompt"]["instruction"][:200]),
+            terminal_markup(c["prompt"]["instruction"][:200]),
         )
     out.print(table)
     _print_win_record(run, runs_dir)
@@ -907,7 +912,10 @@ def _fail(message: str, debug: bool) -> None:
     """Prints the error as one line (a traceback first with --debug) and exits."""
     if debug:
         traceback.print_exc()
-    one_line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    # An error may quote data or a server's reply: no escape sequence reaches the terminal.
+    one_line = " ".join(
+        part.strip() for part in terminal_text(message).splitlines() if part.strip()
+    )
     sys.stderr.write(f"error: {one_line}\n")
     sys.stderr.flush()
     sys.exit(2)

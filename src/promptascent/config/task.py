@@ -4,12 +4,14 @@ naming the key and the file."""
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from promptascent.data.text import DEFAULT_MAX_EXAMPLE_CHARS
 from promptascent.errors import ConfigError
 
 
@@ -37,6 +39,11 @@ class DataSpec(_Strict):
     input_field: str = "input"
     target_field: str = "target"
     limits: dict[Literal["train", "dev", "test"], int] = Field(default_factory=dict)
+    max_example_chars: int = Field(
+        DEFAULT_MAX_EXAMPLE_CHARS,
+        ge=1,
+        description="Longest example, in characters of text; a longer row is an error.",
+    )
 
     @field_validator("limits")
     @classmethod
@@ -60,18 +67,40 @@ class PricesSpec(_Strict):
     output: float = Field(0.0, ge=0, description="Dollars per million completion tokens.")
 
 
+TEST_BACKENDS_ENV = "PROMPTASCENT_TEST_BACKENDS"
+
+
+def check_test_backend(backend: str) -> None:
+    """The scripted backend is a test double that imports the module a task names: it
+    is refused (ValueError) unless the environment says this is a test run."""
+    if backend == "scripted" and os.environ.get(TEST_BACKENDS_ENV) != "1":
+        raise ValueError(
+            "the scripted backend is a test double, for promptascent's own tests "
+            f"(they set {TEST_BACKENDS_ENV}=1); use embedded or openai"
+        )
+
+
 class ModelSpec(_Strict):
-    """A model. `backend`: embedded | openai | scripted (tests only)."""
+    """A model. `backend`: embedded | openai | scripted (tests only: refused unless
+    PROMPTASCENT_TEST_BACKENDS=1)."""
 
     backend: Literal["embedded", "openai", "scripted"] = "embedded"
     model: str | None = None  # HTTP: the model name; embedded: a .gguf path (default SmolLM2)
     base_url: str | None = None
-    api_key_env: str | None = "OPENAI_API_KEY"
+    # The environment variable holding the key. Unset: OPENAI_API_KEY when base_url is
+    # unset or https://api.openai.com, no key for any other host (llm/http.py).
+    api_key_env: str | None = None
     api_key_file: Path | None = None  # a file holding only the key (instead of the env var)
     prices: PricesSpec = Field(default_factory=PricesSpec)
     max_concurrency: int = Field(4, ge=1)
     timeout: float = Field(60.0, gt=0)
     context_length: int | None = Field(None, ge=256)
+
+    @field_validator("backend")
+    @classmethod
+    def _tests_only(cls, v: str) -> str:
+        check_test_backend(v)
+        return v
 
     @classmethod
     def parse(cls, value: str | dict[str, Any] | ModelSpec) -> ModelSpec:
@@ -88,6 +117,7 @@ class ModelSpec(_Strict):
             model, _, url = rest.partition("@")
             return cls(backend="openai", model=model or None, base_url=url or None)
         if backend == "scripted" and rest:  # tests only: "scripted:module:function"
+            check_test_backend(backend)
             return cls(backend="scripted", model=rest)
         raise ValueError(
             f"unknown model {value!r} (expected embedded[:PATH] or openai:MODEL[@URL])"
@@ -299,7 +329,8 @@ def _describe(
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         if loc and loc[-1] == "api_key":
             hint = (
-                " (a key is never read from a file: name its environment variable in api_key_env)"
+                " (a key is never written in the task file: name the environment variable "
+                "holding it in api_key_env, or a file holding it in api_key_file)"
             )
         return f"unknown key {key!r}{hint}{tail}"
     if kind == "missing":

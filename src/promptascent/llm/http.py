@@ -2,8 +2,11 @@
 
 Contracts:
 - The API key is read once, at construction, from `api_key_env` (or given as
-  `api_key`). Without a key no Authorization header is sent (local servers). The
-  key never appears in an exception message, a repr, a log record or `ModelInfo`.
+  `api_key`). Without `api_key_env`, a key is read only for the provider it belongs
+  to: OPENAI_API_KEY when `base_url` is https://api.openai.com, none for any other
+  host (`provider_key_env`). Without a key no Authorization header is sent (local
+  servers), and a 401/403 says that no key was sent and how to name one. The key
+  never appears in an exception message, a repr, a log record or `ModelInfo`.
 - `complete` retries 429, 500/502/503/504, timeouts, dropped connections and
   unusable bodies (malformed JSON, no choices, null content) with capped
   exponential backoff and full jitter, `max_retries` times after the first
@@ -63,6 +66,20 @@ SNIPPET_CHARS = 200
 # Chat templates wrap every message in a few special tokens; used only when the
 # server reports no usage.
 MESSAGE_OVERHEAD_TOKENS = 4
+# The hosts whose own key a model may use without naming it: a key goes only to the
+# provider it belongs to, never to another host by default.
+PROVIDER_KEYS = {"api.openai.com": "OPENAI_API_KEY"}
+
+
+def provider_key_env(base_url: str) -> str | None:
+    """The environment variable holding the key of the provider at `base_url` (over
+    https), or None for any other host. The host is read as httpx reads it, so
+    "https://api.openai.com@other.host" is other.host."""
+    try:
+        url = httpx.URL(base_url)
+    except (httpx.InvalidURL, TypeError):
+        return None
+    return PROVIDER_KEYS.get(url.host) if url.scheme == "https" else None
 
 
 class OpenAICompatibleLLM:
@@ -75,8 +92,9 @@ class OpenAICompatibleLLM:
         base_url: str,
         model: str,
         *,
-        api_key_env: str | None = "OPENAI_API_KEY",
+        api_key_env: str | None = None,
         api_key: str | None = None,
+        key_setting: str = "api_key_env",
         timeout: float = 60,
         max_concurrency: int = 4,
         max_retries: int = 5,
@@ -106,12 +124,10 @@ class OpenAICompatibleLLM:
         self.backoff_max = backoff_max
         self.max_retry_seconds = max_retry_seconds
         self.attempts = 0
-        key = (
-            api_key
-            if api_key is not None
-            else (os.environ.get(api_key_env) if api_key_env else None)
-        )
+        env = api_key_env or provider_key_env(base)
+        key = api_key if api_key is not None else (os.environ.get(env) if env else None)
         self._key = key or None
+        self._key_setting = key_setting
         self._info = ModelInfo(
             model_id=f"{BACKEND}:{base}/{model}",
             backend=BACKEND,
@@ -271,6 +287,12 @@ class OpenAICompatibleLLM:
         if status == 429:
             raise ModelRateLimited(msg, retry_after=_retry_after(response))
         if status in (401, 403):
+            if not self._key:
+                msg += (
+                    f" (no API key was sent to {self.base_url}: name the environment "
+                    f"variable holding its key, {self._key_setting}: NAME, or a file "
+                    "holding it, api_key_file: PATH)"
+                )
             raise ModelAuthError(msg)
         if status in RETRY_STATUSES:
             raise ModelServerError(msg)
