@@ -5,11 +5,14 @@ as reported, and response bodies capped (gzip included)."""
 
 from __future__ import annotations
 
+import gzip
 import tracemalloc
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fault_server import FaultServer, fault_server, gzip_bomb
 from scripted import optimizer_model, task_model, write_animal_task
@@ -21,6 +24,7 @@ from promptascent.llm.cache import ResponseCache
 from promptascent.llm.client import ModelClient
 from promptascent.llm.factory import BackendFactory
 from promptascent.llm.http import OpenAICompatibleLLM
+from promptascent.llm.http_body import BodyTooLarge, BodyUndecodable, read_body
 from promptascent.llm.journal import Journal
 from promptascent.llm.types import CompletionRequest, TokenUsage, messages
 from promptascent.llm.usage import Prices, RoleUsage, UsageMeter
@@ -317,3 +321,31 @@ def test_the_response_cap_is_set_per_model_in_the_task_file(tmp_path: Path) -> N
         roomy = factory.get(spec.model_copy(update={"max_response_bytes": 8192}), role="task")
         assert roomy.complete(long).text.startswith("word word")
         factory.close()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "compress"),
+    [
+        ("gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("deflate", lambda data: zlib.compress(data, wbits=-zlib.MAX_WBITS)),  # raw, as some send
+        ("identity", lambda data: data),
+    ],
+)
+def test_a_body_is_decoded_as_it_streams(encoding: str, compress: Any) -> None:
+    data = b'{"answer": "' + b"x" * 200_000 + b'"}'
+    assert read_body(streamed(compress(data), encoding), limit=len(data)) == data
+    with pytest.raises(BodyTooLarge):
+        read_body(streamed(compress(data), encoding), limit=len(data) - 1)
+
+
+def test_a_damaged_or_unknown_encoding_is_undecodable() -> None:
+    with pytest.raises(BodyUndecodable, match="damaged"):
+        read_body(streamed(b"\x1f\x8b\x08\x00garbage" * 10, "gzip"), limit=CAP)
+    with pytest.raises(BodyUndecodable, match="unsupported Content-Encoding 'br'"):
+        read_body(streamed(b"abc", "br"), limit=CAP)
+
+
+def streamed(raw: bytes, encoding: str) -> httpx.Response:
+    """A response not yet read: `read_body` takes its body in chunks."""
+    return httpx.Response(200, headers={"Content-Encoding": encoding}, stream=httpx.ByteStream(raw))

@@ -266,7 +266,10 @@ def choose_counter(
     had (no tokenize endpoint, no usable tiktoken)."""
     if mode == "bytes":
         return ByteCounter()
-    if mode == "server" or (mode == "auto" and urlsplit(base_url).hostname != OPENAI_HOST):
+    tried_server = mode == "server" or (
+        mode == "auto" and urlsplit(base_url).hostname != OPENAI_HOST
+    )
+    if tried_server:
         counter = probe_server(client, base_url, model, read, timeout)
         if counter is not None:
             return counter
@@ -280,4 +283,4 @@ def choose_counter(
         return found
     if mode == "tiktoken":
         raise ConfigError(f"tokenizer: tiktoken: {why}")
-    return ByteCounter("no tokenize endpoint; " + why if mode == "auto" else why)
+    return ByteCounter(f"no tokenize endpoint; {why}" if tried_server else why)
