@@ -18,7 +18,7 @@ from fault_server import FaultServer, fault_server, gzip_bomb
 from scripted import optimizer_model, task_model, write_animal_task
 
 from promptascent.config.task import ModelSpec, load_task
-from promptascent.errors import BudgetExhausted, ModelAuthError, ModelResponseError
+from promptascent.errors import BudgetExhausted, ModelRequestError, ModelResponseError
 from promptascent.llm.budget import Budget, BudgetGuard
 from promptascent.llm.cache import ResponseCache
 from promptascent.llm.client import ModelClient
@@ -108,7 +108,13 @@ def test_worst_case_counts_real_tokens_and_the_templates_allowance(rig: Rig) -> 
 
 @pytest.mark.parametrize(
     ("fault", "outcome"),
-    [("hang", "timeout"), ("malformed", "unusable reply"), ("empty_choices", "unusable reply")],
+    [
+        ("hang", "timeout"),
+        ("drop", "connection lost"),
+        ("truncated", "connection lost"),
+        ("malformed", "unusable reply"),
+        ("empty_choices", "unusable reply"),
+    ],
 )
 def test_an_attempt_that_may_be_billed_is_metered_at_the_calls_worst_case(
     srv: FaultServer, rig: Rig, fault: str, outcome: str
@@ -144,13 +150,45 @@ def test_a_refusal_with_an_error_status_is_not_billed(
     assert [a[0] for a in rig.attempts()] == ["reply"]
 
 
-def test_an_unauthorized_call_costs_nothing_and_journals_nothing(
-    srv: FaultServer, rig: Rig
+@pytest.mark.parametrize("fault", ["401", "400"])
+def test_a_rejected_call_costs_nothing_and_journals_nothing(
+    srv: FaultServer, rig: Rig, fault: str
 ) -> None:
-    srv.push("401")
-    with pytest.raises(ModelAuthError):
+    srv.push(fault)
+    with pytest.raises(ModelRequestError):
         rig.client.complete(req())
     assert rig.usage.spent_dollars == 0 and rig.attempts() == []
+
+
+def test_an_unusable_reply_that_reports_its_usage_is_charged_as_reported(tmp_path: Path) -> None:
+    replies = [
+        httpx.Response(
+            200, json={"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 5}}
+        ),
+        httpx.Response(
+            200,
+            json={
+                "choices": [{"message": {"role": "assistant", "content": "hi"}}],
+                "usage": {"prompt_tokens": 7, "completion_tokens": 1},
+            },
+        ),
+    ]
+    backend = OpenAICompatibleLLM(
+        "http://mock.test/v1",
+        MODEL,
+        api_key_env=None,
+        tokenizer="bytes",
+        transport=httpx.MockTransport(lambda request: replies.pop(0)),
+        sleep=lambda s: None,
+    )
+    meter = UsageMeter()
+    client = ModelClient(
+        "task", backend, meter=meter, guard=BudgetGuard(Budget(), meter), prices=DOLLAR_A_TOKEN
+    )
+    client.complete(req())
+    u = meter.snapshot()["task"]
+    assert (u.failed_attempts, u.prompt_tokens, u.completion_tokens) == (1, 14, 6)
+    assert u.spent_dollars == pytest.approx(20)
 
 
 @pytest.mark.parametrize("limit", ["tokens", "dollars"])
@@ -312,6 +350,7 @@ def test_the_response_cap_is_set_per_model_in_the_task_file(tmp_path: Path) -> N
             api_key_env=None,
             max_response_bytes=4096,
         )
+        assert ModelSpec().max_response_bytes == 8 * 1024 * 1024  # the default: 8 MiB
         factory = BackendFactory()
         backend = factory.get(spec, role="task")
         assert isinstance(backend, OpenAICompatibleLLM) and backend.max_response_bytes == 4096
