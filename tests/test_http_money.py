@@ -306,6 +306,29 @@ def test_a_run_whose_server_reports_ten_times_max_tokens_stops_on_the_reported_u
     )
 
 
+def test_a_reply_that_is_not_unicode_text_is_unusable_and_never_journaled(tmp_path: Path) -> None:
+    replies = [
+        httpx.Response(200, content=b'{"choices": [{"message": {"content": "bad \\ud800"}}]}'),
+        httpx.Response(200, json={"choices": [{"message": {"content": "fine"}}]}),
+    ]
+    backend = OpenAICompatibleLLM(
+        "http://mock.test/v1",
+        MODEL,
+        api_key_env=None,
+        tokenizer="bytes",
+        transport=httpx.MockTransport(lambda request: replies.pop(0)),
+        sleep=lambda s: None,
+    )
+    meter = UsageMeter()
+    journal = Journal(tmp_path / "calls.sqlite")
+    client = ModelClient(
+        "task", backend, meter=meter, guard=BudgetGuard(Budget(), meter), journal=journal
+    )
+    assert client.complete(req()).text == "fine"
+    assert meter.snapshot()["task"].failed_attempts == 1
+    journal.close()
+
+
 # -- response bodies: capped, decompressed under the cap ---------------------------------
 
 CAP = 1024 * 1024

@@ -336,6 +336,9 @@ class OpenAICompatibleLLM:
             raise ModelResponseError(
                 self._redact(f"{where}: HTTP 200 but no message content: {self._snippet(raw)}")
             )
+        if not _encodable(content):  # JSON may escape a lone surrogate: not text
+            meter.charge_failed(reported, "unusable reply")
+            raise ModelResponseError(f"{where}: HTTP 200 but the reply is not valid Unicode text")
         finish = choice.get("finish_reason")
         usage = reported
         if usage is None:
@@ -405,6 +408,14 @@ def _give_up(last: ModelError, why: str) -> ModelError:
     )
     error.__cause__ = last
     return error
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _first_choice(data: object) -> dict[str, Any] | None:
