@@ -1,7 +1,9 @@
 """A model in a role: the one path every model call of a run takes.
 
-`ModelClient.complete` checks the budget, looks in the response cache, calls the
-backend on a miss, stores successful replies, and records usage for its role.
+`ModelClient.complete` looks in the run's journal and the response cache, else
+reserves the call's worst case against the budget and calls the backend with a
+`PaidCall` as its attempt meter (llm/metering.py: every paid attempt journaled and
+metered, each retry reserved), and stores successful replies.
 """
 
 from __future__ import annotations

@@ -101,26 +101,29 @@ class Journal(ResponseCache):
         From now on the first answer this journal gives for each reply they paid is that
         paid call repeated, not a cache hit (`claim`)."""
         conn = self._conn()
-        paid: dict[str, dict[str, object]] = {}
-        for role, replies, failures, dollars, anomalies in conn.execute(
-            "SELECT role, SUM(outcome = ?), SUM(outcome != ?), SUM(dollars), COUNT(anomaly)"
-            " FROM attempts GROUP BY role",
-            (REPLY, REPLY),
-        ):
-            paid[role] = {
-                "replies": int(replies),
-                "failures": int(failures),
-                "spent_dollars": float(dollars),
-                "anomalies": int(anomalies),
-            }
         replied = "SELECT key FROM attempts WHERE outcome = ?"
+        unreplayed: dict[str, tuple[TokenUsage, float]] = {}
         for role, prompt, completion, dollars in conn.execute(
             "SELECT role, SUM(prompt_tokens), SUM(completion_tokens), SUM(dollars)"
             f" FROM attempts WHERE outcome != ? AND key NOT IN ({replied}) GROUP BY role",
             (REPLY, REPLY),
         ):
-            paid[role]["unreplayed"] = TokenUsage(int(prompt), int(completion))
-            paid[role]["unreplayed_dollars"] = float(dollars)
+            unreplayed[role] = (TokenUsage(int(prompt), int(completion)), float(dollars))
+        paid: dict[str, PaidBefore] = {}
+        for role, replies, failures, dollars, anomalies in conn.execute(
+            "SELECT role, SUM(outcome = ?), SUM(outcome != ?), SUM(dollars), COUNT(anomaly)"
+            " FROM attempts GROUP BY role",
+            (REPLY, REPLY),
+        ):
+            usage, usage_dollars = unreplayed.get(role, (TokenUsage(), 0.0))
+            paid[role] = PaidBefore(
+                replies=int(replies),
+                failures=int(failures),
+                spent_dollars=float(dollars),
+                anomalies=int(anomalies),
+                unreplayed=usage,
+                unreplayed_dollars=usage_dollars,
+            )
         unclaimed: dict[str, tuple[TokenUsage, float]] = {}
         for key, prompt, completion, dollars in conn.execute(
             "SELECT key, SUM(CASE WHEN outcome != ? THEN prompt_tokens ELSE 0 END),"
@@ -132,7 +135,7 @@ class Journal(ResponseCache):
             unclaimed[key] = (TokenUsage(int(prompt), int(completion)), float(dollars))
         with self._claim_lock:
             self._unclaimed = unclaimed
-        return {role: PaidBefore(**values) for role, values in paid.items()}  # type: ignore[arg-type]
+        return paid
 
     def has_unclaimed(self) -> bool:
         with self._claim_lock:
