@@ -10,6 +10,7 @@ import pytest
 from promptascent.errors import BudgetExhausted, ConfigError, ModelServerError
 from promptascent.llm.budget import Budget, BudgetGuard
 from promptascent.llm.cache import ResponseCache
+from promptascent.llm.journal import Journal
 from promptascent.llm.client import CachePolicy, ModelClient
 from promptascent.llm.scripted import ScriptedLLM
 from promptascent.llm.types import CompletionRequest, LoglikRequest, messages
@@ -243,7 +244,7 @@ def test_a_model_failing_every_call_becomes_model_unavailable() -> None:
 
 
 def _loglik_client(
-    tmp_path: Path, budget: Budget = Budget(), journal: ResponseCache | None = None
+    tmp_path: Path, budget: Budget = Budget(), journal: Journal | None = None
 ) -> tuple[ModelClient, ScriptedLLM, UsageMeter]:
     llm = ScriptedLLM(lambda r: "x", loglik_fn=lambda r: [-1.0 * len(c) for c in r.continuations])
     meter = UsageMeter()
@@ -284,9 +285,10 @@ def test_a_likelihood_call_never_shares_a_cache_entry_with_a_completion(tmp_path
 
 
 def test_a_likelihood_call_is_journaled_and_replayed_from_the_journal(tmp_path: Path) -> None:
-    journal = ResponseCache(tmp_path / "calls.sqlite")
+    journal = Journal(tmp_path / "calls.sqlite")
     client, _, _ = _loglik_client(tmp_path, journal=journal)
     client.loglik(LOGLIK)
+    assert journal.spent_dollars() == pytest.approx(5.0)  # the paid attempt is journaled
     (tmp_path / "c.sqlite").unlink()  # the shared cache is gone; the journal remains
     again, llm, _ = _loglik_client(tmp_path / "other", journal=journal)
     assert again.loglik(LOGLIK).cached and not llm.loglik_requests

@@ -43,6 +43,7 @@ from promptascent.llm.budget import Budget, BudgetGuard
 from promptascent.llm.cache import ResponseCache
 from promptascent.llm.client import CachePolicy, ModelClient
 from promptascent.llm.factory import BackendFactory
+from promptascent.llm.journal import Journal
 from promptascent.llm.types import ROLES, Role
 from promptascent.llm.usage import Prices, UsageMeter
 from promptascent.metrics.base import Metric
@@ -173,7 +174,7 @@ def model_client(
     meter: UsageMeter,
     guard: BudgetGuard,
     cache: ResponseCache | None,
-    journal: ResponseCache | None = None,
+    journal: Journal | None = None,
 ) -> ModelClient:
     """The client every model call of a run goes through: `backend` in `role`, priced by
     `spec`, charged to `meter` within `guard`, with the shared cache (under the
@@ -381,7 +382,7 @@ class Runner:
                 f"run {self.run_id} already exists in {self.settings.runs_dir}; "
                 f"continue it with --resume {self.run_id}"
             )
-        self.journal: ResponseCache | None = None
+        self.journal: Journal | None = None
         self.judge_stats = JudgeStats()
         self.scoring = ScoringChoice(None, "accuracy")  # set from the task model at run()
         # Where the run came from (refinement.py: the earlier run and the feedback given).
@@ -418,12 +419,15 @@ class Runner:
         pool = CandidatePool()
         # Every reply this run pays for is journaled in its folder, caches on or off:
         # a resumed run replays them and repeats no paid call.
-        self.journal = ResponseCache(self.run_dir / JOURNAL)
+        self.journal = Journal(self.run_dir / JOURNAL)
         elapsed_before = 0.0
         if self.resuming:
             elapsed_before = float(store.get("elapsed_seconds", 0.0))
             store.clear_derived()
             store.put("resumes", int(store.get("resumes", 0)) + 1)
+            # What the earlier processes paid stays paid: model_calls and spent_dollars
+            # go on from the journal, and its replies replay as those paid calls.
+            self.meter.carry_over(self.journal.carry_over())
         guard = BudgetGuard(p.budget, self.meter, elapsed_before=elapsed_before)
         self.bus.subscribe(_StoreWriter(store, pool, guard))
         cache_dir = self.settings.cache_dir
@@ -502,6 +506,7 @@ class Runner:
                     )
             except ModelUnavailable as e:
                 notes.append(f"no test scores: {e}")
+            notes.extend(_payment_notes(self.meter.to_dict(), self.journal))
             judge = self.judge_stats.to_dict() if self.judge_stats.calls else None
             if judge is not None:
                 store.put("judge", judge)
@@ -692,6 +697,27 @@ def _lineage(pool: CandidatePool, best: Candidate, split: str) -> tuple[dict[str
     return tuple(chain)
 
 
+def _payment_notes(usage: dict[str, dict[str, float]], journal: Journal) -> list[str]:
+    """What the run paid for beyond its replies, and usage servers reported beyond
+    what was asked (metered as reported)."""
+    notes = []
+    for role, u in usage.items():
+        if u["failed_attempts"]:
+            notes.append(
+                f"{int(u['failed_attempts'])} paid {role}-model attempts gave no usable "
+                "reply (timeouts, unusable or oversize replies); each was metered as the "
+                "server reported it or at its call's worst case"
+            )
+    anomalies = journal.anomalies()
+    for role in dict.fromkeys(r for r, _ in anomalies):
+        mine = [text for r, text in anomalies if r == role]
+        notes.append(
+            f"the {role} model's server reported usage beyond the request's limits "
+            f"{len(mine)} times (first: {mine[0]}); the reported usage was metered"
+        )
+    return notes
+
+
 def _majority_rate(test: Dataset | None) -> float | None:
     if test is None or not test.labelled or not len(test):
         return None
@@ -702,7 +728,8 @@ def _majority_rate(test: Dataset | None) -> float | None:
 def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> dict[str, Any]:
     """What a run would spend, before anything is spent (--dry-run): calls per role
     (the optimizer's plan, capped by the budget), tokens and dollars (prompt tokens
-    counted on the seed prompt rendered on train examples; completions at their limit)."""
+    counted on the seed prompt rendered on train examples; completions at their limit),
+    and the tokenizer that counted each model's tokens."""
     factory = BackendFactory()
     try:
 
@@ -756,6 +783,10 @@ def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> dict[str, A
                 "max_completion_tokens": usage.completion_tokens,
                 "max_dollars": prices.cost(usage),
             }
+        # How each model's tokens were counted: the figures above are only as good.
+        out["tokenizers"] = {
+            role: backend(role).tokenizer for role in ROLES if role == "task" or role in roles
+        }
         out["budget"] = b.limits()
         out["scoring"] = scoring.describe()
         if scoring.note:

@@ -482,6 +482,10 @@ def _print_estimate(e: dict[str, Any]) -> None:
             f"{row['max_dollars']:.4f}",
         )
     out.print(table)
+    tokenizers = e.get("tokenizers") or {}
+    if tokenizers:
+        counted = "; ".join(f"{role}: {name}" for role, name in tokenizers.items())
+        out.print(f"tokens counted by: {counted}", markup=False, highlight=False)
     out.print(f"budget: {e['budget'] or 'none'}")
     if "scoring" in e:
         out.print(f"scoring: {terminal_markup(e['scoring'])}")

@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from promptascent.data.text import DEFAULT_MAX_EXAMPLE_CHARS
 from promptascent.errors import ConfigError
@@ -95,6 +102,20 @@ class ModelSpec(_Strict):
     max_concurrency: int = Field(4, ge=1)
     timeout: float = Field(60.0, gt=0)
     context_length: int | None = Field(None, ge=256)
+    # HTTP models only (llm/tokens.py): how tokens are counted for reservations,
+    # max_prompt_tokens and the objective's prompt-token figures.
+    tokenizer: Literal["auto", "server", "tiktoken", "bytes"] = "auto"
+    # HTTP models only: a larger reply (after decompression) is an error for its example.
+    max_response_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _http_only(self) -> ModelSpec:
+        if self.backend != "openai" and self.tokenizer != "auto":
+            raise ValueError(
+                f"tokenizer: {self.tokenizer} is for openai models; "
+                f"the {self.backend} backend counts with its own tokenizer"
+            )
+        return self
 
     @field_validator("backend")
     @classmethod
@@ -132,6 +153,8 @@ class ModelSpec(_Strict):
             self.api_key_env,
             self.api_key_file,
             self.context_length,
+            self.tokenizer,
+            self.max_response_bytes,
         )
 
 

@@ -90,7 +90,7 @@ class Evaluator:
             )
             hit = self.cache.get(key)
             if hit is not None:
-                return self.task_model.replay(hit)
+                return self.task_model.replay(hit, lambda: self.request(prompt, example))
         completion = self.task_model.complete(self.request(prompt, example))
         if self.cache is not None and key is not None:
             self.cache.put(key, completion)

@@ -11,12 +11,15 @@ from promptascent.llm.types import Completion, CompletionRequest, LoglikRequest,
 @dataclass(frozen=True)
 class ModelInfo:
     """What a backend is. `model_id` goes into every cache key, so it must name the
-    weights (and quantisation) exactly; `context_length` bounds what fits in one call."""
+    weights (and quantisation) exactly; `context_length` bounds what fits in one call.
+    `template_tokens`: what the chat template may add to a request beyond the client's
+    8 tokens per message (reserved with every call; 0 where usage counts text only)."""
 
     model_id: str
     backend: str
     context_length: int
     supports_loglik: bool = False
+    template_tokens: int = 0
 
 
 @runtime_checkable
@@ -31,6 +34,11 @@ class LLM(Protocol):
 
     def count_tokens(self, text: str) -> int:
         """Exact where the backend has the tokenizer; otherwise an upper bound."""
+        ...
+
+    @property
+    def tokenizer(self) -> str:
+        """Which tokenizer `count_tokens` uses, in a few words (shown by --dry-run)."""
         ...
 
     def loglik(self, request: LoglikRequest) -> LoglikResult:

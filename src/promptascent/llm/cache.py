@@ -57,6 +57,9 @@ class ResponseCache:
     A file written by a newer schema version raises `CacheError`.
     """
 
+    # Tables created in a new file (and added to an older one); a subclass may add more.
+    SCHEMA: tuple[str, ...] = _SCHEMA
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,7 +117,7 @@ class ResponseCache:
         def init() -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _SCHEMA:
+                for statement in self.SCHEMA:
                     conn.execute(statement)
                 row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 if row is None:
@@ -194,27 +197,39 @@ class ResponseCache:
         """Stores `completion` under `key`, replacing any earlier entry. `request_json`
         is kept for inspection only. Raises ValueError if `completion.text` is None
         (only successful completions may be cached; finish_reason "length" is fine)."""
-        if completion.text is None:
-            raise ValueError("refusing to cache a completion without text")
-        if not isinstance(completion.text, str):
-            raise ValueError("refusing to cache a completion whose text is not a string")
+        self.check_storable(completion)
         self._write(key, request_json, completion.to_json())
 
     def _write(self, key: str, request_json: str, blob: str) -> None:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        def write(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT OR REPLACE INTO responses (key, request, completion, created) "
                 "VALUES (?, ?, ?, ?)",
                 (key, request_json, blob, time.time()),
             )
+
+        self._transaction(write)
+        with self._lock:
+            self._puts += 1
+
+    def _transaction(self, write: Callable[[sqlite3.Connection], None]) -> None:
+        """Runs `write` in one write transaction: all of it is stored, or none."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            write(conn)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        with self._lock:
-            self._puts += 1
+
+    @staticmethod
+    def check_storable(completion: Completion) -> None:
+        """Raises ValueError unless `completion` is a successful one (has text)."""
+        if completion.text is None:
+            raise ValueError("refusing to cache a completion without text")
+        if not isinstance(completion.text, str):
+            raise ValueError("refusing to cache a completion whose text is not a string")
 
     def stats(self) -> CacheStats:
         """Entry count in the file plus this instance's hit/miss/put counters."""

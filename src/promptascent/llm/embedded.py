@@ -116,6 +116,10 @@ class EmbeddedLLM:
     def instances(self) -> int:
         return self._count
 
+    @property
+    def tokenizer(self) -> str:
+        return "the model's own (exact)"
+
     def count_tokens(self, text: str) -> int:
         with self._tokenizer_lock:
             return len(self._vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True))

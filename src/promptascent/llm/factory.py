@@ -44,6 +44,8 @@ def _build(spec: ModelSpec, role: str) -> LLM:
             timeout=spec.timeout,
             max_concurrency=spec.max_concurrency,
             context_length=spec.context_length or 8192,
+            tokenizer=spec.tokenizer,
+            max_response_bytes=spec.max_response_bytes,
         )
     return _scripted(spec, role)
 

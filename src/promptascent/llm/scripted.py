@@ -53,6 +53,10 @@ class ScriptedLLM:
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
+    @property
+    def tokenizer(self) -> str:
+        return "words (scripted)"
+
     def complete(self, request: CompletionRequest) -> Completion:
         text = self._responder(request)
         words = text.split()

@@ -37,6 +37,7 @@ from promptascent.llm.budget import Budget, BudgetGuard
 from promptascent.llm.cache import ResponseCache
 from promptascent.llm.client import CachePolicy, ModelClient
 from promptascent.llm.factory import BackendFactory
+from promptascent.llm.journal import Journal
 from promptascent.llm.types import Role
 from promptascent.llm.usage import UsageMeter
 from promptascent.metrics.base import Score
@@ -239,7 +240,7 @@ class _Session:
         self.factory = BackendFactory()
 
     def _client(
-        self, role: Role, guard: BudgetGuard, cache: ResponseCache | None, journal: ResponseCache
+        self, role: Role, guard: BudgetGuard, cache: ResponseCache | None, journal: Journal
     ) -> ModelClient:
         return model_client(
             role,
@@ -259,7 +260,7 @@ class _Session:
         on_record: Callable[[Record], None] | None,
     ) -> PreferResult:
         store = RunStore(self.run_dir)
-        journal = ResponseCache(self.run_dir / JOURNAL)
+        journal = Journal(self.run_dir / JOURNAL)
         elapsed_before = float(store.get("elapsed_seconds", 0.0)) if self.resume else 0.0
         guard = BudgetGuard(self.budget, self.meter, elapsed_before=elapsed_before)
         cache_dir, policy = self.settings.cache_dir, self.settings.cache_policy
@@ -273,6 +274,7 @@ class _Session:
             store.put(CONFIG_KEY, self.config)
         else:
             store.put("resumes", int(store.get("resumes", 0)) + 1)
+            self.meter.carry_over(journal.carry_over())  # what earlier processes paid
         store.put("status", "running")
         notes: list[str] = []  # the data's notes are about splits: duels pool them
         try:
@@ -323,7 +325,7 @@ class _Session:
         source: list[Candidate] | None,
         guard: BudgetGuard,
         cache: ResponseCache | None,
-        journal: ResponseCache,
+        journal: Journal,
         notes: list[str],
     ) -> list[Candidate]:
         """The run's candidates: recorded ones on a resume (the paraphrase requests
@@ -362,7 +364,7 @@ class _Session:
         return source
 
     def _propose(
-        self, guard: BudgetGuard, cache: ResponseCache | None, journal: ResponseCache
+        self, guard: BudgetGuard, cache: ResponseCache | None, journal: Journal
     ) -> sources.Proposals:
         model = self._client("optimizer", guard, cache, journal)
         constraints = Constraints(
