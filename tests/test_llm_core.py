@@ -10,8 +10,8 @@ import pytest
 from promptascent.errors import BudgetExhausted, ConfigError, ModelServerError
 from promptascent.llm.budget import Budget, BudgetGuard
 from promptascent.llm.cache import ResponseCache
-from promptascent.llm.journal import Journal
 from promptascent.llm.client import CachePolicy, ModelClient
+from promptascent.llm.journal import Journal
 from promptascent.llm.scripted import ScriptedLLM
 from promptascent.llm.types import CompletionRequest, LoglikRequest, messages
 from promptascent.llm.usage import Prices, UsageMeter

@@ -268,6 +268,7 @@ def plan(
         except ValueError as e:
             raise ConfigError(f"--{role}-model: {e}") from None
         task = task.model_copy(update={"models": task.models.model_copy(update={role: spec})})
+    task = _templates_from_task_dir(task)
     data = load_task_data(task)
     seed_prompt, kept = seed_prompt_of(task, data)
     protected = (*kept, *task.constraints.protected)
@@ -314,6 +315,21 @@ def plan(
         seed_prompt.render(ex.fields, where=f"seed_prompt, example {ex.id}")
     _check_metric(metric, data, search=opt.needs_dev)
     return Plan(task, data, seed_prompt, metric, opt, full_budget, params, protected)
+
+
+def _templates_from_task_dir(task: TaskSpec) -> TaskSpec:
+    """Chat template files named relative to the task file, made absolute (a resumed
+    run and a backend built elsewhere find the same file)."""
+    updates = {}
+    for role in ("task", "optimizer", "judge"):
+        spec: ModelSpec = getattr(task.models, role)
+        path = Path(spec.chat_template).expanduser()
+        if spec.chat_template != "chatml" and not path.is_absolute():
+            absolute = str((task.base_dir / path).resolve())
+            updates[role] = spec.model_copy(update={"chat_template": absolute})
+    if not updates:
+        return task
+    return task.model_copy(update={"models": task.models.model_copy(update=updates)})
 
 
 def _check_metric(metric: Metric, data: TaskData, *, search: bool = True) -> None:

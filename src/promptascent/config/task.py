@@ -107,14 +107,27 @@ class ModelSpec(_Strict):
     tokenizer: Literal["auto", "server", "tiktoken", "bytes"] = "auto"
     # HTTP models only: a larger reply (after decompression) is an error for its example.
     max_response_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    # HTTP models only (llm/http_loglik.py): how the model scores continuations for
+    # likelihood scoring: none; echo (completions endpoint with echo: llama.cpp server,
+    # vLLM); first-token (chat top log-probabilities: OpenAI; an approximation).
+    loglik: Literal["none", "echo", "first-token"] = "none"
+    # With loglik: echo, the chat as text: chatml, a .gguf file (its template) or a
+    # Jinja template file, relative to the task file (llm/chat_template.py).
+    chat_template: str = "chatml"
 
     @model_validator(mode="after")
     def _http_only(self) -> ModelSpec:
-        if self.backend != "openai" and self.tokenizer != "auto":
-            raise ValueError(
-                f"tokenizer: {self.tokenizer} is for openai models; "
-                f"the {self.backend} backend counts with its own tokenizer"
-            )
+        if self.backend != "openai":
+            for key, value, default in (
+                ("tokenizer", self.tokenizer, "auto"),
+                ("loglik", self.loglik, "none"),
+                ("chat_template", self.chat_template, "chatml"),
+            ):
+                if value != default:
+                    raise ValueError(
+                        f"{key}: {value} is for openai models; the {self.backend} "
+                        "backend has its own"
+                    )
         return self
 
     @field_validator("backend")
@@ -155,6 +168,8 @@ class ModelSpec(_Strict):
             self.context_length,
             self.tokenizer,
             self.max_response_bytes,
+            self.loglik,
+            self.chat_template,
         )
 
 

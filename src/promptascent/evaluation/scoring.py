@@ -21,6 +21,7 @@ from promptascent.evaluation.likelihood import (
 )
 from promptascent.evaluation.result import SelectBy
 from promptascent.llm.base import ModelInfo
+from promptascent.llm.http_loglik import shared_first_piece
 
 SCORINGS = ("generate", "likelihood", "auto")
 
@@ -78,7 +79,8 @@ def _why_not(task_model: ModelInfo, splits: Sequence[Dataset | None]) -> str | N
     if not task_model.supports_loglik:
         return (
             f"the task model {task_model.model_id} cannot score continuations "
-            "(the embedded model can; see docs/likelihood.md for HTTP servers)"
+            "(the embedded model can; an HTTP model can with `loglik: echo` or "
+            "`loglik: first-token`, see docs/likelihood.md)"
         )
     for split in splits:
         if split is None:
@@ -88,4 +90,11 @@ def _why_not(task_model: ModelInfo, splits: Sequence[Dataset | None]) -> str | N
                 gold_index(ex)
             except MetricError as e:
                 return f"{split.name} split: {str(e).removeprefix('likelihood scoring: ')}"
+            shared = shared_first_piece(ex.choices or ()) if task_model.loglik_first_token else None
+            if shared is not None:
+                return (
+                    f"{split.name} split: example {ex.id!r}: the choices {shared[0]!r} and "
+                    f"{shared[1]!r} begin alike, and the task model scores only first tokens "
+                    "(loglik: first-token)"
+                )
     return None

@@ -13,13 +13,18 @@ class ModelInfo:
     """What a backend is. `model_id` goes into every cache key, so it must name the
     weights (and quantisation) exactly; `context_length` bounds what fits in one call.
     `template_tokens`: what the chat template may add to a request beyond the client's
-    8 tokens per message (reserved with every call; 0 where usage counts text only)."""
+    8 tokens per message (reserved with every call; 0 where usage counts text only).
+    `supports_loglik`: it scores continuations (`loglik`); `loglik_repeats_prompt`: it
+    sends the prompt once per continuation (so a likelihood call reserves it that many
+    times); `loglik_first_token`: it scores only each continuation's first token."""
 
     model_id: str
     backend: str
     context_length: int
     supports_loglik: bool = False
     template_tokens: int = 0
+    loglik_repeats_prompt: bool = False
+    loglik_first_token: bool = False
 
 
 @runtime_checkable

@@ -236,17 +236,23 @@ class ModelClient:
             cached = self.cache.get_loglik(key)
         if cached is not None:
             return self._answer_from_store(cached, key if journaled is not None else None)
-        prompt = self.backend.info.template_tokens + sum(
+        info = self.backend.info
+        prompt = info.template_tokens + sum(
             self.backend.count_tokens(m.content) + _TOKENS_PER_MESSAGE for m in request.messages
         )
+        copies = len(request.continuations) if info.loglik_repeats_prompt else 1
         worst = TokenUsage(
-            prompt + sum(self.backend.count_tokens(c) for c in request.continuations), 0
+            prompt * copies + sum(self.backend.count_tokens(c) for c in request.continuations),
+            # echo generates one token per request, first-token one in all
+            copies if info.loglik_repeats_prompt else 1 if info.loglik_first_token else 0,
         )
         with PaidCall(
             self.role,
             key=key,
             worst=worst,
-            limits=UsageLimits.of(request.messages, 0, extra=request.continuations),
+            limits=UsageLimits.of(
+                request.messages * copies, worst.completion_tokens, extra=request.continuations
+            ),
             guard=self.guard,
             meter=self.meter,
             prices=self.prices,

@@ -7,6 +7,7 @@ from pathlib import Path
 from promptascent.config.task import ModelSpec, check_test_backend
 from promptascent.errors import ConfigError
 from promptascent.llm.base import LLM
+from promptascent.llm.chat_template import ChatTemplate
 
 
 class BackendFactory:
@@ -46,6 +47,8 @@ def _build(spec: ModelSpec, role: str) -> LLM:
             context_length=spec.context_length or 8192,
             tokenizer=spec.tokenizer,
             max_response_bytes=spec.max_response_bytes,
+            loglik=spec.loglik,
+            chat_template=ChatTemplate.load(spec.chat_template) if spec.loglik == "echo" else None,
         )
     return _scripted(spec, role)
 

@@ -46,7 +46,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -63,6 +63,7 @@ from promptascent.errors import (
     NotSupported,
 )
 from promptascent.llm.base import ModelInfo
+from promptascent.llm.chat_template import ChatTemplate
 from promptascent.llm.deadline import current_deadline
 from promptascent.llm.http_body import (
     ACCEPT_ENCODING,
@@ -70,6 +71,13 @@ from promptascent.llm.http_body import (
     BodyUndecodable,
     read_body,
     read_prefix,
+)
+from promptascent.llm.http_loglik import (
+    LOGLIK_MODES,
+    echo_body,
+    first_token_body,
+    parse_echo,
+    parse_first_token,
 )
 from promptascent.llm.metering import AttemptMeter, current_attempt_meter
 from promptascent.llm.tokens import TOKENIZERS, TokenCounter, choose_counter
@@ -82,6 +90,10 @@ from promptascent.llm.types import (
 )
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Reads an HTTP 200 body (bytes) into a result; charges the meter for an unusable one.
+Parse = Callable[[bytes, str, AttemptMeter], T]
 
 BACKEND = "openai-compatible"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -136,6 +148,8 @@ class OpenAICompatibleLLM:
         context_length: int = 8192,
         tokenizer: str = "auto",
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        loglik: str = "none",
+        chat_template: ChatTemplate | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -152,6 +166,8 @@ class OpenAICompatibleLLM:
             raise ConfigError(f"max_retry_seconds must be >= 0, got {max_retry_seconds}")
         if tokenizer not in TOKENIZERS:
             raise ConfigError(f"tokenizer {tokenizer!r}: use one of {', '.join(TOKENIZERS)}")
+        if loglik not in LOGLIK_MODES:
+            raise ConfigError(f"loglik {loglik!r}: use one of {', '.join(LOGLIK_MODES)}")
         if max_response_bytes < 1024:
             raise ConfigError(f"max_response_bytes must be >= 1024, got {max_response_bytes}")
         self.base_url = base
@@ -175,9 +191,13 @@ class OpenAICompatibleLLM:
             model_id=f"{BACKEND}:{base}/{model}",
             backend=BACKEND,
             context_length=context_length,
-            supports_loglik=False,
+            supports_loglik=loglik != "none",
             template_tokens=TEMPLATE_TOKENS,
+            loglik_repeats_prompt=loglik == "echo",
+            loglik_first_token=loglik == "first-token",
         )
+        self._loglik = loglik
+        self._chat_template = chat_template or ChatTemplate.load("chatml")
         self._sleep = sleep
         self._rng = random.Random(os.urandom(16))
         self._lock = threading.Lock()
@@ -206,7 +226,15 @@ class OpenAICompatibleLLM:
     def complete(self, request: CompletionRequest) -> Completion:
         """One chat completion (`cached=False`). Raises a `ModelError` subclass, or
         `BudgetExhausted` when the attempt meter refuses a retry."""
-        body = self._body(request)
+        return self._with_retries(
+            self.url,
+            self._body(request),
+            lambda raw, where, meter: self._parse(request, raw, where, meter),
+        )
+
+    def _with_retries(self, url: str, body: dict[str, Any], parse: Parse[T]) -> T:
+        """POSTs `body` to `url` and reads the reply with `parse`, retrying as the
+        module docstring says; each retry asks the attempt meter first."""
         meter = current_attempt_meter()
         started = time.monotonic()
         last: ModelError | None = None
@@ -218,10 +246,10 @@ class OpenAICompatibleLLM:
                 if ended:
                     raise _give_up(last, f"{ended} ended the retries after {attempt} attempts")
                 meter.before_retry()  # a retry that might not fit the budget is not made
-                log.debug("retrying %s in %.2fs after: %s", self.url, delay, last)
+                log.debug("retrying %s in %.2fs after: %s", url, delay, last)
                 self._sleep(delay)
             try:
-                return self._attempt(request, body, meter)
+                return self._attempt(url, body, meter, parse)
             except ModelError as exc:
                 if not exc.retryable:
                     raise
@@ -254,10 +282,83 @@ class OpenAICompatibleLLM:
             return self._counter
 
     def loglik(self, request: LoglikRequest) -> LoglikResult:
+        """Log-likelihoods of the continuations (llm/http_loglik.py): "echo" sends one
+        completions request per continuation, "first-token" one chat request in all.
+        Raises NotSupported when the model's spec names no way (`loglik: none`)."""
+        if self._loglik == "echo":
+            return self._loglik_echo(request)
+        if self._loglik == "first-token":
+            return self._loglik_first_token(request)
         raise NotSupported(
-            f"{BACKEND} backend ({self.base_url}) cannot score log-likelihoods; "
-            "use the embedded backend"
+            f"{BACKEND} backend ({self.base_url}) scores no continuations: set its "
+            "`loglik: echo` (llama.cpp server, vLLM) or `loglik: first-token` (OpenAI)"
         )
+
+    def _loglik_echo(self, request: LoglikRequest) -> LoglikResult:
+        url = f"{self.base_url}/completions"
+        prompt = self._chat_template.render(request.messages)
+        logprobs: list[float] = []
+        counts: list[int] = []
+        billed = TokenUsage()
+        for text in request.continuations:
+
+            def parse(
+                raw: bytes, where: str, meter: AttemptMeter, text: str = text
+            ) -> tuple[float, int, TokenUsage | None]:
+                data = self._json(raw, where, meter)
+                try:
+                    value, n = parse_echo(data, text, where)
+                except ModelResponseError:
+                    meter.charge_failed(_usage(data.get("usage")), "unusable reply")
+                    raise
+                return value, n, _usage(data.get("usage"))
+
+            value, n, reported = self._with_retries(
+                url, echo_body(self.model, prompt + text), parse
+            )
+            logprobs.append(value)
+            counts.append(n)
+            used = reported or TokenUsage(self.count_tokens(prompt + text), 1)
+            billed = TokenUsage(
+                billed.prompt_tokens + used.prompt_tokens,
+                billed.completion_tokens + used.completion_tokens,
+            )
+        return LoglikResult(tuple(logprobs), tuple(counts), billed)
+
+    def _loglik_first_token(self, request: LoglikRequest) -> LoglikResult:
+        choices = request.continuations
+
+        def parse(
+            raw: bytes, where: str, meter: AttemptMeter
+        ) -> tuple[list[float], bool, TokenUsage | None]:
+            data = self._json(raw, where, meter)
+            try:
+                values, missing = parse_first_token(data, choices, where)
+            except ModelResponseError:
+                meter.charge_failed(_usage(data.get("usage")), "unusable reply")
+                raise
+            return values, missing, _usage(data.get("usage"))
+
+        body = first_token_body(self.model, [m.to_dict() for m in request.messages])
+        values, _, reported = self._with_retries(self.url, body, parse)
+        usage = reported or TokenUsage(
+            sum(self.count_tokens(m.content) + MESSAGE_OVERHEAD_TOKENS for m in request.messages),
+            1,
+        )
+        return LoglikResult(tuple(values), tuple(1 for _ in choices), usage, approximate=True)
+
+    def _json(self, raw: bytes, where: str, meter: AttemptMeter) -> dict[str, Any]:
+        """The reply as a JSON object; an unusable reply is charged and raised."""
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            meter.charge_failed(None, "unusable reply")
+            raise ModelResponseError(
+                self._redact(f"{where}: HTTP 200 but not a JSON object: {self._snippet(raw)}")
+            )
+        return data
 
     def close(self) -> None:
         """Closes the HTTP client. Idempotent."""
@@ -291,15 +392,13 @@ class OpenAICompatibleLLM:
             body["seed"] = request.seed + request.sample_index
         return body
 
-    def _attempt(
-        self, request: CompletionRequest, body: dict[str, Any], meter: AttemptMeter
-    ) -> Completion:
-        where = f"POST {self.url}"
+    def _attempt(self, url: str, body: dict[str, Any], meter: AttemptMeter, parse: Parse[T]) -> T:
+        where = f"POST {url}"
         with self._slots:
             with self._lock:
                 self.attempts += 1
             try:
-                with self._client.stream("POST", self.url, json=body) as response:
+                with self._client.stream("POST", url, json=body) as response:
                     status, headers = response.status_code, response.headers
                     if status == 200:
                         data = read_body(response, self.max_response_bytes)
@@ -334,7 +433,7 @@ class OpenAICompatibleLLM:
                 raise ModelResponseError(self._redact(f"{where}: HTTP 200 but {exc}")) from None
         if status != 200:
             self._raise_status(status, headers, data, where)
-        return self._parse(request, data, where, meter)
+        return parse(data, where, meter)
 
     def _parse(
         self, request: CompletionRequest, raw: bytes, where: str, meter: AttemptMeter

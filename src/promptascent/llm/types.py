@@ -115,7 +115,8 @@ class LoglikResult:
     """The answer to a LoglikRequest: for each continuation, the sum of its tokens'
     log-probabilities (`logprobs`) and its token count (`tokens`), in request order.
     `usage.prompt_tokens` counts the prompt plus every continuation (what a provider
-    bills for scoring); nothing is generated. `approximate` marks a backend that could
+    bills for scoring); `usage.completion_tokens` what a server generated to answer
+    (a token per request over HTTP, none in process). `approximate` marks a backend that could
     score only the first token of each continuation (chat APIs' top log-probabilities)."""
 
     logprobs: tuple[float, ...]
@@ -131,6 +132,7 @@ class LoglikResult:
                 "logprobs": list(self.logprobs),
                 "tokens": list(self.tokens),
                 "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
                 "approximate": self.approximate,
             }
         )
@@ -143,7 +145,7 @@ class LoglikResult:
         return cls(
             logprobs=tuple(float(x) for x in d["logprobs"]),
             tokens=tuple(int(x) for x in d["tokens"]),
-            usage=TokenUsage(int(d["prompt_tokens"]), 0),
+            usage=TokenUsage(int(d["prompt_tokens"]), int(d.get("completion_tokens", 0))),
             cached=cached,
             approximate=bool(d.get("approximate", False)),
         )
