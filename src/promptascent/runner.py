@@ -100,6 +100,9 @@ class RunResult:
     judge: dict[str, Any] | None = None  # what the judge model did (JudgeStats), if used
     prompt_tokens: dict[str, int] | None = None  # "seed", "best": without an input
     length_penalty: float = 0.0
+    # No final selection ran: the budget only allowed screening, so the winner was
+    # chosen on the screening scores (fewer dev examples; see OptimizerOutcome).
+    screening_only: bool = False
 
     @property
     def best_prompt(self) -> Prompt:
@@ -133,6 +136,8 @@ class RunResult:
                 "seed": self.seed.score(self.selection_split),
                 "best": self.best.score(self.selection_split),
             },
+            "selection_examples": _examples(self.best, self.selection_split),
+            "screening_only": self.screening_only,
             "test": {
                 "seed": ev(self.test_seed),
                 "best": ev(self.test_best),
@@ -486,6 +491,7 @@ class Runner:
                     "best": prompt_tokens(clients["task"], outcome.best.prompt),
                 },
                 length_penalty=p.task.length_penalty,
+                screening_only=outcome.screening_only,
             )
             self._write_outputs(store, result)
             self.bus(RunFinished(self.run_id, result.status, result.best.id))
@@ -719,6 +725,12 @@ def _recorded(run_dir: Path) -> bool:
         return store.get("config") is not None
     finally:
         store.close()
+
+
+def _examples(candidate: Candidate, split: str) -> int | None:
+    """How many examples the candidate's evaluation on `split` holds (None: none)."""
+    ev = candidate.evaluations.get(split)
+    return None if ev is None else len(ev.results)
 
 
 def _status(stopped_by: str | None) -> str:
