@@ -214,3 +214,22 @@ def summary(result: dict[str, Any]) -> str:
     buffer = io.StringIO()
     print_result(Console(file=buffer, width=200), result)
     return buffer.getvalue()
+
+
+def test_k_fold_selection_keeps_its_rules_with_smaller_fold_finals(tmp_path: Path) -> None:
+    """2 folds of the 93 pooled examples at 400 task calls: the cv final keeps 279,
+    each fold searches with 60, and its own final selection is on part of its dev."""
+    task = write_pet_task(tmp_path / "task")
+    task.write_text(task.read_text().replace("concurrency: 2}", "concurrency: 2, folds: 2}"))
+    result = optimize(
+        task, optimizer="ape", budget={"task_calls": 400}, settings=pet_settings(tmp_path)
+    )
+    assert result.search_usage["task"]["calls"] <= 400
+    assert result.selection_split == "cv" and not result.screening_only
+    assert result.best.evaluations["cv"].n == 93
+    for fold in (1, 2):
+        if f"fold{fold}/dev-final" in result.best.evaluations:
+            # the fold winner's held-out score is the one it was selected on
+            held = result.best.score(f"fold{fold}/dev-final")
+            assert f"winner of fold {fold} (held-out fold: {held:.3f})" in result.best.note
+    assert any(split.endswith("/dev-final") for split in result.best.evaluations)
