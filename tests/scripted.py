@@ -4,6 +4,7 @@ holds a hidden key instruction, and an optimizer model that can propose it."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from promptascent.data.example import Dataset, Example
@@ -154,10 +155,11 @@ def pet_responder(request: CompletionRequest) -> str:
     return right if animal in ("cat", "cow", "fox") else {"yes": "no", "no": "yes"}[right]
 
 
-def pet_proposer() -> ScriptedLLM:
-    """An optimizer model that proposes PET_KEY on its first reply and on every third
-    after it, and a middling instruction on the others (distinct, so a search has
-    several candidates); asked for reasons (ProTeGi's gradients), it gives two."""
+def pet_proposals() -> Callable[[CompletionRequest], str]:
+    """Replies of an optimizer model that proposes PET_KEY on its first reply and on
+    every third after it, and a middling instruction on the others (distinct, so a
+    search has several candidates); asked for reasons (ProTeGi's gradients), it gives
+    two."""
     calls = iter(range(10**6))
 
     def respond(request: CompletionRequest) -> str:
@@ -172,7 +174,12 @@ def pet_proposer() -> ScriptedLLM:
             return f"<prompt>{PET_KEY}</prompt>"
         return f"<prompt>Look at the animal and answer question number {n}.</prompt>"
 
-    return ScriptedLLM(respond, model_id="pet-proposer")
+    return respond
+
+
+def pet_proposer() -> ScriptedLLM:
+    """An optimizer model replying as `pet_proposals`."""
+    return ScriptedLLM(pet_proposals(), model_id="pet-proposer")
 
 
 def write_pet_task(folder: Path, *, train: int = 30, dev: int = 63, test: int = 24) -> Path:

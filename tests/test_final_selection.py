@@ -18,6 +18,7 @@ import pytest
 from rich.console import Console
 from scripted import (
     PET_KEY,
+    pet_proposals,
     pet_proposer,
     pet_responder,
     task_model,
@@ -28,6 +29,7 @@ from scripted import (
 from promptascent import RunSettings, optimize
 from promptascent.cli.summary import print_result
 from promptascent.llm.scripted import ScriptedLLM
+from promptascent.llm.types import CompletionRequest
 from promptascent.store.run_store import RunStore
 
 TESTS = Path(__file__).resolve().parent
@@ -233,3 +235,25 @@ def test_k_fold_selection_keeps_its_rules_with_smaller_fold_finals(tmp_path: Pat
             held = result.best.score(f"fold{fold}/dev-final")
             assert f"winner of fold {fold} (held-out fold: {held:.3f})" in result.best.note
     assert any(split.endswith("/dev-final") for split in result.best.evaluations)
+
+
+def test_protegi_tries_again_when_its_first_round_found_nothing(tmp_path: Path) -> None:
+    """The first two gradient replies are unusable, so round 1 adds no candidate; at
+    100 task calls the next round still gets a smaller bandit, and finds the key."""
+    proposals = pet_proposals()
+    gradients = iter(range(10**6))
+
+    def respond(request: CompletionRequest) -> str:
+        gradient = "could have gotten these examples wrong" in request.messages[-1].content
+        if gradient and next(gradients) < 2:
+            return ""
+        return proposals(request)
+
+    settings = pet_settings(tmp_path)
+    settings.backends["optimizer"] = ScriptedLLM(respond, model_id="slow-starter")
+    task = write_pet_task(tmp_path / "task")
+    result = optimize(task, optimizer="protegi", budget={"task_calls": 100}, settings=settings)
+    assert result.search_usage["task"]["calls"] <= 100
+    steps = {c["step"] for c in candidates(result.run_dir) if c["operation"] == "edit"}
+    assert steps == {2}
+    assert PET_KEY in result.best.prompt.instruction and not result.screening_only

@@ -239,8 +239,9 @@ class ProTeGi(Optimizer):
                 parents, reason = self._parents_affordable(ctx, len(beam), scored)
                 # Too small for a round and the full final scoring: one round, and then
                 # only its best prompt and the seed are scored, beats no search; with a
-                # smaller bandit if even its own does not fit.
-                first = reason is not None and round_ == 1
+                # smaller bandit if even its own does not fit. (Again in a later round
+                # while the beam is the seed alone: nothing better was found yet.)
+                first = reason is not None and len(beam) == 1 and beam[0] is seed
                 if first and self._parents_affordable(ctx, 1, 1)[1] is None:
                     parents, reason, scored = 1, None, 1
                 if first and reason is not None:
