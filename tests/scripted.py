@@ -4,6 +4,7 @@ holds a hidden key instruction, and an optimizer model that can propose it."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from promptascent.data.example import Dataset, Example
@@ -119,3 +120,89 @@ def embedded_settings(tmp_path: Path, model: object) -> RunSettings:
         cache_dir=tmp_path / "cache",
         backends={"task": model, "optimizer": model, "judge": model},  # type: ignore[dict-item]
     )
+
+
+# A two-choice task with a dev split as large as the one measured at 100 task calls
+# (63 examples): is the animal a pet? The seed prompt names no answer (scores 0), any
+# other prompt names one and is right on half of the animals, and a prompt holding
+# PET_KEY is always right.
+
+PETS = ("cat", "dog", "fox")
+PET_SEED = "Is it a pet?"
+PET_KEY = "Say yes for cats, dogs and foxes, and no for every other animal."
+
+
+def pet_dataset(name: str, n: int, offset: int = 0) -> Dataset:
+    animals = list(PAIRS)
+    examples = []
+    for i in range(n):
+        a = animals[(i + offset) % len(animals)]
+        target = "yes" if a in PETS else "no"
+        examples.append(Example(f"{name}-{i}", a, target=target, choices=("yes", "no")))
+    return Dataset(name, tuple(examples))
+
+
+def pet_responder(request: CompletionRequest) -> str:
+    """Right with PET_KEY; "maybe" (no answer) with the seed prompt alone; with any
+    other prompt right on cat, cow and fox only."""
+    user = request.messages[-1].content
+    animal = next((x.strip() for x in reversed(user.splitlines()) if x.strip() in PAIRS), "?")
+    right = "yes" if animal in PETS else "no"
+    if PET_KEY in user:
+        return right
+    if len(request.messages) == 1 and user == f"{PET_SEED}\n\n{animal}":
+        return "maybe"
+    return right if animal in ("cat", "cow", "fox") else {"yes": "no", "no": "yes"}[right]
+
+
+def pet_proposals() -> Callable[[CompletionRequest], str]:
+    """Replies of an optimizer model that proposes PET_KEY on its first reply and on
+    every third after it, and a middling instruction on the others (distinct, so a
+    search has several candidates); asked for reasons (ProTeGi's gradients), it gives
+    two."""
+    calls = iter(range(10**6))
+
+    def respond(request: CompletionRequest) -> str:
+        text = request.messages[-1].content
+        if "could have gotten these examples wrong" in text:
+            return (
+                "<START>It does not say which animals are pets.<END>\n"
+                "<START>It names no answer.<END>"
+            )
+        n = next(calls)
+        if n % 3 == 0:
+            return f"<prompt>{PET_KEY}</prompt>"
+        return f"<prompt>Look at the animal and answer question number {n}.</prompt>"
+
+    return respond
+
+
+def pet_proposer() -> ScriptedLLM:
+    """An optimizer model replying as `pet_proposals`."""
+    return ScriptedLLM(pet_proposals(), model_id="pet-proposer")
+
+
+def write_pet_task(folder: Path, *, train: int = 30, dev: int = 63, test: int = 24) -> Path:
+    """The pet task on disk (train/dev/test JSONL and task.yaml); returns the yaml."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, offset in (("train", train, 0), ("dev", dev, 1), ("test", test, 2)):
+        lines = [
+            json.dumps(
+                {"id": ex.id, "input": ex.input, "target": ex.target, "choices": ["yes", "no"]}
+            )
+            for ex in pet_dataset(split, n, offset)
+        ]
+        (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    task = folder / "task.yaml"
+    task.write_text(
+        "name: pets\n"
+        "data: {train: train.jsonl, dev: dev.jsonl, test: test.jsonl}\n"
+        f"seed_prompt: {PET_SEED}\n"
+        "metric: choice_accuracy\n"
+        "evaluation: {concurrency: 2}\n"
+        "seed: 0\n",
+        encoding="utf-8",
+    )
+    return task

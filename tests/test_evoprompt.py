@@ -181,9 +181,13 @@ def test_de_with_a_random_donor_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-def test_budget_end_is_a_clean_stop_with_the_best_so_far(tmp_path: Path, variant: str) -> None:
+def test_budget_end_is_a_clean_stop_that_keeps_the_final_selection(
+    tmp_path: Path, variant: str
+) -> None:
     task = write_animal_task(tmp_path / "task")
-    # the seed (6 calls) and three members (18) fit on the subset; the fourth does not
+    # the search keeps 9 for the final selection (a third of 27; the whole final takes
+    # 2 x 6): the seed (6 calls) and two members (12) fit on the subset beside it, the
+    # third does not
     result = optimize(
         task,
         optimizer=variant,
@@ -191,14 +195,16 @@ def test_budget_end_is_a_clean_stop_with_the_best_so_far(tmp_path: Path, variant
         budget={"task_calls": 27},
         settings=settings(tmp_path),
     )
-    assert result.stopped_by == "task_calls" and result.status == "budget"
+    assert result.status == "budget"
+    assert (result.stopped_by or "").startswith(f"budget ({variant}: stopped in step 0")
     assert result.search_usage["task"]["calls"] <= 27
-    # nothing reached the dev split: the best on the screening subset is returned,
-    # chosen on that subset, and measured on test
-    assert result.selection_split == "dev-subset"
-    assert result.best.score("dev-subset") == max(
-        c.score("dev-subset") or 0.0 for c in [result.seed, result.best]
-    )
+    assert len([c for c in stored(result.run_dir) if "dev-subset" in c["scores"]]) == 3
+    # the 9 left pay for the seed and the best on 10 of the 12 dev examples; the best
+    # there wins, and is measured on test
+    assert result.selection_split == "dev-final"
+    finalists = [result.seed, result.best]
+    assert all(c.evaluations["dev-final"].n == 10 for c in finalists)
+    assert result.best.score("dev-final") == max(c.score("dev-final") or 0.0 for c in finalists)
     assert result.test_best is not None and result.test_best.n == 18
     assert json.loads((result.run_dir / "result.json").read_text())["status"] == "budget"
 
@@ -213,8 +219,11 @@ def test_optimizer_budget_end_is_a_clean_stop(tmp_path: Path, variant: str) -> N
         budget={"optimizer_calls": 12},
         settings=settings(tmp_path),
     )
-    assert result.stopped_by == "optimizer_calls" and result.status == "budget"
+    # no proposal is asked for without an optimizer call to pay for it: the search
+    # stops before, and the final selection runs
+    assert result.status == "budget" and (result.stopped_by or "").startswith("budget (")
     assert result.search_usage["optimizer"]["calls"] <= 12
+    assert result.selection_split == "dev" and result.seed.score("dev") is not None
 
 
 JUNK = ["", "<prompt></prompt>", "<prompt>Which animal is it?</prompt>", "<prompt>" + "y" * 3000]

@@ -62,9 +62,7 @@ def test_the_server_scores_continuations_as_the_model_does_in_process(
         http.close()
 
 
-def test_optimize_scored_by_likelihood_through_the_server(
-    tmp_path: Path, server_url: str
-) -> None:
+def test_optimize_scored_by_likelihood_through_the_server(tmp_path: Path, server_url: str) -> None:
     model = str(default_model_path())
     task = tmp_path / "http.yaml"
     task.write_text(

@@ -139,7 +139,8 @@ def test_random_separator_is_seeded_and_bounded() -> None:
 
 def test_random_keeps_room_for_the_final_selection(tmp_path: Path) -> None:
     task = write_animal_task(tmp_path / "task")
-    # seed 6 + final 2 x (12 - 6 reused) = 18; 26 leaves room for one separator only
+    # the whole final takes 2 x (12 - 6 reused) = 12; the search keeps a third of 26 (8)
+    # for it: after the seed (6), two separators (6 each) fit beside it, not three
     result = optimize(
         task,
         optimizer="random",
@@ -149,8 +150,10 @@ def test_random_keeps_room_for_the_final_selection(tmp_path: Path) -> None:
     )
     assert result.status == "budget" and result.search_usage["task"]["calls"] <= 26
     scored = [c for c in candidates(result.run_dir) if "dev-subset" in c["scores"]]
-    assert len(scored) == 2  # the seed and one separator
-    assert result.seed.score("dev") is not None
+    assert len(scored) == 3  # the seed and two separators
+    # the 8 left pay for the seed and the best on 10 of the 12 dev examples
+    assert result.selection_split == "dev-final" and result.seed.score("dev-final") is not None
+    assert result.best.evaluations["dev-final"].n == 10
     store = RunStore.open_existing(result.run_dir)
     try:
         assert any(e["kind"] == "SearchStopped" for e in store.events())

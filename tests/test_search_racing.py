@@ -193,3 +193,21 @@ def test_race_invariants(table: list[list[float]], survivors: int, alpha: float)
     if first.blocks:
         top = max(first.mean(c) for c in full)
         assert any(first.mean(c) == top for c in first.survivors)
+
+
+def test_a_race_stops_before_a_block_it_cannot_afford() -> None:
+    scorer = Scorer({"a": alternating, "b": alternating, "c": alternating})
+    asked: list[tuple[tuple[str, ...], int]] = []
+
+    def afford(alive: Sequence[str], k: int) -> bool:
+        asked.append((tuple(alive), k))
+        return k < 2  # the budget pays for two blocks
+
+    result = race(["a", "b", "c"], BLOCKS, scorer, survivors=1, afford=afford)
+    assert result.blocks == 2 and asked == [
+        (("a", "b", "c"), 0),
+        (("a", "b", "c"), 1),
+        (("a", "b", "c"), 2),
+    ]
+    assert {e for _, e in scorer.calls} == {0, 5}  # blocks 0 and 1 only
+    assert result.survivors == ("a",) and result.eliminated == {"b": 2, "c": 2}

@@ -104,6 +104,9 @@ class RunResult:
     prompt_tokens: dict[str, int] | None = None  # "seed", "best": without an input
     length_penalty: float = 0.0
     scoring: str = "generate"  # ScoringChoice.describe(): how outputs were scored
+    # No final selection ran: the budget only allowed screening, so the winner was
+    # chosen on the screening scores (fewer dev examples; see OptimizerOutcome).
+    screening_only: bool = False
 
     @property
     def best_prompt(self) -> Prompt:
@@ -138,6 +141,8 @@ class RunResult:
                 "seed": self.seed.score(self.selection_split),
                 "best": self.best.score(self.selection_split),
             },
+            "selection_examples": _examples(self.best, self.selection_split),
+            "screening_only": self.screening_only,
             "test": {
                 "seed": ev(self.test_seed),
                 "best": ev(self.test_best),
@@ -555,6 +560,7 @@ class Runner:
                 },
                 length_penalty=p.task.length_penalty,
                 scoring=self.scoring.describe(),
+                screening_only=outcome.screening_only,
             )
             self._write_outputs(store, result)
             self.bus(RunFinished(self.run_id, result.status, result.best.id))
@@ -822,6 +828,12 @@ def _recorded(run_dir: Path) -> bool:
         return store.get("config") is not None
     finally:
         store.close()
+
+
+def _examples(candidate: Candidate, split: str) -> int | None:
+    """How many examples the candidate's evaluation on `split` holds (None: none)."""
+    ev = candidate.evaluations.get(split)
+    return None if ev is None else len(ev.results)
 
 
 def _status(stopped_by: str | None) -> str:

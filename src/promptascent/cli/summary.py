@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from promptascent.cli.terminal import terminal_markup, terminal_text
+from promptascent.optimizers.base import FINAL
 from promptascent.prompts.export import export_prompt
 from promptascent.prompts.prompt import Prompt
 
@@ -85,6 +86,19 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
         f"best {fmt(result['selection_scores']['best'])}; {result['candidates']} candidates, "
         f"{result['rejected_replies']} optimizer replies rejected"
     )
+    n = result.get("selection_examples")
+    if result.get("screening_only") and n:
+        console.print(
+            "the budget only allowed screening: the winner was chosen on its screening "
+            f"scores ({n} dev examples), with no final selection on the dev split"
+        )
+    elif result.get("screening_only"):
+        console.print("the budget allowed no final selection: the seed prompt is returned")
+    elif result.get("selection_split") == FINAL:
+        console.print(
+            f"the budget allowed a smaller final selection: on {n} dev examples, "
+            "not the whole dev split"
+        )
     tokens = result.get("prompt_tokens")
     if tokens:
         penalty = result.get("length_penalty") or 0.0

@@ -7,7 +7,9 @@ Human-Level Prompt Engineers").
 3. Iterative resampling (the paper's "iterative APE"): variations of the top
    candidates, scored the same way, for `rounds` rounds.
 4. Selection: the `final_k` best (the seed always among them) are scored on the
-   whole dev split; the winner is the best there.
+   whole dev split; the winner is the best there. The search keeps the budget for
+   this step, at most a third of the task calls; a smaller budget gets a smaller
+   final selection (Optimizer.select_final).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ from promptascent.optimizers.base import (
     final_selection_cost,
     has_room,
     load_template,
-    select_on_dev,
 )
 from promptascent.optimizers.registry import register
 from promptascent.prompts.answer_format import answer_format_line
@@ -81,7 +82,7 @@ class APE(Optimizer):
             self._explore(ctx, seed, subset)
         except _NoRoom:
             self.stop_early(ctx, "the budget left is kept for the final selection on dev")
-        select_on_dev(self, ctx, c.final_k - 1, subset_split=SUBSET)
+        self.select_final(ctx, ctx.pool.ranked(SUBSET), others=c.final_k - 1, screened=subset)
 
     def _explore(self, ctx: OptimizerContext, seed: Candidate, subset: list[Example]) -> None:
         """Induction, format variants and resampling rounds, all scored on the subset."""
@@ -145,10 +146,11 @@ class APE(Optimizer):
 
     def _need_room(self, ctx: OptimizerContext, *, task: int = 0, optimizer: int = 0) -> None:
         """Budget is kept for the final selection on dev (the finalists the next step
-        could produce): without it, a run that ends on its budget has scored nothing on
-        dev and can only return the seed."""
+        could produce; at most a third of the task calls): without it, a run that ends
+        on its budget has scored nothing on dev and can only return the seed."""
         finalists = min(self.config.final_k, len(ctx.pool.ranked(SUBSET)) + 1)
-        final = final_selection_cost(ctx, finalists, min(self.config.eval_examples, len(ctx.dev)))
+        screened = min(self.config.eval_examples, len(ctx.dev))
+        final = self.final_reserve(final_selection_cost(ctx, finalists, screened))
         if not has_room(ctx, task=task + final, optimizer=optimizer):
             raise _NoRoom
 

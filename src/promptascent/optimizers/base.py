@@ -14,12 +14,13 @@ from pydantic import BaseModel, ConfigDict
 from promptascent.data.example import Dataset, Example
 from promptascent.errors import BudgetExhausted, ModelError, ModelUnavailable
 from promptascent.evaluation.evaluator import Evaluator
-from promptascent.evaluation.result import EvaluationResult
+from promptascent.evaluation.result import EvaluationResult, ExampleResult
 from promptascent.events import (
     BudgetStopped,
     CandidateEvaluated,
     CandidateProposed,
     EventSink,
+    PhaseStarted,
     ReplyRejected,
     SearchStopped,
 )
@@ -30,11 +31,19 @@ from promptascent.metrics.judge import JudgeStats
 from promptascent.optimizers.parsing import Parsed, parse_instruction
 from promptascent.prompts.constraints import Constraints
 from promptascent.prompts.prompt import Prompt
+from promptascent.search.final import plan_final
 from promptascent.search.pool import Candidate, CandidatePool
 
 # Evaluation split names every optimizer uses in Candidate.evaluations.
 SUBSET = "dev-subset"  # the fixed dev examples candidates are screened on
 DEV = "dev"  # the whole dev split: finalists are selected on it
+FINAL = "dev-final"  # part of the dev split: a final selection the budget kept smaller
+
+# The search keeps for the final selection what it would cost, but at most this share
+# of the task calls the optimizer started with: the rest is for searching. (At 100
+# task calls, a final on a whole dev split of 50-60 examples took everything, and the
+# search never started.)
+FINAL_SHARE = 1 / 3
 
 
 class OptimizerConfig(BaseModel):
@@ -70,6 +79,9 @@ class OptimizerOutcome:
     selection_split: str
     stopped_by: str | None  # the budget limit that ended the search, if one did
     rejected_replies: int
+    # True when no final selection ran (the budget only allowed screening): the winner
+    # was chosen on the screening scores, on fewer dev examples.
+    screening_only: bool = False
 
 
 def load_template(name: str) -> str:
@@ -85,11 +97,16 @@ class Optimizer(ABC):
     Config: ClassVar[type[OptimizerConfig]]
     # Whether it selects on the dev split (False: it selects without labels, e.g. SPO).
     needs_dev: ClassVar[bool] = True
+    # The split every candidate is screened on: the winner is chosen there when no
+    # final selection ran (None: no such split).
+    screening_split: ClassVar[str | None] = SUBSET
 
     def __init__(self, config: OptimizerConfig | None = None) -> None:
         self.config = config or self.Config()
         self.rejected = 0
         self.stopped_early: str | None = None
+        self.final_split: str | None = None  # the split the final selection scored on
+        self._final_cap: int | None = None
 
     @abstractmethod
     def search(self, ctx: OptimizerContext) -> None:
@@ -109,6 +126,9 @@ class Optimizer(ABC):
     def optimize(self, ctx: OptimizerContext) -> OptimizerOutcome:
         stopped_by = None
         self.stopped_early = None
+        self.final_split = None
+        left = task_calls_left(ctx)
+        self._final_cap = None if left is None else int(left * FINAL_SHARE)
         try:
             self.search(ctx)
         except BudgetExhausted as e:
@@ -118,15 +138,79 @@ class Optimizer(ABC):
             stopped_by = f"{e.role} model unavailable"
             ctx.emit(SearchStopped(str(e)))
         stopped_by = stopped_by or self.stopped_early
-        split = self.selection_split()
+        split = self.final_split or self.selection_split()
         best = ctx.pool.best(split)
-        if best is None and ctx.pool.best(SUBSET) is not None:
-            # Stopped before anything reached the selection split: the screening
-            # scores (on fewer examples) are the best evidence there is.
-            split, best = SUBSET, ctx.pool.best(SUBSET)
+        screening_only = False
+        if best is None and self.needs_dev:
+            # No final selection (the budget only allowed screening, or it ended
+            # before one): the screening scores, on fewer examples, are the best
+            # evidence there is.
+            screening_only = True
+            screen = self.screening_split
+            if screen is not None and ctx.pool.best(screen) is not None:
+                split, best = screen, ctx.pool.best(screen)
         return OptimizerOutcome(
-            best or ctx.pool.get(ctx.seed_prompt.id), split, stopped_by, self.rejected
+            best or ctx.pool.get(ctx.seed_prompt.id),
+            split,
+            stopped_by,
+            self.rejected,
+            screening_only,
         )
+
+    def final_reserve(self, cost: int) -> int:
+        """Task calls the search keeps for the final selection: `cost`, what the full
+        final selection would take, but at most FINAL_SHARE of the task calls the
+        optimizer started with (the final is then made smaller: `select_final`)."""
+        return cost if self._final_cap is None else min(cost, self._final_cap)
+
+    def select_final(
+        self,
+        ctx: OptimizerContext,
+        ranked: list[Candidate],
+        *,
+        others: int,
+        screened: list[Example],
+        keep: tuple[Candidate, ...] = (),
+    ) -> list[Candidate]:
+        """The final selection, sized to the task calls left (search/final.py).
+
+        The finalists are the seed (the fallback winner), the candidates in `keep`
+        (always finalists, so they can win) and the `others` best of `ranked` (best
+        first). With the budget for it, each is scored on the whole dev split (split
+        DEV); with less, the worst ranked finalists are dropped, then the seed, `keep`
+        and the best other are scored on part of dev (split FINAL), `screened` (the
+        examples the candidates were screened on) first; with less still, nothing is
+        scored and the outcome reports that the budget only allowed screening.
+        The seed is scored first: if the budget ends mid-way, it is the fallback
+        winner. Returns the finalists scored, in the order scored."""
+        seed = ctx.pool.get(ctx.seed_prompt.id)
+        forced = [seed, *(k for k in keep if k.id != seed.id)]
+        forced_ids = {x.id for x in forced}
+        rest = [x for x in ranked if x.id not in forced_ids]
+        finalists = forced + rest[: max(0, others)]
+        first = {ex.id for ex in screened}
+        order = [*screened, *(ex for ex in ctx.dev if ex.id not in first)]
+        plan = plan_final(
+            [scored_ids(x) for x in finalists],
+            [ex.id for ex in order],
+            task_calls_left(ctx),
+            forced=len(forced),
+        )
+        if plan.screening_only:
+            return []
+        self.final_split = DEV if plan.whole else FINAL
+        examples = list(ctx.dev) if plan.whole else order[: plan.examples]
+        ctx.emit(PhaseStarted("final", plan.cost))
+        chosen = finalists[: plan.finalists]
+        for cand in chosen:
+            self.score_finalist(ctx, cand, examples, self.final_split)
+        return chosen
+
+    def score_finalist(
+        self, ctx: OptimizerContext, candidate: Candidate, examples: list[Example], split: str
+    ) -> None:
+        """Scores one finalist of the final selection on `examples` as `split`."""
+        self.evaluate(ctx, candidate, examples, split)
 
     # Helpers the optimizers share.
 
@@ -165,12 +249,7 @@ class Optimizer(ABC):
         screening subset's results."""
         if split in candidate.evaluations:
             return candidate.evaluations[split]
-        known = {
-            r.example_id: r
-            for ev in candidate.evaluations.values()
-            for r in ev.results
-            if r.score is not None
-        }
+        known = scored_results(candidate)
         missing = [ex for ex in examples if ex.id not in known]
         fresh = ctx.evaluator.evaluate(candidate.prompt, missing).by_example() if missing else {}
         result = EvaluationResult(
@@ -267,10 +346,37 @@ def describe_config(config: OptimizerConfig) -> dict[str, Any]:
     return config.model_dump()
 
 
+def scored_results(candidate: Candidate) -> dict[str, ExampleResult]:
+    """The candidate's scored results by example id, over all its evaluations (what
+    Optimizer.evaluate reuses instead of calling the model again)."""
+    return {
+        r.example_id: r
+        for ev in candidate.evaluations.values()
+        for r in ev.results
+        if r.score is not None
+    }
+
+
+def scored_ids(candidate: Candidate) -> set[str]:
+    """The ids of the examples the candidate has a score on, under any split."""
+    return set(scored_results(candidate))
+
+
 def final_selection_cost(ctx: OptimizerContext, finalists: int, screened: int) -> int:
-    """Task calls the final selection on dev takes: each finalist's dev examples, less
-    the `screened` ones it was already scored on (Optimizer.evaluate reuses those)."""
+    """Task calls the full final selection on dev takes: each finalist's dev examples,
+    less the `screened` ones it was already scored on (Optimizer.evaluate reuses
+    those). The search keeps `Optimizer.final_reserve` of it."""
     return finalists * max(0, len(ctx.dev) - screened)
+
+
+def task_calls_left(ctx: OptimizerContext, optimizer: int = 0) -> int | None:
+    """Task-model calls the call limits still allow: `task_calls` left, and `calls`
+    left less `optimizer` optimizer-model calls; None when neither limit is set."""
+    lefts = [ctx.guard.remaining("task_calls"), ctx.guard.remaining("calls")]
+    if lefts[1] is not None:
+        lefts[1] -= optimizer
+    known = [int(x) for x in lefts if x is not None]
+    return max(0, min(known)) if known else None
 
 
 def has_room(ctx: OptimizerContext, *, task: int, optimizer: int = 0) -> bool:
@@ -287,25 +393,3 @@ def has_room(ctx: OptimizerContext, *, task: int, optimizer: int = 0) -> bool:
         if left is not None and need > left:
             return False
     return True
-
-
-def select_on_dev(
-    optimizer: Optimizer,
-    ctx: OptimizerContext,
-    others: int,
-    *,
-    subset_split: str,
-    keep: tuple[Candidate, ...] = (),
-) -> list[Candidate]:
-    """Scores on the whole dev split the seed, the candidates in `keep` (always
-    finalists, so they can win), and the `others` best of the rest on `subset_split`.
-    The seed is scored first: if the budget ends mid-way, it is the fallback winner.
-    Returns the finalists in the order scored."""
-    seed = ctx.pool.get(ctx.seed_prompt.id)
-    forced = [seed, *(k for k in keep if k.id != seed.id)]
-    forced_ids = {x.id for x in forced}
-    ranked = [x for x in ctx.pool.ranked(subset_split) if x.id not in forced_ids]
-    finalists = forced + ranked[: max(0, others)]
-    for cand in finalists:
-        optimizer.evaluate(ctx, cand, list(ctx.dev), DEV)
-    return finalists

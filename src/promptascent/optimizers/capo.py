@@ -20,6 +20,14 @@ An evolutionary search over instruction and few-shot examples:
    tokens / tokens of the longest initial prompt.
 4. Selection: the seed and the `final_k` best survivors are scored on the whole dev
    split (the blocks already seen are not paid for again); the best objective wins.
+
+The budget (not in the paper): a generation starts only if the budget left pays for
+its race's first block and the final selection (at most a third of the task calls);
+a race stops before a block the budget left cannot pay beside the final selection.
+When not even the first generation fits, the initial population (as many prompts as
+the budget can screen) is only screened on the first block, and the final selection
+chooses among the best of it. A smaller budget gets a smaller final selection
+(Optimizer.select_final).
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ from promptascent.optimizers.base import (
     OptimizerOutcome,
     has_room,
     load_template,
+    scored_ids,
+    task_calls_left,
 )
 from promptascent.optimizers.registry import register
 from promptascent.prompts.answer_format import answer_format_line
@@ -92,6 +102,8 @@ class CAPO(Optimizer):
     name = "capo"
     Config = CAPOConfig
     config: CAPOConfig
+    # Every raced (or screened) candidate is scored on the first block first.
+    screening_split = BLOCK.format(0)
 
     def __init__(self, config: OptimizerConfig | None = None) -> None:
         super().__init__(config)
@@ -117,17 +129,13 @@ class CAPO(Optimizer):
 
     def optimize(self, ctx: OptimizerContext) -> OptimizerOutcome:
         """As the base, but the winner is the best objective (score minus length
-        penalty) on the dev split, not the best raw score."""
+        penalty) on the selection split, not the best raw score. (When nothing reached
+        a final selection, e.g. the budget ended in a race, that is the first block,
+        which every raced candidate was scored on.)"""
         outcome = super().optimize(ctx)
-        self.front = capo_front(ctx.pool.all(), lambda p: self._prompt_tokens(ctx, p))
-        winner = self._winner(ctx, DEV)
-        if winner is None and self._blocks:
-            # Nothing reached the whole dev split (the budget ended in a race): the
-            # first block, which every raced candidate was scored on, decides.
-            split = BLOCK.format(0)
-            winner = self._winner(ctx, split)
-            if winner is not None:
-                outcome = replace(outcome, selection_split=split)
+        split = outcome.selection_split
+        self.front = capo_front(ctx.pool.all(), lambda p: self._prompt_tokens(ctx, p), split)
+        winner = self._winner(ctx, split)
         if winner is not None and winner is not outcome.best:
             outcome = replace(outcome, best=winner)
         return outcome
@@ -141,16 +149,33 @@ class CAPO(Optimizer):
         self._task = _task_text(ctx)
         seed = ctx.pool.get(ctx.seed_prompt.id)
         self._reference_tokens = max(1, self._prompt_tokens(ctx, seed.prompt))
-        population = [seed, *self._initial_population(ctx, seed)]
+        # Racing needs the whole initial population and the first offspring on the
+        # first block beside the final selection; a smaller budget only screens as
+        # much of the initial population as it can pay for.
+        rest = len(ctx.dev) - (len(self._blocks[0]) if self._blocks else 0)
+        racing = c.generations == 0 or self._generation_fits(
+            ctx,
+            unscored=c.population_size,
+            final_cost=min(c.final_k + 1, c.population_size) * rest,
+            optimizer=c.population_size - 1,
+        )
+        size = c.population_size - 1 if racing else self._screenable(ctx)
+        population = [seed, *self._initial_population(ctx, seed, size)]
         self._reference_tokens = max(self._prompt_tokens(ctx, x.prompt) for x in population)
-        for step in range(1, c.generations + 1):
-            # Keep the final selection paid for: offspring screened on the first block
-            # at least, and the finalists scored on the rest of dev.
-            need = c.crossovers_per_iter * len(self._blocks[0]) if self._blocks else 0
-            if not has_room(
+        if not racing:
+            self.stop_early(
                 ctx,
-                task=need + self._final_cost(seed, population),
-                optimizer=2 * c.crossovers_per_iter,
+                "capo: stopped before generation 1; the call budget left only screens the "
+                "initial population on the first dev block, beside the final selection",
+            )
+            population = self._screen(ctx, population)
+        generations = c.generations if racing else 0
+        for step in range(1, generations + 1):
+            # Keep the final selection paid for: the race's first block (offspring and
+            # any member not raced yet) and the finalists on the rest of dev.
+            unscored = sum(BLOCK.format(0) not in x.evaluations for x in population)
+            if not self._generation_fits(
+                ctx, unscored=unscored, final_cost=self._final_cost(seed, population)
             ):
                 self.stop_early(
                     ctx,
@@ -160,15 +185,32 @@ class CAPO(Optimizer):
                 break
             offspring = self._offspring(ctx, population, step)
             population = self._race(ctx, [*population, *offspring], step)
-        self._select(ctx, seed, population[: c.final_k], step=c.generations + 1)
+        self._select(ctx, population[: c.final_k], step=c.generations + 1)
+
+    def _generation_fits(
+        self, ctx: OptimizerContext, *, unscored: int, final_cost: int, optimizer: int = 0
+    ) -> bool:
+        """Whether the budget left pays for a generation's offspring (and `optimizer`
+        more optimizer calls), the first block of its race for them and the `unscored`
+        candidates not raced yet, and the final selection: `final_cost` task calls, or
+        the share the search keeps for it."""
+        c = self.config
+        first = len(self._blocks[0]) if self._blocks else 0
+        return has_room(
+            ctx,
+            task=(unscored + c.crossovers_per_iter) * first + self.final_reserve(final_cost),
+            optimizer=2 * c.crossovers_per_iter + optimizer,
+        )
 
     def _final_cost(self, seed: Candidate, population: list[Candidate]) -> int:
-        """Task calls the final selection would take now: the dev examples the seed and
-        the current finalists were not scored on yet."""
+        """Task calls the final selection would take after the next race: the dev
+        examples the seed and the current finalists were not scored on yet, beyond the
+        first block (every raced candidate is scored on it)."""
+        first = {ex.id for ex in self._blocks[0]} if self._blocks else set()
         finalists = {x.id: x for x in [seed, *population[: self.config.final_k]]}
         total = 0
         for cand in finalists.values():
-            seen = {
+            seen = first | {
                 r.example_id
                 for split, ev in cand.evaluations.items()
                 if split.startswith("dev-block-")
@@ -177,13 +219,49 @@ class CAPO(Optimizer):
             total += sum(len(b) for b in self._blocks) - len(seen)
         return total
 
+    def _reserve_after(self, blocks: int) -> int:
+        """What the search keeps for the final selection once the finalists have been
+        scored on the first `blocks` blocks."""
+        seen = sum(len(b) for b in self._blocks[:blocks])
+        rest = sum(len(b) for b in self._blocks) - seen
+        return self.final_reserve((self.config.final_k + 1) * rest)
+
+    def _screenable(self, ctx: OptimizerContext) -> int:
+        """How many initial prompts besides the seed the budget left can screen on the
+        first block, beside the final selection."""
+        c = self.config
+        left = task_calls_left(ctx)
+        if left is None or not self._blocks:
+            return c.population_size - 1
+        room = (left - self._reserve_after(1)) // len(self._blocks[0]) - 1
+        return max(0, min(c.population_size - 1, room))
+
+    def _screen(self, ctx: OptimizerContext, population: list[Candidate]) -> list[Candidate]:
+        """The initial population scored on the first block (the seed first) while the
+        budget left pays for it beside the final selection: those scored, best
+        objective first (ties keep the order)."""
+        if not self._blocks:
+            return population
+        block = self._blocks[0]
+        screened = []
+        for cand in population:
+            if not has_room(ctx, task=len(block) + self._reserve_after(1)):
+                break
+            self._block_scores(ctx, cand, block)
+            screened.append(cand)
+        penalty = {x.id: self._penalty(ctx, x.prompt) for x in screened}
+        return sorted(screened, key=lambda x: -_finite_or_zero(self._seen_mean(x) - penalty[x.id]))
+
     # Steps
 
-    def _initial_population(self, ctx: OptimizerContext, seed: Candidate) -> list[Candidate]:
+    def _initial_population(
+        self, ctx: OptimizerContext, seed: Candidate, size: int
+    ) -> list[Candidate]:
+        """Up to `size` new prompts besides the seed (fewer when replies repeat)."""
         c = self.config
         induce, paraphrase = load_template("capo_induce.txt"), load_template("capo_mutate.txt")
         out: list[Candidate] = []
-        for i in range(c.population_size - 1):
+        for i in range(size):
             parents: tuple[str, ...]
             if i % 2 == 0 and self._shots:
                 demos = ctx.rng.sample(self._shots, min(c.init_demos, len(self._shots)))
@@ -248,6 +326,12 @@ class CAPO(Optimizer):
         def score(cid: str, block: Sequence[Example]) -> list[float | None]:
             return self._block_scores(ctx, by_id[cid], block)
 
+        def afford(alive: Sequence[str], k: int) -> bool:
+            # the block for those still racing, and the final selection after it
+            block = self._blocks[k]
+            need = sum(sum(ex.id not in scored_ids(by_id[cid]) for ex in block) for cid in alive)
+            return has_room(ctx, task=need + self._reserve_after(k + 1))
+
         result = race(
             list(by_id),
             self._blocks,
@@ -255,21 +339,32 @@ class CAPO(Optimizer):
             survivors=self.config.population_size,
             alpha=self.config.alpha,
             max_blocks=self.config.max_blocks,
+            afford=afford,
         )
         population = [by_id[i] for i in result.survivors]
         leader = population[0]
         ctx.emit(StepFinished(step, leader.id, _finite_or_zero(self._seen_mean(leader))))
         return population
 
-    def _select(
-        self, ctx: OptimizerContext, seed: Candidate, finalists: list[Candidate], step: int
-    ) -> None:
-        # The seed first: if the budget ends mid-way, the seed is the fallback winner.
-        for cand in [seed, *(x for x in finalists if x is not seed)]:
-            self._score_on_dev(ctx, cand)
-        best = self._winner(ctx)
+    def _select(self, ctx: OptimizerContext, finalists: list[Candidate], step: int) -> None:
+        """The seed and `finalists` in the final selection (the blocks in race order:
+        what they were raced on comes first when it covers only part of dev)."""
+        order = [ex for block in self._blocks for ex in block]
+        self.select_final(ctx, finalists, others=len(finalists), screened=order)
+        split = self.final_split or BLOCK.format(0)
+        best = self._winner(ctx, split)
         if best is not None:
-            ctx.emit(StepFinished(step, best.id, best.score(DEV) or 0.0))
+            ctx.emit(StepFinished(step, best.id, best.score(split) or 0.0))
+
+    def score_finalist(
+        self, ctx: OptimizerContext, candidate: Candidate, examples: list[Example], split: str
+    ) -> None:
+        """The whole dev split is assembled from the blocks, as raced; part of it is
+        scored as any split (results already measured are reused)."""
+        if split == DEV:
+            self._score_on_dev(ctx, candidate)
+        else:
+            self.evaluate(ctx, candidate, examples, split)
 
     # Scoring
 

@@ -17,6 +17,9 @@ Both variants share these steps:
      result with the member; the child replaces the member if it scores higher.
 3. Selection: the `final_k` best on the subset, the seed always among them, are
    scored on the whole dev split; the winner is the best there (the seed wins ties).
+   The search stops before a new prompt whose screening would eat into the budget
+   kept for this step (at most a third of the task calls; a smaller budget gets a
+   smaller final selection: Optimizer.select_final).
 """
 
 from __future__ import annotations
@@ -31,11 +34,12 @@ from pydantic import Field
 from promptascent.data.example import Example
 from promptascent.events import StepFinished
 from promptascent.optimizers.base import (
-    DEV,
     SUBSET,
     Optimizer,
     OptimizerConfig,
     OptimizerContext,
+    final_selection_cost,
+    has_room,
     load_template,
 )
 from promptascent.optimizers.parsing import Parsed, parse_instruction
@@ -128,6 +132,7 @@ class _EvoPrompt(Optimizer):
         self._seen: set[str] = set()  # text keys of every candidate, to drop near-duplicates
         self._templates: dict[str, str] = {}
         self._echoes: dict[str, tuple[str, ...]] = {}
+        self._final_cost = 0  # task calls kept for the final selection
 
     def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
         c = self.config
@@ -150,19 +155,22 @@ class _EvoPrompt(Optimizer):
         seed = ctx.pool.get(ctx.seed_prompt.id)
         self.evaluate(ctx, seed, subset, SUBSET)
         self._seen = {text_key(seed.prompt.instruction)}
+        self._final_cost = self.final_reserve(final_selection_cost(ctx, c.final_k, len(subset)))
 
-        population = self._initial_population(ctx, seed, subset)
-        self._step_finished(ctx, 0, population)
-        for generation in range(1, c.generations + 1):
-            population = self.evolve(ctx, population, subset, generation)
-            self._step_finished(ctx, generation, population)
-
-        finalists = ctx.pool.ranked(SUBSET)[: c.final_k]
-        if all(x.id != seed.id for x in finalists):
-            finalists = [*finalists[: c.final_k - 1], seed]
-        # The seed first: if the budget ends mid-way, the seed is the fallback winner.
-        for cand in sorted(finalists, key=lambda x: x.id != seed.id):
-            self.evaluate(ctx, cand, list(ctx.dev), DEV)
+        try:
+            population = self._initial_population(ctx, seed, subset)
+            self._step_finished(ctx, 0, population)
+            for generation in range(1, c.generations + 1):
+                population = self.evolve(ctx, population, subset, generation)
+                self._step_finished(ctx, generation, population)
+        except _NoRoom as stop:
+            self.stop_early(
+                ctx,
+                f"{self.name}: stopped in step {stop.step}; the call budget left is kept "
+                "for the final selection on dev",
+            )
+        # final_k finalists, the seed among them
+        self.select_final(ctx, ctx.pool.ranked(SUBSET), others=c.final_k - 1, screened=subset)
 
     @abstractmethod
     def evolve(
@@ -220,8 +228,12 @@ class _EvoPrompt(Optimizer):
     ) -> Candidate | None:
         """Asks for one new prompt with the `kind` meta-prompt, adds it (with `base`'s
         system, demos and format) and scores it on the subset. None, counted as a
-        rejected reply, when the reply is unusable or repeats a known candidate."""
+        rejected reply, when the reply is unusable or repeats a known candidate.
+        Raises _NoRoom, before asking, when the budget left could not screen the new
+        prompt beside the final selection."""
         c = self.config
+        if not has_room(ctx, task=len(subset) + self._final_cost, optimizer=1):
+            raise _NoRoom(step)
         text = self.propose(
             ctx,
             meta_prompt,
@@ -371,6 +383,14 @@ class EvoPromptDE(_EvoPrompt):
             if fitness_value(fitness(child)) > fitness_value(fitness(best)):
                 best = child
         return following
+
+
+class _NoRoom(Exception):
+    """The budget left only covers the final selection."""
+
+    def __init__(self, step: int) -> None:
+        super().__init__(step)
+        self.step = step
 
 
 def fitness(candidate: Candidate) -> float | None:

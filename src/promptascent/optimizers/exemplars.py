@@ -15,7 +15,8 @@ finished run, so demonstrations go on top of an optimized instruction. Then:
 3. A set whose rendered prompt would take more than `max_context_fraction` of the task
    model's context is skipped (counted as rejected).
 4. Selection as in APE: every set and the base on the same `eval_examples` dev
-   examples; the `final_k` best plus the seed and the base on the whole dev split.
+   examples; the `final_k` best plus the seed and the base on the whole dev split
+   (a smaller final selection when the budget is small: Optimizer.select_final).
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from promptascent.optimizers.base import (
     OptimizerContext,
     final_selection_cost,
     has_room,
-    select_on_dev,
 )
 from promptascent.optimizers.registry import register
 from promptascent.prompts.prompt import Demo, Prompt
@@ -126,7 +126,7 @@ class Exemplars(Optimizer):
         seed = ctx.pool.get(ctx.seed_prompt.id)
         base = self._base(ctx, seed)
         subset = ctx.dev.sample(c.eval_examples, ctx.rng)
-        final_cost = final_selection_cost(ctx, c.final_k + 2, len(subset))
+        final_cost = self.final_reserve(final_selection_cost(ctx, c.final_k + 2, len(subset)))
         self.evaluate(ctx, seed, subset, SUBSET)
         self.evaluate(ctx, base, subset, SUBSET)
         # The prompt is measured on the longest subset input: what fits there fits all.
@@ -140,7 +140,8 @@ class Exemplars(Optimizer):
             step = 2 if c.strategy == "both" else 1
             sets = self._bootstrap_sets(ctx, base, step, len(subset) + final_cost)
             self._try(ctx, base, sets, "demos-bootstrap", step, subset, probe, final_cost)
-        select_on_dev(self, ctx, c.final_k, subset_split=SUBSET, keep=(base,))
+        ranked = ctx.pool.ranked(SUBSET)
+        self.select_final(ctx, ranked, others=c.final_k, screened=subset, keep=(base,))
 
     def _base(self, ctx: OptimizerContext, seed: Candidate) -> Candidate:
         """The seed, or the best prompt of the run named by `instruction_from_run`."""

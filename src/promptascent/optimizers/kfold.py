@@ -42,6 +42,8 @@ class KFoldSelection(Optimizer):
     """Runs `inner`'s search once per fold and selects among the fold winners on all
     pooled examples. It records the run under the inner optimizer's name and options."""
 
+    screening_split = None  # no common screening: the fold winners meet only on "cv"
+
     def __init__(self, inner: Optimizer, folds: int) -> None:
         if folds < 2:
             raise ValueError("k-fold selection needs at least 2 folds")
@@ -67,7 +69,7 @@ class KFoldSelection(Optimizer):
         pooled = [*ctx.train, *ctx.dev]
         k = self.folds
         folds = make_folds(pooled, k, ctx.rng)
-        winners: list[tuple[int, Candidate]] = []
+        winners: list[tuple[int, Candidate, str]] = []  # fold, winner, its selection split
         for i in range(k):
             # Each fold's share of what is left once the final selection is paid for.
             share = self._share(ctx, k - i, final=(k + 1) * len(pooled))
@@ -78,20 +80,20 @@ class KFoldSelection(Optimizer):
             held_out = folds[i]
             rest = [ex for j, fold in enumerate(folds) if j != i for ex in fold]
             outcome = self._run_fold(ctx, i + 1, rest, held_out, share)
-            winners.append((i + 1, ctx.pool.get(outcome.best.id)))
+            winners.append((i + 1, ctx.pool.get(outcome.best.id), outcome.selection_split))
             if outcome.stopped_by and "unavailable" in outcome.stopped_by:
                 self.stopped_early = outcome.stopped_by  # the next fold would fail too
                 break
         ctx.emit(PhaseStarted(CV, (len(winners) + 1) * len(pooled)))
         seed = ctx.pool.get(ctx.seed_prompt.id)
-        for fold, cand in winners:
-            held = cand.score(f"fold{fold}/{self.inner.selection_split()}")
+        for fold, cand, split in winners:
+            held = cand.score(f"fold{fold}/{split}")
             mark = f"winner of fold {fold}"
             if held is not None:
                 mark += f" (held-out fold: {held:.3f})"
             cand.note = f"{cand.note}; {mark}" if cand.note else mark
         # The seed first: if the budget ends mid-way, it is the fallback winner.
-        for cand in [seed, *(c for _, c in winners if c is not seed)]:
+        for cand in [seed, *(c for _, c, _ in winners if c is not seed)]:
             self.evaluate(ctx, cand, pooled, CV)
 
     def _share(self, ctx: OptimizerContext, folds_left: int, final: int) -> Budget | None:

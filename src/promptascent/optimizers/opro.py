@@ -12,7 +12,9 @@ Optimizers").
    are scored on the whole dev split; the winner is the best there.
 
 The search stops stepping early when the call budget left would not cover another
-step and the final selection, so a budget-bound run still ends with a measured winner.
+step and the final selection (at most a third of the task calls; a smaller budget
+gets a smaller final selection), so a budget-bound run still ends with a measured
+winner.
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from promptascent.optimizers.base import (
     final_selection_cost,
     has_room,
     load_template,
-    select_on_dev,
 )
 from promptascent.optimizers.parsing import parse_instruction
 from promptascent.optimizers.registry import register
@@ -88,7 +89,7 @@ class OPRO(Optimizer):
         subset = ctx.dev.sample(c.eval_examples, ctx.rng)
         seed = ctx.pool.get(ctx.seed_prompt.id)
         self.evaluate(ctx, seed, subset, SUBSET)
-        final_cost = final_selection_cost(ctx, c.final_k, len(subset))
+        final_cost = self.final_reserve(final_selection_cost(ctx, c.final_k, len(subset)))
         template = load_template("opro_meta.txt")
 
         for step in range(1, c.steps + 1):
@@ -145,7 +146,7 @@ class OPRO(Optimizer):
                 ctx.emit(StepFinished(step, best.id, best.score(SUBSET) or 0.0))
 
         # final_k finalists, the seed among them
-        select_on_dev(self, ctx, c.final_k - 1, subset_split=SUBSET)
+        self.select_final(ctx, ctx.pool.ranked(SUBSET), others=c.final_k - 1, screened=subset)
 
     def _fit(
         self,
@@ -215,6 +216,3 @@ def _unwrap_trajectory_echo(reply: str) -> str:
         return reply
     m = _ECHO.match(reply)
     return m.group(1) if m else reply
-
-
-# Helpers shared with the other search-then-select optimizers (random, exemplars).

@@ -17,7 +17,8 @@ Each round, for every prompt in the beam:
 Then the beam and the new candidates are arms of a best-arm identification bandit
 (search/bandits.py: UCB, UCB-E or successive rejects) over minibatches of dev with
 `bandit_pulls` task calls; the `beam_size` best form the next beam. After `rounds`
-rounds the beam and the seed are scored on the whole dev split; the best there wins.
+rounds the beam and the seed are scored on the whole dev split; the best there wins
+(a smaller final selection when the budget is small: Optimizer.select_final).
 """
 
 from __future__ import annotations
@@ -33,11 +34,12 @@ from promptascent.evaluation.result import ExampleResult
 from promptascent.events import StepFinished
 from promptascent.llm.types import CompletionRequest, Message
 from promptascent.optimizers.base import (
-    DEV,
     Optimizer,
     OptimizerConfig,
     OptimizerContext,
+    has_room,
     load_template,
+    task_calls_left,
 )
 from promptascent.optimizers.parsing import Parsed, parse_instruction
 from promptascent.optimizers.registry import register
@@ -92,8 +94,9 @@ class ProTeGiConfig(OptimizerConfig):
         True,
         description=(
             "Not in the paper: start a round only if the budget left pays for it and for "
-            "scoring the beam and the seed on the whole dev split (a budget too small for "
-            "that still gets one round, then only its best prompt and the seed are scored)."
+            "scoring the beam and the seed on the whole dev split, or a third of the task "
+            "calls if less (a budget too small for that still gets one round, with a "
+            "smaller bandit if need be; then only its best prompt and the seed are scored)."
         ),
     )
     temperature: float = Field(
@@ -107,6 +110,9 @@ class ProTeGi(Optimizer):
     name = "protegi"
     Config = ProTeGiConfig
     config: ProTeGiConfig
+    # No split every candidate is screened on (arms are pulled on as many minibatches
+    # as the bandit chooses): without a final selection, the seed is returned.
+    screening_split = None
 
     # Planning.
 
@@ -115,14 +121,20 @@ class ProTeGi(Optimizer):
         return min(c.max_expansion, c.num_gradients * c.edits_per_gradient * (1 + c.mc_samples))
 
     def _round_cost(
-        self, parents: int, train_size: int, dev_size: int, beam: int | None = None
+        self,
+        parents: int,
+        train_size: int,
+        dev_size: int,
+        beam: int | None = None,
+        keep: int | None = None,
     ) -> tuple[int, int, int]:
         """Upper bounds of one round that expands `parents` of the `beam` prompts (all
-        of them when None): task calls, optimizer calls, and the beam size after it."""
+        of them when None) and keeps `keep` arms (default `beam_size`): task calls,
+        optimizer calls, and the beam size after it."""
         c = self.config
         arms = (parents if beam is None else beam) + parents * self._successors()
         task = parents * min(c.minibatch_size, train_size)
-        if arms > c.beam_size and dev_size:
+        if arms > (c.beam_size if keep is None else keep) and dev_size:
             task += self._bandit_budget(arms, dev_size)
         edits = c.num_gradients * c.edits_per_gradient
         optimizer = parents * (c.num_gradients + edits + edits * c.mc_samples)
@@ -166,8 +178,10 @@ class ProTeGi(Optimizer):
     ) -> str | None:
         """Why a round expanding `parents` of `beam` prompts cannot be paid for together
         with the final scoring of the seed and up to `scored` beam prompts."""
-        task, optimizer, after = self._round_cost(parents, len(ctx.train), len(ctx.dev), beam)
-        final = (min(after, scored) + 1) * len(ctx.dev)
+        task, optimizer, after = self._round_cost(
+            parents, len(ctx.train), len(ctx.dev), beam, self._keep(scored)
+        )
+        final = self.final_reserve((min(after, scored) + 1) * len(ctx.dev))
         need = {
             "task_calls": task + final,
             "optimizer_calls": optimizer,
@@ -182,6 +196,33 @@ class ProTeGi(Optimizer):
                 )
         return None
 
+    def _keep(self, scored: int) -> int:
+        """Arms a selection keeps: the beam; when only `scored` beam prompts reach the
+        final selection, those and the seed, so that the bandit ranks the arms for it
+        even if they would all fit in the beam."""
+        return min(self.config.beam_size, scored + 1)
+
+    def _small_bandit(self, ctx: OptimizerContext) -> int | None:
+        """Task calls for the bandit of a first round that expands only the seed when
+        even its full bandit does not fit beside the final selection (of the seed and
+        one prompt): what is left beside the train minibatch and the final, if that
+        still pulls every arm once; None otherwise."""
+        c = self.config
+        dev, train = len(ctx.dev), len(ctx.train)
+        arms = 1 + self._successors()
+        _, optimizer, _ = self._round_cost(1, train, dev, 1)
+        minibatch = min(c.minibatch_size, train)
+        final = self.final_reserve(2 * dev)
+        left = task_calls_left(ctx, optimizer=optimizer)
+        if left is None or not dev:
+            return None
+        pulls = min(self._bandit_budget(arms, dev), left - minibatch - final)
+        if pulls < arms * min(c.bandit_batch, dev):
+            return None
+        if not has_room(ctx, task=minibatch + pulls + final, optimizer=optimizer):
+            return None
+        return pulls
+
     # Search.
 
     def search(self, ctx: OptimizerContext) -> None:
@@ -192,15 +233,21 @@ class ProTeGi(Optimizer):
         beam = [seed]
         scored = c.beam_size  # beam prompts scored on the whole dev split at the end
         for round_ in range(1, c.rounds + 1):
-            parents = len(beam)
+            parents, pulls = len(beam), None
             if c.reserve_final:
                 # A small budget expands fewer beam prompts rather than none.
                 parents, reason = self._parents_affordable(ctx, len(beam), scored)
                 # Too small for a round and the full final scoring: one round, and then
-                # only its best prompt and the seed are scored, beats no search.
-                first = reason is not None and round_ == 1
+                # only its best prompt and the seed are scored, beats no search; with a
+                # smaller bandit if even its own does not fit. (Again in a later round
+                # while the beam is the seed alone: nothing better was found yet.)
+                first = reason is not None and len(beam) == 1 and beam[0] is seed
                 if first and self._parents_affordable(ctx, 1, 1)[1] is None:
                     parents, reason, scored = 1, None, 1
+                if first and reason is not None:
+                    pulls = self._small_bandit(ctx)
+                    if pulls is not None:
+                        parents, reason, scored = 1, None, 1
                 if reason is not None:
                     self.stop_early(ctx, f"round {round_} not started: {reason}")
                     break
@@ -208,11 +255,13 @@ class ProTeGi(Optimizer):
             fresh: list[Candidate] = []
             for parent in beam[:parents]:
                 fresh += self._expand(ctx, parent, train, round_)
-            beam = self._select(ctx, [*beam, *fresh], batches)
+            keep = self._keep(scored)
+            beam = self._select(ctx, [*beam, *fresh], batches, keep=keep, pulls=pulls)
             ctx.emit(StepFinished(round_, beam[0].id, _batch_mean(beam[0])))
-        # The seed first: if the budget ends mid-way, it is the fallback winner.
-        for cand in [seed, *[x for x in beam if x is not seed][:scored]]:
-            self.evaluate(ctx, cand, list(ctx.dev), DEV)
+        # The minibatches in the order the bandit pulls them: what the beam was
+        # screened on comes first in a final selection on part of dev.
+        screened = [ex for batch in batches for ex in batch]
+        self.select_final(ctx, beam, others=scored, screened=screened)
 
     def _expand(
         self, ctx: OptimizerContext, parent: Candidate, train: list[Example], step: int
@@ -339,11 +388,15 @@ class ProTeGi(Optimizer):
         ctx: OptimizerContext,
         arms: list[Candidate],
         batches: list[list[Example]],
+        *,
+        keep: int,
+        pulls: int | None = None,
     ) -> list[Candidate]:
-        """The next beam: the `beam_size` best arms by the bandit on dev minibatches."""
+        """The next beam: the `keep` best arms by the bandit on dev minibatches, with
+        `pulls` task calls (default: `bandit_pulls`, see `_bandit_budget`)."""
         c = self.config
-        if len(arms) <= c.beam_size or not batches:
-            return arms[: c.beam_size]
+        if len(arms) <= keep or not batches:
+            return arms[:keep]
         by_id = {cand.id: cand for cand in arms}
         names = {tuple(ex.id for ex in b): BATCH.format(k) for k, b in enumerate(batches)}
 
@@ -355,8 +408,11 @@ class ProTeGi(Optimizer):
             list(by_id),
             pull,
             batches,
-            budget=self._bandit_budget(len(arms), len(ctx.dev)),
-            keep=c.beam_size,
+            budget=min(
+                self._bandit_budget(len(arms), len(ctx.dev)),
+                pulls if pulls is not None else len(arms) * len(ctx.dev),
+            ),
+            keep=keep,
             rng=ctx.rng,
         )
         return [by_id[a] for a in selection.selected]

@@ -36,7 +36,6 @@ from promptascent.optimizers.base import (
     final_selection_cost,
     has_room,
     load_template,
-    select_on_dev,
 )
 from promptascent.optimizers.registry import register
 from promptascent.prompts.prompt import Prompt
@@ -89,7 +88,7 @@ class RandomSearch(Optimizer):
         subset = ctx.dev.sample(c.eval_examples, ctx.rng)
         seed = ctx.pool.get(ctx.seed_prompt.id)
         self.evaluate(ctx, seed, subset, SUBSET)
-        final_cost = final_selection_cost(ctx, c.final_k, len(subset))
+        final_cost = self.final_reserve(final_selection_cost(ctx, c.final_k, len(subset)))
         vocabulary = sorted({w for ex in ctx.train for w in _WORD.findall(ex.input_text)})
 
         fresh: list[Candidate] = []
@@ -102,7 +101,7 @@ class RandomSearch(Optimizer):
             if cand:
                 fresh.append(cand)
         if not self._score(ctx, fresh, subset, final_cost, step=1):
-            select_on_dev(self, ctx, c.final_k - 1, subset_split=SUBSET)
+            self.select_final(ctx, ctx.pool.ranked(SUBSET), others=c.final_k - 1, screened=subset)
             return
 
         template = load_template("random_paraphrase.txt")
@@ -132,7 +131,7 @@ class RandomSearch(Optimizer):
             if cand:
                 fresh.append(cand)
         self._score(ctx, fresh, subset, final_cost, step=2)
-        select_on_dev(self, ctx, c.final_k - 1, subset_split=SUBSET)
+        self.select_final(ctx, ctx.pool.ranked(SUBSET), others=c.final_k - 1, screened=subset)
 
     def _with_separator(self, ctx: OptimizerContext, sep: str) -> Prompt:
         """The seed with `sep` after the input (ending the user turn, as the paper puts

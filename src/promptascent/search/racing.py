@@ -4,8 +4,9 @@ Every surviving candidate is scored on the same block, so comparisons are paired
 After each block, candidate i is dropped when at least `survivors` other candidates
 are significantly better than it on all examples seen so far (CAPO's rule, Zehle et
 al. 2025; with `survivors=1` this is "significantly worse than the best"). The race
-stops when `survivors` candidates remain or after `max_blocks` blocks; the best
-`survivors` by mean score are returned, best first.
+stops when `survivors` candidates remain, after `max_blocks` blocks, or when the
+optional `afford` check says the next block cannot be paid for; the best `survivors`
+by mean score are returned, best first.
 
 The candidates with the highest means can never be dropped (a candidate is only
 significantly better than another when its paired mean is higher), so a race never
@@ -33,6 +34,10 @@ an example that could not be scored (e.g. a model error), left out of comparison
 PairedTest = Callable[[Sequence[float], Sequence[float]], float]
 """`test(a, b)`: one-sided p-value of "a is better than b" on paired scores a[i], b[i]."""
 
+AffordFn = Callable[[Sequence[str], int], bool]
+"""`afford(alive, k)`: whether block k may be run for the candidates still in the race
+(e.g. the budget left pays for it); False ends the race before it."""
+
 
 @dataclass(frozen=True)
 class RaceResult:
@@ -59,6 +64,7 @@ def race(
     alpha: float = 0.2,
     max_blocks: int | None = None,
     test: PairedTest | None = None,
+    afford: AffordFn | None = None,
 ) -> RaceResult:
     """Races `candidates` (unique ids) over `blocks` of examples.
 
@@ -81,6 +87,8 @@ def race(
     eliminated: dict[str, int] = {}
     run = 0
     while len(alive) > survivors and run < limit:
+        if afford is not None and not afford(tuple(alive), run):
+            break
         block = blocks[run]
         for cid in alive:
             got = list(score(cid, block))
