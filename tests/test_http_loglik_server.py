@@ -62,21 +62,23 @@ def test_the_server_scores_continuations_as_the_model_does_in_process(
         http.close()
 
 
+@pytest.mark.timeout(900)
 def test_optimize_scored_by_likelihood_through_the_server(tmp_path: Path, server_url: str) -> None:
     model = str(default_model_path())
     task = tmp_path / "http.yaml"
     task.write_text(
         "name: http-navigate\n"
         f"data:\n  folder: {REPO / 'examples/data/navigate'}\n"
-        "  limits: {train: 6, dev: 6, test: 8}\n"
+        "  limits: {train: 4, dev: 4, test: 6}\n"
         "models:\n"
         "  task: {backend: openai, model: local, base_url: '" + server_url + "',"
         f" loglik: echo, chat_template: '{model}'}}\n"
         "  optimizer: embedded\n"
         "evaluation: {scoring: likelihood}\n"
-        "optimizer: {name: ape, num_candidates: 2, eval_examples: 3, rounds: 0, top_k: 1,"
+        "optimizer: {name: ape, num_candidates: 2, eval_examples: 2, rounds: 0, top_k: 1,"
         " final_k: 2}\n"
-        "budget: {task_calls: 60}\n"
+        "task_params: {max_tokens: 8}\n"
+        "budget: {task_calls: 24, optimizer_calls: 4}\n"
         "seed: 0\n",
         encoding="utf-8",
     )
@@ -89,6 +91,6 @@ def test_optimize_scored_by_likelihood_through_the_server(tmp_path: Path, server
     assert "scoring: likelihood" in proc.stdout
     result = json.loads(next(tmp_path.rglob("result.json")).read_text())
     for ev in (result["test"]["seed"], result["test"]["best"]):
-        assert ev["n"] == 8 and ev["unparsed"] == 0 and ev["errors"] == 0 and ev["mean_loss"] > 0
-    assert result["search_usage"]["task"]["calls"] <= 60
+        assert ev["n"] == 6 and ev["unparsed"] == 0 and ev["errors"] == 0 and ev["mean_loss"] > 0
+    assert result["search_usage"]["task"]["calls"] <= 24
     assert result["usage"]["task"]["model_calls"] > 0
