@@ -2,6 +2,13 @@
 
 Keys are `CompletionRequest.cache_key(model_id)`; values are `Completion.to_json()`.
 Only successful completions go in: errors are never cached, so a rerun retries them.
+
+The same class keeps a run's journal (`journal=True`: the replies the run paid for,
+in its folder). A journal commits with `synchronous=FULL`: a reply stored is on disk
+when `put` returns and survives a power loss. The shared cache commits with
+`synchronous=NORMAL` (WAL): it survives a crash of the process, and a power loss can
+take back its last rows, which costs only calls asked again. A damaged file or a
+full disk raises CacheError (a StorageError) naming the file and what to do.
 """
 
 from __future__ import annotations
@@ -15,8 +22,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
-from promptascent.errors import PromptascentError
+from promptascent.errors import StorageError
 from promptascent.llm.types import Completion
+from promptascent.store.failures import FileKind, check_integrity, guarded, storage_error
+from promptascent.store.files import fsync_dir
 
 T = TypeVar("T")
 
@@ -33,8 +42,8 @@ _SCHEMA = (
 )
 
 
-class CacheError(PromptascentError):
-    """The cache file cannot be used (newer schema, not a database). Names the file."""
+class CacheError(StorageError):
+    """The cache file cannot be used (newer schema, damaged, closed). Names the file."""
 
 
 @dataclass(frozen=True)
@@ -54,12 +63,16 @@ class ResponseCache:
     Thread-safe: each thread gets its own connection. Process-safe: WAL journal,
     a 30 s busy timeout, one short transaction per write, `INSERT OR REPLACE`
     (the last writer of a key wins; writers of the same key write the same request).
-    A file written by a newer schema version raises `CacheError`.
+    A file written by a newer schema version raises `CacheError`. `journal`: the file
+    is a run's journal, synced to disk on every commit (see the module doc).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, journal: bool = False) -> None:
         self.path = Path(path)
+        self.file_kind: FileKind = "journal" if journal else "cache"
+        self._synchronous = "FULL" if journal else "NORMAL"
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -68,6 +81,8 @@ class ResponseCache:
         self._misses = 0
         self._puts = 0
         self._init_schema(self._conn())
+        if new and journal:  # the new file's entry in the run folder survives a power loss
+            fsync_dir(self.path.parent)
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.path)!r})"
@@ -90,9 +105,9 @@ class ResponseCache:
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         except sqlite3.DatabaseError as exc:
-            raise CacheError(f"response cache {self.path}: cannot open: {exc}") from exc
+            raise self._error(exc, "cannot open") from exc
         self._local.conn = conn
         with self._lock:
             self._connections.append(conn)
@@ -127,7 +142,8 @@ class ResponseCache:
                     found = int(row[0])
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite rolls back by itself on a full disk
+                    conn.execute("ROLLBACK")
                 raise
             if found > SCHEMA_VERSION:
                 raise CacheError(
@@ -141,10 +157,18 @@ class ResponseCache:
         try:
             self._retry_busy(init)
         except (sqlite3.DatabaseError, ValueError) as exc:
-            raise CacheError(f"response cache {self.path}: unusable: {exc}") from exc
+            raise self._error(exc, "unusable") from exc
+
+    def _error(self, exc: BaseException, what: str) -> CacheError:
+        """The CacheError for a failure of the file: what to do about it where known."""
+        known = storage_error(self.path, exc, self.file_kind)
+        if known is not None:
+            return CacheError(str(known), resumable=known.resumable)
+        return CacheError(f"{self.file_kind} {self.path}: {what}: {exc}")
 
     # -- API ---------------------------------------------------------------------
 
+    @guarded
     def get(self, key: str) -> Completion | None:
         """The completion stored under `key`, with `cached=True`, or None on a miss.
         A row that cannot be decoded counts as a miss (the next put overwrites it)."""
@@ -166,6 +190,7 @@ class ResponseCache:
                 self._hits += 1
         return completion
 
+    @guarded
     def put(self, key: str, request_json: str, completion: Completion) -> None:
         """Stores `completion` under `key`, replacing any earlier entry. `request_json`
         is kept for inspection only. Raises ValueError if `completion.text` is None
@@ -185,11 +210,18 @@ class ResponseCache:
             )
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite rolls back by itself on a full disk
+                conn.execute("ROLLBACK")
             raise
         with self._lock:
             self._puts += 1
 
+    def check_integrity(self) -> None:
+        """Raises StorageError if the file is damaged (SQLite's quick check), e.g. before
+        a resumed run relies on its journal."""
+        check_integrity(self._conn(), self.path, self.file_kind)
+
+    @guarded
     def stats(self) -> CacheStats:
         """Entry count in the file plus this instance's hit/miss/put counters."""
         (entries,) = self._conn().execute("SELECT COUNT(*) FROM responses").fetchone()
