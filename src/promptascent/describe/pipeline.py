@@ -159,7 +159,7 @@ class OptimizerSession:
         self._cache = (
             ResponseCache(settings.cache_dir / "responses.sqlite") if settings.cache_dir else None
         )
-        self._journal = ResponseCache(journal_dir / JOURNAL)
+        self._journal = ResponseCache(journal_dir / JOURNAL, journal=True)
         spec = models.optimizer
         backend = settings.backends.get("optimizer") or self._factory.get(spec, role="optimizer")
         self.client = model_client(
