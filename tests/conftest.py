@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+# The scripted backend is a test double, refused outside tests: every test (and every
+# CLI subprocess a test starts, which inherits the environment) may use it. The tests
+# of the refusal remove it.
+os.environ["PROMPTASCENT_TEST_BACKENDS"] = "1"
 
 from promptascent.llm.embedded import EmbeddedLLM
 

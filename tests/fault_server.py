@@ -9,7 +9,8 @@ Each POST /v1/chat/completions takes the next fault from a thread-safe script qu
 (`script`, `.push(*faults)`); once it is empty, the default ("ok"). A fault is a name,
 optionally with an argument after a colon ("429:3", "hang:1.5"):
 
-  ok             200, a valid completion with usage (reply text: `reply` option)
+  ok             200, a valid completion with usage (reply text: `reply` option, cut
+                 to `max_tokens` words: a token is a word)
   429[:N]        429 with `Retry-After: N` (N defaults to the `retry_after` option)
   429_date[:N]   429 with Retry-After as an HTTP-date N seconds ahead
   500, 503       server error with a JSON error body
@@ -19,11 +20,19 @@ optionally with an argument after a colon ("429:3", "hang:1.5"):
   malformed      200 with a body that is not JSON
   empty_choices  200 with `"choices": []`
   truncated      200 whose Content-Length exceeds the body sent, then closes
+  usage_10x      200, a valid completion whose usage reports 10 x max_tokens
+                 completion tokens (a server billing more than was asked)
+  huge           200 whose JSON body is HUGE_BYTES long (padding inside the reply)
+  gzip           200, a valid completion sent gzip-compressed
+  gzip_bomb      200, gzip-compressed, expanding to HUGE_BYTES (about 64 KiB sent)
 
 With `echo_auth=True` the server is hostile: every error body and the malformed
 body quote the Authorization header it received (to test that no key leaks).
-GET /v1/models always answers 200 and consumes no fault. Every request (any path) is
-recorded in `.requests` (method, path, headers, parsed JSON body) and counted.
+GET /v1/models always answers 200 and consumes no fault. With `tokenize=True` (the
+default), POST /extras/tokenize {"input": text} answers llama-cpp-python's way with one
+token per whitespace-separated word (the rule of the usage it reports); it consumes no
+fault. Every request (any path) is recorded in `.requests` (method, path, headers,
+parsed JSON body) and counted; `.completions` counts the chat completion requests.
 Bounded: hangs are capped and cut short at shutdown; idle keep-alive connections
 time out after IDLE_TIMEOUT s and are closed at shutdown; shutdown joins every thread.
 """
@@ -31,6 +40,8 @@ time out after IDLE_TIMEOUT s and are closed at shutdown; shutdown joins every t
 from __future__ import annotations
 
 import contextlib
+import functools
+import gzip
 import json
 import socket
 import threading
@@ -56,13 +67,26 @@ FAULTS = frozenset(
         "truncated",
         "401",
         "400",
+        "usage_10x",
+        "huge",
+        "gzip",
+        "gzip_bomb",
     }
 )
+HUGE_BYTES = 64 * 1024 * 1024
 MAX_HANG = 5.0
 IDLE_TIMEOUT = 10.0
 MODEL = "fault-model"
 
 Reply = str | Callable[[dict[str, Any]], str] | None
+
+
+@functools.cache
+def gzip_bomb() -> bytes:
+    """A gzip body that expands to HUGE_BYTES of spaces (a decompression bomb: about
+    64 KiB sent), made once, on first use (about a second: a test with a short client
+    timeout calls it first)."""
+    return gzip.compress(b" " * HUGE_BYTES, compresslevel=9)
 
 
 @dataclass(frozen=True)
@@ -131,11 +155,19 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
+        owner = self.server.owner
+        if self.path.rstrip("/") == "/extras/tokenize" and owner.tokenize:
+            self._record(body, None)
+            text = body.get("input") if isinstance(body, dict) else None
+            if not isinstance(text, str):
+                self._json(422, {"detail": "input: field required"})
+            else:
+                self._json(200, {"tokens": list(range(len(text.split())))})
+            return
         if self.path.rstrip("/") != "/v1/chat/completions":
             self._record(body, None)
             self._json(404, {"error": {"message": f"no route POST {self.path}"}})
             return
-        owner = self.server.owner
         fault = owner._next_fault()
         self._record(body, fault)
         name, arg = _parse_fault(fault)
@@ -165,6 +197,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._raw(200, text.encode(), "application/json")
         elif name == "empty_choices":
             self._json(200, {"id": "x", "object": "chat.completion", "choices": [], "usage": None})
+        elif name == "usage_10x":
+            reply = owner._completion(body)
+            max_tokens = body.get("max_tokens", 16) if isinstance(body, dict) else 16
+            reply["usage"]["completion_tokens"] = 10 * int(max_tokens)
+            self._json(200, reply)
+        elif name == "huge":
+            self._huge()
+        elif name in ("gzip", "gzip_bomb"):
+            if name == "gzip":
+                data = gzip.compress(json.dumps(owner._completion(body)).encode())
+            else:
+                data = gzip_bomb()
+            self._raw(200, data, "application/json", {"Content-Encoding": "gzip"})
         elif name == "truncated":
             data = json.dumps(owner._completion(body)).encode()
             self.send_response(200)
@@ -199,6 +244,25 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _huge(self) -> None:
+        """A valid-looking completion of HUGE_BYTES, written in chunks (a client that
+        stops reading makes the writes fail: expected)."""
+        head = b'{"choices": [{"message": {"role": "assistant", "content": "'
+        tail = b'"}, "finish_reason": "stop"}]}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(HUGE_BYTES))
+        self.end_headers()
+        chunk = b"x" * 65536
+        with contextlib.suppress(OSError):
+            self.wfile.write(head)
+            left = HUGE_BYTES - len(head) - len(tail)
+            while left > 0 and not self.server.owner._stopping.is_set():
+                self.wfile.write(chunk[: min(left, len(chunk))])
+                left -= len(chunk)
+            self.wfile.write(tail)
+        self.close_connection = True
+
     def _drop(self) -> None:
         """Closes the connection at once; nothing more is sent."""
         self.close_connection = True
@@ -220,8 +284,10 @@ class FaultServer:
         retry_after: float = 1,
         hang_seconds: float = 2.0,
         echo_auth: bool = False,
+        tokenize: bool = True,
     ) -> None:
         _parse_fault(default)
+        self.tokenize = tokenize
         self.default = default
         self.reply = reply
         self.retry_after = retry_after
@@ -286,6 +352,11 @@ class FaultServer:
         with self._lock:
             return len(self._requests)
 
+    @property
+    def completions(self) -> int:
+        """Chat completion requests received."""
+        return sum(r.fault is not None for r in self.requests)
+
     def faults_served(self) -> list[str | None]:
         return [r.fault for r in self.requests]
 
@@ -315,6 +386,10 @@ class FaultServer:
         else:
             users = [m.get("content", "") for m in messages if m.get("role") == "user"]
             text = f"echo: {users[-1]}" if users else "echo: (no user message)"
+        finish = "stop"
+        limit = body.get("max_tokens") if isinstance(body, dict) else None
+        if isinstance(limit, int) and len(text.split()) > limit:  # a token is a word
+            text, finish = " ".join(text.split()[:limit]), "length"
         prompt = sum(len(str(m.get("content", "")).split()) + 4 for m in messages)
         completion = max(len(text.split()), 1)
         return {
@@ -325,7 +400,7 @@ class FaultServer:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
+                    "finish_reason": finish,
                 }
             ],
             "usage": {
@@ -339,7 +414,8 @@ class FaultServer:
 @contextlib.contextmanager
 def fault_server(script: list[str] | None = None, **opts: Any) -> Iterator[FaultServer]:
     """A running FaultServer on a free 127.0.0.1 port; stopped on exit.
-    `opts`: default, reply, retry_after, hang_seconds, echo_auth (see FaultServer)."""
+    `opts`: default, reply, retry_after, hang_seconds, echo_auth, tokenize (see
+    FaultServer)."""
     server = FaultServer(script, **opts).start()
     try:
         yield server

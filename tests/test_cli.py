@@ -117,3 +117,43 @@ def test_unknown_optimizer_flag_is_an_error(tmp_path: Path, tiny_task: Path) -> 
 def test_show_unknown_run(tmp_path: Path) -> None:
     proc = cli("show", "missing", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "no run 'missing'" in proc.stderr
+
+
+@pytest.mark.embedded
+def test_optimize_and_eval_scored_by_likelihood_on_the_embedded_model(
+    tmp_path: Path, tiny_task: Path
+) -> None:
+    """Every example gets an answer (no unparsed output), the losses are reported, and
+    a rerun is answered from the cache: the likelihood calls are cached like completions."""
+    dry = cli("optimize", str(tiny_task), "--scoring", "likelihood", "--dry-run", cwd=tmp_path)
+    assert "scoring: likelihood (sum, no calibration)" in dry.stdout
+    args = ("optimize", str(tiny_task), "--scoring", "likelihood", "--budget", "task_calls=150")
+    out = cli(*args, cwd=tmp_path).stdout
+    assert "scoring: likelihood" in out and "mean loss of the gold choice" in out
+    run_dir = Path(out.split("run written to", 1)[1].split()[0])
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["scoring"].startswith("likelihood")
+    for ev in (result["test"]["seed"], result["test"]["best"]):
+        assert ev["n"] == 12 and ev["unparsed"] == 0 and 0 < ev["mean_loss"] < 5
+        assert set(ev["predictions"]) <= {"True", "False"}
+    assert result["usage"]["task"]["completion_tokens"] == 0
+    again = cli(*args, "-q", cwd=tmp_path).stdout
+    warm = json.loads(
+        (Path(again.split("run written to", 1)[1].split()[0]) / "result.json").read_text()
+    )
+    assert warm["usage"]["task"]["model_calls"] == 0
+    assert warm["best_candidate"] == result["best_candidate"]
+    assert warm["test"] == result["test"]
+    ev = cli("eval", str(tiny_task), "--scoring", "likelihood", "--split", "dev", cwd=tmp_path)
+    assert "dev:" in ev.stdout and "unparsed=0" in ev.stdout and "loss=" in ev.stdout
+
+
+def test_likelihood_on_an_http_model_that_cannot_score_fails_in_the_dry_run(
+    tmp_path: Path, tiny_task: Path
+) -> None:
+    proc = cli(
+        "optimize", str(tiny_task), "--scoring", "likelihood", "--dry-run",
+        "--task-model", "openai:m@http://127.0.0.1:9/v1", cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "cannot score continuations" in proc.stderr and len(proc.stderr.splitlines()) == 1

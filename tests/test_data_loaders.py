@@ -427,3 +427,80 @@ def test_load_dataset_unknown_shapes(tmp_path: Path) -> None:
         load_dataset(tmp_path)
     with pytest.raises(DataError, match="item 1: expected a JSON object"):
         load_dataset(write(tmp_path / "rows.json", '[{"input": "x"}, 3]'))
+
+
+# ----------------------------------------------------------------------------- hostile text
+# Data is not trusted: its text is checked as it is loaded, before anything is spent.
+
+
+def test_a_lone_surrogate_is_refused_naming_file_line_and_field(tmp_path: Path) -> None:
+    p = write(
+        tmp_path / "train.jsonl",
+        '{"input": "fine", "target": "a"}\n{"input": "bad \\ud800 text", "target": "b"}\n',
+    )
+    assert json.loads(p.read_text().splitlines()[1])["input"] == "bad \ud800 text"  # JSON says yes
+    with pytest.raises(DataError, match=r"train\.jsonl:2: text in 'input' cannot be encoded"):
+        load_jsonl(p)
+    rows = [{"input": "ok", "target": "a"}, {"input": {"q": "\udfff"}, "target": "b"}]
+    listed = write(tmp_path / "rows.json", json.dumps(rows))
+    with pytest.raises(DataError, match=r"rows\.json: item 1: text in 'input' cannot be"):
+        load_dataset(listed)
+    choices = write(tmp_path / "c.jsonl", '{"input": "x", "choices": ["a", "\\udc80"]}\n')
+    with pytest.raises(DataError, match=r"c\.jsonl:1: text in 'choices'.*\\udc80"):
+        load_jsonl(choices)
+    bigbench = {"examples": [{"input": "a\ud800", "target": "x"}] * 3}
+    bb = write(tmp_path / "task.json", json.dumps(bigbench))
+    with pytest.raises(DataError, match=r"task\.json: example 0: text in 'input'"):
+        load_bigbench_task_json(bb)
+
+
+def test_control_characters_are_removed_and_counted(tmp_path: Path) -> None:
+    p = jsonl(
+        tmp_path / "train.jsonl",
+        {"input": "\x1b[31mred\x1b[0m dog\x00\x07", "target": "cat\x9b"},
+        {"input": "tab\tnew\nline\r\nkept", "target": "x", "note": "\x1b]0;title\x07"},
+    )
+    ds = load_jsonl(p)
+    assert ds[0].input == "[31mred[0m dog" and ds[0].target == "cat"
+    assert ds[1].input == "tab\tnew\nline\r\nkept" and ds[1].meta == {"note": "]0;title"}
+    assert ds.notes == (f"{p}: removed 7 control characters (such as ESC or NUL; tabs and "
+                        "line breaks are kept)",)  # fmt: skip
+    clean = jsonl(tmp_path / "clean.jsonl", {"input": "a", "target": "b"})
+    assert load_jsonl(clean).notes == ()
+    csv_file = write(tmp_path / "t.csv", "input,target\n\x1bhi,\x00x\n")
+    assert (load_csv(csv_file)[0].input, load_csv(csv_file)[0].target) == ("hi", "x")
+    assert "removed 2 control characters" in load_csv(csv_file).notes[0]
+
+
+def test_a_data_folders_control_characters_reach_the_task_notes(tmp_path: Path) -> None:
+    from promptascent.config.task import task_from_dict
+    from promptascent.data.task_data import load_task_data
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    write(folder / "task.json", json.dumps({"seed_prompt": "Say\x1b[2J it", "metric": "contains"}))
+    jsonl(folder / "train.jsonl", *({"input": f"x{i}\x07", "target": "y"} for i in range(4)))
+    jsonl(folder / "dev.jsonl", {"input": "z", "target": "y"})
+    split = load_split_folder(folder)
+    assert split.seed_prompt == "Say[2J it"
+    data = load_task_data(task_from_dict({"name": "t", "data": {"folder": str(folder)}}))
+    assert any("task.json: removed 1 control character " in n for n in data.notes)
+    assert any("train.jsonl: removed 4 control characters" in n for n in data.notes)
+
+
+def test_an_oversize_example_is_refused_naming_file_line_and_the_setting(tmp_path: Path) -> None:
+    p = jsonl(
+        tmp_path / "train.jsonl",
+        {"input": "short", "target": "a"},
+        {"input": "x" * 60, "target": "a", "meta": ["y" * 50]},
+    )
+    # Every string counts, keys included: 60 + 1 + 50 + len("input" "target" "meta") = 126.
+    assert len(load_jsonl(p, max_example_chars=126)) == 2
+    with pytest.raises(DataError, match=r"train\.jsonl:2: the example holds 126 characters"):
+        load_jsonl(p, max_example_chars=125)
+    big = jsonl(tmp_path / "big.jsonl", {"input": "x" * 100_001, "target": "a"})
+    with pytest.raises(
+        DataError, match=r"big\.jsonl:1: .*more than 100,000 \(data\.max_example_chars"
+    ):
+        load_jsonl(big)
+    assert len(load_dataset(big, max_example_chars=200_000)) == 1

@@ -21,6 +21,7 @@ from promptascent.cli.main import main
 from promptascent.errors import StorageError
 from promptascent.evaluation.cache import EvaluationCache
 from promptascent.llm.cache import ResponseCache
+from promptascent.llm.journal import Journal
 from promptascent.llm.types import CompletionRequest
 from promptascent.store.files import write_atomic
 from promptascent.store.run_store import RunStore
@@ -127,7 +128,7 @@ def test_the_run_store_and_the_journal_sync_every_commit_and_the_caches_do_not(
     tmp_path: Path,
 ) -> None:
     store = RunStore(tmp_path / "run")
-    journal = ResponseCache(tmp_path / "run" / "calls.sqlite", journal=True)
+    journal = Journal(tmp_path / "run" / "calls.sqlite")
     cache = ResponseCache(tmp_path / "cache" / "responses.sqlite")
     evaluations = EvaluationCache(tmp_path / "cache" / "evaluations.sqlite")
     try:

@@ -125,7 +125,7 @@ def test_parses_completion_and_usage() -> None:
 
 
 def test_missing_usage_falls_back_to_estimates() -> None:
-    llm = make(Recorder(ok("abc", usage=False)))
+    llm = make(Recorder(ok("abc", usage=False)), tokenizer="bytes")
     c = llm.complete(req())
     assert c.usage.completion_tokens == 3  # byte length of "abc"
     assert c.usage.prompt_tokens >= len("Be brief.") + len("Hello?")
@@ -337,7 +337,11 @@ def test_concurrency_bound_respected() -> None:
 def test_info_count_tokens_loglik_close(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
     llm = OpenAICompatibleLLM(
-        BASE + "/", "m1", context_length=4096, transport=httpx.MockTransport(Recorder(ok()))
+        BASE + "/",
+        "m1",
+        context_length=4096,
+        tokenizer="bytes",
+        transport=httpx.MockTransport(Recorder(ok())),
     )
     assert isinstance(llm, LLM)
     assert llm.info.model_id == "openai-compatible:http://mock.test/v1/m1"

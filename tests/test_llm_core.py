@@ -10,9 +10,10 @@ import pytest
 from promptascent.errors import BudgetExhausted, ConfigError, ModelServerError
 from promptascent.llm.budget import Budget, BudgetGuard
 from promptascent.llm.cache import ResponseCache
+from promptascent.llm.journal import Journal
 from promptascent.llm.client import CachePolicy, ModelClient
 from promptascent.llm.scripted import ScriptedLLM
-from promptascent.llm.types import CompletionRequest, messages
+from promptascent.llm.types import CompletionRequest, LoglikRequest, messages
 from promptascent.llm.usage import Prices, UsageMeter
 
 BASE = CompletionRequest(messages(("system", "s"), ("user", "hello there")), max_tokens=16, seed=1)
@@ -240,3 +241,61 @@ def test_a_model_failing_every_call_becomes_model_unavailable() -> None:
             client.complete(CompletionRequest(messages(("user", f"q{i}")), max_tokens=2))
     with pytest.raises(ModelUnavailable, match="failed 3 calls in a row"):
         client.complete(BASE)
+
+
+def _loglik_client(
+    tmp_path: Path, budget: Budget = Budget(), journal: Journal | None = None
+) -> tuple[ModelClient, ScriptedLLM, UsageMeter]:
+    llm = ScriptedLLM(lambda r: "x", loglik_fn=lambda r: [-1.0 * len(c) for c in r.continuations])
+    meter = UsageMeter()
+    client = ModelClient(
+        "task",
+        llm,
+        meter=meter,
+        guard=BudgetGuard(budget, meter),
+        cache=ResponseCache(tmp_path / "c.sqlite"),
+        journal=journal,
+        prices=Prices(input=1e6),
+    )
+    return client, llm, meter
+
+
+LOGLIK = LoglikRequest(messages(("user", "is it true")), ("True", "False"))
+
+
+def test_a_likelihood_call_is_cached_metered_and_priced_like_a_completion(tmp_path: Path) -> None:
+    client, llm, meter = _loglik_client(tmp_path)
+    first = client.loglik(LOGLIK)
+    second = client.loglik(LOGLIK)
+    assert first.logprobs == (-4.0, -5.0) and first.tokens == (1, 1)
+    assert not first.cached and second.cached and second.logprobs == first.logprobs
+    assert len(llm.loglik_requests) == 1
+    u = meter.snapshot()["task"]
+    # one call each; prompt "is it true" (3) + the two one-word choices = 5 tokens, $1 each
+    assert (u.calls, u.cache_hits, u.model_calls) == (2, 1, 1)
+    assert (u.prompt_tokens, u.completion_tokens) == (10, 0)
+    assert u.spent_dollars == pytest.approx(5.0)
+
+
+def test_a_likelihood_call_never_shares_a_cache_entry_with_a_completion(tmp_path: Path) -> None:
+    client, _, _ = _loglik_client(tmp_path)
+    client.complete(CompletionRequest(LOGLIK.messages))
+    assert not client.loglik(LOGLIK).cached
+    assert LoglikRequest(LOGLIK.messages, ("False", "True")).cache_key("m") != LOGLIK.cache_key("m")
+
+
+def test_a_likelihood_call_is_journaled_and_replayed_from_the_journal(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "calls.sqlite")
+    client, _, _ = _loglik_client(tmp_path, journal=journal)
+    client.loglik(LOGLIK)
+    assert journal.spent_dollars() == pytest.approx(5.0)  # the paid attempt is journaled
+    (tmp_path / "c.sqlite").unlink()  # the shared cache is gone; the journal remains
+    again, llm, _ = _loglik_client(tmp_path / "other", journal=journal)
+    assert again.loglik(LOGLIK).cached and not llm.loglik_requests
+
+
+def test_a_likelihood_call_that_does_not_fit_the_budget_is_not_made(tmp_path: Path) -> None:
+    client, llm, _ = _loglik_client(tmp_path, Budget(task_tokens=4))
+    with pytest.raises(BudgetExhausted):
+        client.loglik(LOGLIK)
+    assert not llm.loglik_requests

@@ -354,7 +354,7 @@ def metric_module(tmp_path: Path) -> Iterator[str]:
 
 def test_callable_metric(metric_module: str) -> None:
     example = ex("x")
-    metric = get_metric(f"{metric_module}:length_ok")
+    metric = get_metric(f"{metric_module}:length_ok", code_dir=Path("."))
     assert metric.name == f"{metric_module}:length_ok"
     assert metric.needs_target is True
     assert metric.score("abc", example) == Score(1.0)
@@ -372,7 +372,7 @@ def test_callable_metric_load_errors(metric_module: str) -> None:
     with pytest.raises(ConfigError, match="no_such_module_xyz:f"):
         load_metric("no_such_module_xyz:f")
     with pytest.raises(ConfigError, match=f"{metric_module}:missing"):
-        get_metric(f"{metric_module}:missing")
+        load_metric(f"{metric_module}:missing")
     with pytest.raises(ConfigError, match="not callable"):
         load_metric(f"{metric_module}:NOT_CALLABLE")
     with pytest.raises(ConfigError, match="module:function"):
@@ -393,3 +393,12 @@ def test_callable_metric_load_errors(metric_module: str) -> None:
 def test_a_negated_choice_is_not_the_answer(output: str, prediction: str | None) -> None:
     choices = ("True", "False") if "True" in output else ("plausible", "implausible")
     assert first_named_choice(output, choices) == prediction
+
+
+def test_code_is_refused_where_no_task_file_names_it() -> None:
+    """A spec from a data folder's task.json is looked up without a task file's folder:
+    built-in metrics only."""
+    assert get_metric({"name": "numeric", "tolerance": 0.5}).name == "numeric"
+    for spec in ("os:system", {"name": "./m.py:score"}):
+        with pytest.raises(ConfigError, match="code is named only in the task file you pass"):
+            get_metric(spec)

@@ -57,6 +57,8 @@ def test_prefer_in_a_real_terminal(tmp_path: Path, session: str) -> None:
     env = {
         "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
         "PA_CALL_LOG": str(tmp_path / "calls.log"),
+        # A tmux server started earlier has its own environment, not this process's.
+        "PROMPTASCENT_TEST_BACKENDS": "1",
     }
     command = " ".join(
         [

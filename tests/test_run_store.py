@@ -120,6 +120,8 @@ def test_add_evaluation_stores_rows_and_scores(store: RunStore) -> None:
             "prediction": None,
             "error": None,
             "finish_reason": "length",
+            "loss": None,
+            "gold_prob": None,
         },
         {
             "example_id": "e2",
@@ -129,6 +131,8 @@ def test_add_evaluation_stores_rows_and_scores(store: RunStore) -> None:
             "prediction": "dog",
             "error": None,
             "finish_reason": "stop",
+            "loss": None,
+            "gold_prob": None,
         },
         {
             "example_id": "e3",
@@ -138,6 +142,8 @@ def test_add_evaluation_stores_rows_and_scores(store: RunStore) -> None:
             "prediction": None,
             "error": "timeout",
             "finish_reason": "stop",
+            "loss": None,
+            "gold_prob": None,
         },
     ]
     assert store.evaluations(SEED.id, "test") == []
@@ -150,6 +156,7 @@ def test_add_evaluation_stores_rows_and_scores(store: RunStore) -> None:
             "n": 2,
             "unparsed": 1,
             "errors": 1,
+            "mean_loss": None,
         }
     }
 
@@ -177,6 +184,7 @@ def test_nan_mean_is_stored_as_null(store: RunStore) -> None:
         "n": 0,
         "unparsed": 0,
         "errors": 1,
+        "mean_loss": None,
     }
 
 
@@ -342,4 +350,32 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
     store.add_candidate(Candidate(CHILD.prompt, (), "seed", 0))
     assert store.candidates()[0]["note"] == ""
     assert store.get("schema_version") == SCHEMA_VERSION and store.preferences() == []
+    store.close()
+
+
+def test_a_version_3_store_gains_the_likelihood_columns(tmp_path: Path) -> None:
+    import sqlite3
+
+    run = tmp_path / "v3"
+    run.mkdir()
+    with sqlite3.connect(run / "run.sqlite") as conn:
+        conn.executescript(
+            "CREATE TABLE run (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "INSERT INTO run VALUES ('schema_version', '3');"
+            "CREATE TABLE evaluations (candidate_id TEXT NOT NULL, split TEXT NOT NULL,"
+            " example_id TEXT NOT NULL, output TEXT NOT NULL, score REAL,"
+            " parsed INTEGER NOT NULL, prediction TEXT, error TEXT,"
+            " finish_reason TEXT NOT NULL, PRIMARY KEY (candidate_id, split, example_id));"
+            "CREATE TABLE scores (candidate_id TEXT NOT NULL, split TEXT NOT NULL, mean REAL,"
+            " ci_low REAL, ci_high REAL, n INTEGER NOT NULL, unparsed INTEGER NOT NULL,"
+            " errors INTEGER NOT NULL, PRIMARY KEY (candidate_id, split));"
+        )
+    store = RunStore.open_existing(run)
+    store.add_candidate(SEED)
+    store.add_evaluation(
+        SEED.id, "dev", result(SEED.id, ExampleResult("a", "x", 1.0, loss=0.25, gold_prob=0.78))
+    )
+    assert store.evaluations(SEED.id, "dev")[0]["loss"] == 0.25
+    assert store.candidates()[0]["scores"]["dev"]["mean_loss"] == 0.25
+    assert store.get("schema_version") == SCHEMA_VERSION
     store.close()

@@ -7,6 +7,31 @@ print(result.best_prompt.instruction, result.comparison)
 
 from __future__ import annotations
 
+import os
+import sys
+
+
+def _run_as_module() -> bool:
+    """Whether Python is starting `python -m promptascent` and importing this package
+    to find its __main__ (sys.argv[0] is "-m" only until then)."""
+    if sys.argv[:1] != ["-m"]:
+        return False
+    args = sys.orig_argv[1:]
+    for i, arg in enumerate(args):
+        if arg == "-m":
+            return args[i + 1 : i + 2] == [__name__]
+        if arg.startswith("-m"):
+            return arg[2:] == __name__
+    return False
+
+
+# `python -m promptascent` puts the current folder first on the import path, before the
+# installed packages: a file there named like a module promptascent imports (yaml.py)
+# would run. The folder a command runs in holds data, not code (README: What is
+# trusted), so it is dropped before anything else is imported.
+if _run_as_module() and sys.path and sys.path[0] in ("", os.getcwd()):
+    del sys.path[0]
+
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +64,7 @@ def optimize(
     seed: int | None = None,
     models: dict[str, str] | None = None,
     length_penalty: float | None = None,
+    scoring: str | None = None,
     settings: RunSettings | None = None,
 ) -> RunResult:
     """Runs one optimization and returns its result (best prompt, test scores against
@@ -101,6 +127,7 @@ def optimize(
         seed=seed,
         models=models,  # type: ignore[arg-type]
         length_penalty=length_penalty,
+        scoring=scoring,
     )
     return Runner(p, settings).run()
 

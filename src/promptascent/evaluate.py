@@ -43,6 +43,7 @@ def evaluate_prompt(
     examples = data[split]
     if examples is None:
         raise ConfigError(f"the task has no {split} split")
+    plan.load_code()
     for ex in examples.examples[:1]:
         prompt.render(ex.fields, where=f"example {ex.id}")
     meter = UsageMeter()
@@ -61,6 +62,7 @@ def evaluate_prompt(
             cache=ResponseCache(cache_dir / "responses.sqlite") if cache_dir else None,
         )
         use_eval_cache = cache_dir and settings.cache_policy.read and settings.cache_policy.write
+        scoring = plan.scoring(backend.info)
         evaluator = Evaluator(
             client,
             plan.metric,
@@ -70,6 +72,8 @@ def evaluate_prompt(
             if use_eval_cache and cache_dir
             else None,
             emit=_Bus(settings),
+            likelihood=scoring.likelihood,
+            select_by=scoring.select_by,
         )
         from promptascent.events import PhaseStarted
 

@@ -25,6 +25,7 @@ from promptascent.errors import ConfigError, MetricError, ModelUnavailable, Stor
 from promptascent.evaluation.cache import EvaluationCache
 from promptascent.evaluation.evaluator import Evaluator, TaskParams
 from promptascent.evaluation.result import EvaluationResult, compare
+from promptascent.evaluation.scoring import SCORINGS, ScoringChoice, resolve_scoring
 from promptascent.evaluation.stats import PairedComparison
 from promptascent.events import (
     CandidateEvaluated,
@@ -38,14 +39,16 @@ from promptascent.events import (
     RunResumed,
     RunStarted,
 )
-from promptascent.llm.base import LLM
+from promptascent.llm.base import LLM, ModelInfo
 from promptascent.llm.budget import Budget, BudgetGuard
 from promptascent.llm.cache import ResponseCache
 from promptascent.llm.client import CachePolicy, ModelClient
 from promptascent.llm.factory import BackendFactory
+from promptascent.llm.journal import Journal
 from promptascent.llm.types import ROLES, Role
 from promptascent.llm.usage import Prices, UsageMeter
 from promptascent.metrics.base import Metric
+from promptascent.metrics.code import CodeMetric
 from promptascent.metrics.judge import JudgeStats
 from promptascent.metrics.registry import get_metric
 from promptascent.optimizers import registry
@@ -102,6 +105,7 @@ class RunResult:
     judge: dict[str, Any] | None = None  # what the judge model did (JudgeStats), if used
     prompt_tokens: dict[str, int] | None = None  # "seed", "best": without an input
     length_penalty: float = 0.0
+    scoring: str = "generate"  # ScoringChoice.describe(): how outputs were scored
 
     @property
     def best_prompt(self) -> Prompt:
@@ -130,6 +134,7 @@ class RunResult:
             "confidence": self.confidence,
             "prompt_tokens": self.prompt_tokens,
             "length_penalty": self.length_penalty,
+            "scoring": self.scoring,
             "selection_split": self.selection_split,
             "selection_scores": {
                 "seed": self.seed.score(self.selection_split),
@@ -171,7 +176,7 @@ def model_client(
     meter: UsageMeter,
     guard: BudgetGuard,
     cache: ResponseCache | None,
-    journal: ResponseCache | None = None,
+    journal: Journal | None = None,
 ) -> ModelClient:
     """The client every model call of a run goes through: `backend` in `role`, priced by
     `spec`, charged to `meter` within `guard`, with the shared cache (under the
@@ -201,6 +206,31 @@ class Plan:
     task_params: TaskParams
     protected: tuple[str, ...] = ()
 
+    def load_code(self) -> None:
+        """Imports the code the task file names (a code metric) and checks every example
+        against it. Called when a run starts, before anything is spent; never by plan(),
+        so --dry-run runs no user code. ConfigError when the import fails."""
+        if isinstance(self.metric, CodeMetric) and not self.metric.loaded:
+            self.metric.load()
+            _check_metric(self.metric, self.data, search=self.optimizer.needs_dev)
+
+    def scoring(self, task_model: ModelInfo) -> ScoringChoice:
+        """How this run scores outputs on `task_model` (ConfigError when the task's
+        `evaluation.scoring` cannot work there). Every split that will be scored is
+        checked: train, dev and test, or test alone for an optimizer that selects
+        without labels."""
+        ev = self.task.evaluation
+        d = self.data
+        splits = (d.train, d.dev, d.test) if self.optimizer.needs_dev else (d.test,)
+        return resolve_scoring(
+            ev.scoring,
+            normalize=ev.normalize,
+            calibration=ev.calibration,
+            select_by=ev.select_by,
+            task_model=task_model,
+            splits=[s for s in splits if s is not None and len(s)],
+        )
+
     def constraints(self, count_tokens: Callable[[str], int] | None) -> Constraints:
         c = self.task.constraints
         return Constraints(
@@ -221,9 +251,15 @@ def plan(
     seed: int | None = None,
     models: dict[Role, str] | None = None,
     length_penalty: float | None = None,
+    scoring: str | None = None,
 ) -> Plan:
     """Validates a task with overrides (flags win over the file) and loads its data."""
     task = task.model_copy(update={"seed": task.seed if seed is None else seed})
+    if scoring is not None:
+        if scoring not in SCORINGS:
+            raise ConfigError(f"--scoring: {scoring!r} is not one of {', '.join(SCORINGS)}")
+        evaluation = task.evaluation.model_copy(update={"scoring": scoring})
+        task = task.model_copy(update={"evaluation": evaluation})
     if length_penalty is not None:
         if not 0.0 <= length_penalty <= 1.0:
             raise ConfigError(f"--length-penalty: {length_penalty:g} is not in [0, 1]")
@@ -240,10 +276,12 @@ def plan(
     for span in protected:
         if span not in seed_prompt.instruction:
             raise ConfigError(f"constraints.protected: {span!r} is not in the seed prompt")
-    metric_spec = task.metric or data.metric
-    if metric_spec is None:
+    if task.metric is not None:  # the task file is trusted: it may name code
+        metric = get_metric(task.metric, code_dir=task.base_dir)
+    elif data.metric is not None:  # a data folder is not: built-in metrics only
+        metric = get_metric(data.metric)
+    else:
         raise ConfigError("missing key 'metric' (and the data folder names none)")
-    metric = get_metric(metric_spec)
     name = optimizer or task.optimizer.name
     options = (
         task.optimizer.options() if optimizer is None or optimizer == task.optimizer.name else {}
@@ -284,7 +322,10 @@ def _check_metric(metric: Metric, data: TaskData, *, search: bool = True) -> Non
     """Every example the metric will score must have what it needs (a target,
     choices): found now, before anything is spent, not in the middle of a run. With
     `search` False (an optimizer that scores nothing itself, like SPO), only the test
-    split is scored: train and dev may be unlabelled."""
+    split is scored: train and dev may be unlabelled. A code metric not imported yet
+    is checked when it is (Plan.load_code): planning runs no user code."""
+    if isinstance(metric, CodeMetric) and not metric.loaded:
+        return
     for split in (data.train, data.dev, data.test) if search else (data.test,):
         if split is None:
             continue
@@ -343,8 +384,9 @@ class Runner:
                 f"run {self.run_id} already exists in {self.settings.runs_dir}; "
                 f"continue it with --resume {self.run_id}"
             )
-        self.journal: ResponseCache | None = None
+        self.journal: Journal | None = None
         self.judge_stats = JudgeStats()
+        self.scoring = ScoringChoice(None, "accuracy")  # set from the task model at run()
         # Where the run came from (refinement.py: the earlier run and the feedback given).
         self.origin: dict[str, Any] | None = None
 
@@ -388,12 +430,13 @@ class Runner:
         started = time.monotonic()
         p = self.plan
         files.callback(self.factory.close)
+        p.load_code()  # the user's metric code, imported now: nothing is recorded or spent yet
         store = RunStore(self.run_dir)
         files.callback(store.close)
         pool = CandidatePool()
         # Every reply this run pays for is journaled in its folder, caches on or off:
         # a resumed run replays them and repeats no paid call.
-        self.journal = ResponseCache(self.run_dir / JOURNAL, journal=True)
+        self.journal = Journal(self.run_dir / JOURNAL)
         files.callback(self.journal.close)
         cache_dir = self.settings.cache_dir
         response_cache = ResponseCache(cache_dir / "responses.sqlite") if cache_dir else None
@@ -413,6 +456,9 @@ class Runner:
             elapsed_before = float(store.get("elapsed_seconds", 0.0))
             store.clear_derived()
             store.put("resumes", int(store.get("resumes", 0)) + 1)
+            # What the earlier processes paid stays paid: model_calls and spent_dollars
+            # go on from the journal, and its replies replay as those paid calls.
+            self.meter.carry_over(self.journal.carry_over())
         guard = BudgetGuard(p.budget, self.meter, elapsed_before=elapsed_before)
         self.bus.subscribe(_StoreWriter(store, pool, guard))
         if not self.resuming:
@@ -423,6 +469,7 @@ class Runner:
         store.put("status", "running")
         try:
             clients = {r: self._client(r, guard, response_cache) for r in ROLES}
+            self.scoring = p.scoring(clients["task"].backend.info)
             if p.task.length_penalty:
                 task_client = clients["task"]
                 pool.penalty = LengthPenalty(
@@ -437,6 +484,8 @@ class Runner:
                 concurrency=p.task.evaluation.concurrency,
                 cache=eval_cache,
                 emit=self.bus,
+                likelihood=self.scoring.likelihood,
+                select_by=self.scoring.select_by,
             )
             ctx = OptimizerContext(
                 seed_prompt=p.seed_prompt,
@@ -465,6 +514,8 @@ class Runner:
             search_usage = self.meter.to_dict()
             test_seed = test_best = comparison = gap = None
             notes = list(p.data.notes)
+            if self.scoring.note:
+                notes.append(self.scoring.note)
             if origin:
                 notes.append(
                     f"refined from run {origin['refined_from']} (its best "
@@ -479,6 +530,7 @@ class Runner:
                     )
             except ModelUnavailable as e:
                 notes.append(f"no test scores: {e}")
+            notes.extend(_payment_notes(self.meter.to_dict(), self.journal))
             judge = self.judge_stats.to_dict() if self.judge_stats.calls else None
             if judge is not None:
                 store.put("judge", judge)
@@ -510,6 +562,7 @@ class Runner:
                     "best": prompt_tokens(clients["task"], outcome.best.prompt),
                 },
                 length_penalty=p.task.length_penalty,
+                scoring=self.scoring.describe(),
             )
             self._write_outputs(store, result)
             self.bus(RunFinished(self.run_id, result.status, result.best.id))
@@ -558,6 +611,8 @@ class Runner:
             concurrency=self.plan.task.evaluation.concurrency,
             cache=eval_cache,
             emit=self.bus,
+            likelihood=self.scoring.likelihood,
+            select_by=self.scoring.select_by,
         )
 
     def _measure(
@@ -667,6 +722,27 @@ def _lineage(pool: CandidatePool, best: Candidate, split: str) -> tuple[dict[str
     return tuple(chain)
 
 
+def _payment_notes(usage: dict[str, dict[str, float]], journal: Journal) -> list[str]:
+    """What the run paid for beyond its replies, and usage servers reported beyond
+    what was asked (metered as reported)."""
+    notes = []
+    for role, u in usage.items():
+        if u["failed_attempts"]:
+            notes.append(
+                f"{int(u['failed_attempts'])} paid {role}-model attempts gave no usable "
+                "reply (timeouts, unusable or oversize replies); each was metered as the "
+                "server reported it or at its call's worst case"
+            )
+    anomalies = journal.anomalies()
+    for role in dict.fromkeys(r for r, _ in anomalies):
+        mine = [text for r, text in anomalies if r == role]
+        notes.append(
+            f"the {role} model's server reported usage beyond the request's limits "
+            f"{len(mine)} times (first: {mine[0]}); the reported usage was metered"
+        )
+    return notes
+
+
 def _majority_rate(test: Dataset | None) -> float | None:
     if test is None or not test.labelled or not len(test):
         return None
@@ -677,7 +753,8 @@ def _majority_rate(test: Dataset | None) -> float | None:
 def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> dict[str, Any]:
     """What a run would spend, before anything is spent (--dry-run): calls per role
     (the optimizer's plan, capped by the budget), tokens and dollars (prompt tokens
-    counted on the seed prompt rendered on train examples; completions at their limit)."""
+    counted on the seed prompt rendered on train examples; completions at their limit),
+    and the tokenizer that counted each model's tokens."""
     factory = BackendFactory()
     try:
 
@@ -687,6 +764,7 @@ def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> dict[str, A
             return factory.get(getattr(plan.task.models, role), role=role)
 
         task_llm = backend("task")
+        scoring = plan.scoring(task_llm.info)
         sample = list(plan.data.train)[:8]
         prompt_tokens = [
             sum(task_llm.count_tokens(m.content) + 8 for m in plan.seed_prompt.render(ex.fields))
@@ -707,10 +785,12 @@ def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> dict[str, A
             if plan.data.test is not None and plan.task.evaluation.test
             else 0
         )
+        # Likelihood scoring generates nothing (the choices count as prompt tokens).
+        answer = 0 if scoring.likelihood else plan.task_params.max_tokens
         roles = {
-            "task": (task_calls, mean_prompt, plan.task_params.max_tokens),
+            "task": (task_calls, mean_prompt, answer),
             "optimizer": (opt_calls, e["optimizer_prompt_tokens"], e["optimizer_max_tokens"]),
-            "test": (test_calls, mean_prompt, plan.task_params.max_tokens),
+            "test": (test_calls, mean_prompt, answer),
         }
         if e.get("judge"):  # an optimizer that asks a judge (spo)
             judge_calls = min(x for x in (e["judge"], b.judge_calls, b.calls) if x is not None)
@@ -728,7 +808,14 @@ def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> dict[str, A
                 "max_completion_tokens": usage.completion_tokens,
                 "max_dollars": prices.cost(usage),
             }
+        # How each model's tokens were counted: the figures above are only as good.
+        out["tokenizers"] = {
+            role: backend(role).tokenizer for role in ROLES if role == "task" or role in roles
+        }
         out["budget"] = b.limits()
+        out["scoring"] = scoring.describe()
+        if scoring.note:
+            out["scoring"] += f" ({scoring.note})"
         return out
     finally:
         factory.close()

@@ -12,11 +12,11 @@ from typing import Annotated, Any, TypeVar
 import typer
 import yaml
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from promptascent.cli.progress import ProgressDisplay
 from promptascent.cli.summary import fmt, print_result
+from promptascent.cli.terminal import terminal_markup, terminal_text
 from promptascent.config.task import load_task
 from promptascent.describe.intent import TaskDraft
 from promptascent.describe.pipeline import (
@@ -82,6 +82,13 @@ RefreshCache = Annotated[
     typer.Option("--refresh-cache", help="Call the models again and overwrite cached replies."),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+Scoring = Annotated[
+    str | None,
+    typer.Option(
+        help="generate, likelihood (the most likely choice answers; multiple choice) or "
+        "auto (overrides evaluation.scoring)."
+    ),
+]
 
 
 def _settings(
@@ -155,6 +162,7 @@ def optimize(
             help="Maximise score - L * prompt tokens / seed tokens, e.g. 0.05 (overrides the file)."
         ),
     ] = None,
+    scoring: Scoring = None,
     dry_run: Annotated[
         bool,
         typer.Option(
@@ -227,7 +235,7 @@ def optimize(
                 settings=settings,
             )
             for line in planned.lines():
-                out.print(line, markup=False)
+                out.print(terminal_text(line), markup=False)
             _print_estimate(planned.estimate)
             return
         p = _prepare_described(
@@ -255,9 +263,12 @@ def optimize(
             seed=seed,
             models=_models(task_model, optimizer_model, judge_model),
             length_penalty=length_penalty,
+            scoring=scoring,
         )
     if dry_run:
         _print_estimate(estimate(p))
+        for note in p.data.notes:
+            out.print(f"note: {terminal_markup(note)}")
         return
     runner_box: list[Runner] = []
 
@@ -299,7 +310,7 @@ def _prepare_described(
 
     def on_draft(draft: TaskDraft, path: Path, text: str) -> None:
         out.print(f"drafted task ({draft.task_type}), written to {path}:")
-        out.print(text.rstrip("\n"), markup=False)
+        out.print(terminal_text(text.rstrip("\n")), markup=False)
         if (
             not yes
             and sys.stdin.isatty()
@@ -319,12 +330,12 @@ def _prepare_described(
         options=options,
         seed=seed,
         on_draft=on_draft,
-        on_strategy=lambda choice: out.print(f"optimizer: {escape(choice.reason)}"),
+        on_strategy=lambda choice: out.print(f"optimizer: {terminal_markup(choice.reason)}"),
         emit=None if quiet else _synth_log,
     )
     outcome = prepared.outcome
     for line in outcome.synth.summary():
-        out.print(f"synthetic data: {escape(line)}")
+        out.print(f"synthetic data: {terminal_markup(line)}")
     out.print(f"written to {outcome.task_path.parent}")
     return prepared.plan
 
@@ -392,11 +403,14 @@ def synth(
     )
     draft = outcome.draft
     labels = f": {', '.join(draft.labels)}" if draft.labels else ""
-    out.print(f"task: {escape(draft.name)} ({draft.task_type}{escape(labels)})")
+    out.print(
+        f"task: {terminal_markup(draft.name)} ({terminal_markup(draft.task_type)}"
+        f"{terminal_markup(labels)})"
+    )
     for note in draft.notes:
-        out.print(f"  repaired: {escape(note)}")
+        out.print(f"  repaired: {terminal_markup(note)}")
     for line in outcome.synth.summary():
-        out.print(escape(line))
+        out.print(terminal_markup(line))
     usage = outcome.usage
     out.print(
         f"optimizer model: {int(usage['calls'])} calls, {int(usage['cache_hits'])} from cache"
@@ -475,7 +489,13 @@ def _print_estimate(e: dict[str, Any]) -> None:
             f"{row['max_dollars']:.4f}",
         )
     out.print(table)
+    tokenizers = e.get("tokenizers") or {}
+    if tokenizers:
+        counted = "; ".join(f"{role}: {name}" for role, name in tokenizers.items())
+        out.print(f"tokens counted by: {counted}", markup=False, highlight=False)
     out.print(f"budget: {e['budget'] or 'none'}")
+    if "scoring" in e:
+        out.print(f"scoring: {terminal_markup(e['scoring'])}")
 
 
 @app.command("eval")
@@ -490,6 +510,7 @@ def eval_(
         ),
     ] = None,
     split: Annotated[str, typer.Option(help="train, dev or test.")] = "test",
+    scoring: Scoring = None,
     task_model: Annotated[
         str | None, typer.Option(help="Task model: embedded[:PATH] or openai:MODEL[@URL].")
     ] = None,
@@ -503,17 +524,18 @@ def eval_(
     from promptascent.evaluate import evaluate_prompt, read_prompt_file
 
     settings = _settings(runs_dir, cache_dir, no_cache, refresh_cache, quiet)
-    p = _plan(task_file, models=_models(task_model, None, None))
+    p = _plan(task_file, models=_models(task_model, None, None), scoring=scoring)
     the_prompt = read_prompt_file(prompt) if prompt else p.seed_prompt
     res, usage = _with_progress(
         settings, quiet, lambda: evaluate_prompt(p, the_prompt, split, settings)
     )
     ci = res.ci()
+    loss = "" if res.mean_loss is None else f" loss={fmt(res.mean_loss)}"
     out.print(
         f"{split}: {fmt(res.mean)}  95% CI [{fmt(ci.low)}, {fmt(ci.high)}]  n={res.n} "
-        f"unparsed={res.unparsed} errors={res.errors}  (prompt {res.prompt_id})"
+        f"unparsed={res.unparsed} errors={res.errors}{loss}  (prompt {res.prompt_id})"
     )
-    preds = ", ".join(f"{escape(str(k))}: {v}" for k, v in res.predictions().most_common(5))
+    preds = ", ".join(f"{terminal_markup(k)}: {v}" for k, v in res.predictions().most_common(5))
     out.print(f"predictions: {preds}")
     out.print(
         f"task model: {int(usage['task']['calls'])} calls, "
@@ -585,6 +607,7 @@ def compare_(
         float | None,
         typer.Option(help="Maximise score - L * prompt tokens / seed tokens, e.g. 0.05."),
     ] = None,
+    scoring: Scoring = None,
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
     cache_dir: CacheDir = DEFAULT_CACHE_DIR,
     no_cache: NoCache = False,
@@ -602,8 +625,8 @@ def compare_(
         raise ConfigError(f"--seeds {seeds!r}: expected comma-separated integers") from None
     task = load_task(task_file)
     models = _models(task_model, optimizer_model, judge_model)
-    if models or length_penalty is not None:
-        task = plan(task, models=models, length_penalty=length_penalty).task
+    if models or length_penalty is not None or scoring is not None:
+        task = plan(task, models=models, length_penalty=length_penalty, scoring=scoring).task
     comparison = _with_progress(
         settings,
         quiet,
@@ -804,10 +827,10 @@ def show(
         table.add_row(
             c["id"],
             str(c["step"]),
-            c["operation"] + (f": {escape(c['note'][:120])}" if c.get("note") else ""),
+            c["operation"] + (f": {terminal_markup(c['note'][:120])}" if c.get("note") else ""),
             ",".join(c["parents"]),
             scores,
-            escape(c["prompt"]["instruction"][:200]),
+            terminal_markup(c["prompt"]["instruction"][:200]),
         )
     out.print(table)
     _print_win_record(run, runs_dir)
@@ -906,7 +929,10 @@ def _fail(message: str, debug: bool) -> None:
     """Prints the error as one line (a traceback first with --debug) and exits."""
     if debug:
         traceback.print_exc()
-    one_line = " ".join(part.strip() for part in message.splitlines() if part.strip())
+    # An error may quote data or a server's reply: no escape sequence reaches the terminal.
+    one_line = " ".join(
+        part.strip() for part in terminal_text(message).splitlines() if part.strip()
+    )
     sys.stderr.write(f"error: {one_line}\n")
     sys.stderr.flush()
     sys.exit(2)

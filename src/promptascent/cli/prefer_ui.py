@@ -1,7 +1,8 @@
 """The terminal chooser of `promptascent prefer`: shows a duel, reads one line.
 
 Reads plain lines, so it works on a terminal, through tmux, or from a pipe. Model
-outputs and inputs are data: shown as text, never read as rich markup.
+outputs and inputs are data: shown as text, never read as rich markup, and without
+escape sequences or control characters (cli/terminal.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from promptascent.cli.terminal import terminal_text
 from promptascent.preference.duel import Choice, Duel
 from promptascent.preference.session import PreferResult
 
@@ -73,9 +75,11 @@ class TerminalChooser:
         c = self.console
         c.print()
         c.rule(Text(f"duel {duel.round + 1}/{self.rounds}"))
-        c.print(Panel(Text(duel.example.input_text), title="input", title_align="left"))
-        a = Panel(Text(duel.output_a), title="A", title_align="left")
-        b = Panel(Text(duel.output_b), title="B", title_align="left")
+        c.print(
+            Panel(Text(terminal_text(duel.example.input_text)), title="input", title_align="left")
+        )
+        a = Panel(Text(terminal_text(duel.output_a)), title="A", title_align="left")
+        b = Panel(Text(terminal_text(duel.output_b)), title="B", title_align="left")
         if c.width >= SIDE_BY_SIDE_WIDTH:
             grid = Table.grid(expand=True, padding=(0, 1))
             grid.add_column(ratio=1)
@@ -103,7 +107,7 @@ def print_ranking(console: Console, result: PreferResult, resume_hint: str) -> N
             s.record_text(),
             rate,
             f"{s.strength:+.2f}",
-            Text(instruction[:200]),
+            Text(terminal_text(instruction[:200])),
         )
     console.print(table)
     best = result.best
@@ -114,16 +118,16 @@ def print_ranking(console: Console, result: PreferResult, resume_hint: str) -> N
             f"best: {best.candidate_id} (won {best.wins}, lost {best.losses}, tied {best.ties})",
             markup=False,
         )
-        console.print(Text(result.best_prompt.instruction))
+        console.print(Text(terminal_text(result.best_prompt.instruction)))
     ended = {
         "finished": "all rounds recorded",
         "quit": "stopped by you",
         "budget": f"stopped by the budget ({result.stopped_by})",
-        "stopped": f"stopped: {result.stopped_by}",
+        "stopped": f"stopped: {terminal_text(result.stopped_by)}",
     }.get(result.status, result.status)
     console.print(f"status: {ended}", markup=False)
     for note in result.notes:
-        console.print(f"note: {note}", markup=False)
+        console.print(f"note: {terminal_text(note)}", markup=False)
     console.print(f"run written to {result.run_dir}", markup=False)
     if result.status != "finished":
         console.print(f"continue with: {resume_hint}", markup=False)

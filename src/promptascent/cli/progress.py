@@ -12,6 +12,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from promptascent.cli.terminal import terminal_text
 from promptascent.events import (
     BudgetStopped,
     Event,
@@ -65,7 +66,9 @@ class ProgressDisplay:
             if self._task is not None:
                 self.progress.update(self._task, best=self._best)
         elif isinstance(event, ReplyRejected):
-            self.progress.console.print(f"optimizer reply rejected: {event.reason}", markup=False)
+            self.progress.console.print(
+                f"optimizer reply rejected: {terminal_text(event.reason)}", markup=False
+            )
         elif isinstance(event, BudgetStopped):
             self.progress.console.print(
                 f"budget reached ({event.limit}): stopping the search", markup=False

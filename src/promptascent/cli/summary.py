@@ -1,13 +1,14 @@
-"""Text summaries of runs for the terminal. Data is escaped: never read as markup."""
+"""Text summaries of runs for the terminal. Text from data, models and servers goes
+through cli/terminal.py: no escape sequence reaches the terminal, no markup is read."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from promptascent.cli.terminal import terminal_markup, terminal_text
 from promptascent.prompts.export import export_prompt
 from promptascent.prompts.prompt import Prompt
 
@@ -38,6 +39,15 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
         table.add_row("seed", fmt(sel["seed"]), "", "", "", "")
         table.add_row("best", fmt(sel["best"]), "", "", "", "")
     console.print(table)
+    scoring = result.get("scoring") or "generate"
+    if scoring != "generate":
+        losses = [
+            f"{label} {fmt(ev.get('mean_loss'))}"
+            for label, ev in (("seed", test["seed"]), ("best", test["best"]))
+            if ev
+        ]
+        extra = f"; mean loss of the gold choice: {', '.join(losses)}" if losses else ""
+        console.print(f"scoring: {terminal_markup(scoring)}{extra}")
     diff = test.get("difference")
     if diff:
         console.print(
@@ -61,7 +71,7 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
         )
     if test.get("majority_rate") is not None:
         preds = test["best"]["predictions"] if test["best"] else {}
-        top = ", ".join(f"{escape(str(k))}: {v}" for k, v in list(preds.items())[:4])
+        top = ", ".join(f"{terminal_markup(k)}: {v}" for k, v in list(preds.items())[:4])
         console.print(
             f"majority-class rate on test: {fmt(test['majority_rate'])}; best's predictions: {top}"
         )
@@ -96,11 +106,11 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
         )
     stopped = str(result.get("stopped_by") or "")
     if result.get("status") == "budget" and stopped.startswith("budget ("):
-        console.print(f"the search stopped early: {escape(stopped[len('budget (') : -1])}")
+        console.print(f"the search stopped early: {terminal_markup(stopped[len('budget (') : -1])}")
     elif result.get("status") == "budget":
-        console.print(f"the search stopped when the budget ({stopped}) ran out")
+        console.print(f"the search stopped when the budget ({terminal_markup(stopped)}) ran out")
     elif result.get("status") == "stopped":
-        console.print(f"the search stopped early: {escape(str(result['stopped_by']))}")
+        console.print(f"the search stopped early: {terminal_markup(stopped)}")
     print_usage(console, result["usage"])
     judge = result.get("judge")
     if judge:
@@ -110,12 +120,12 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
             f"failed; agreement {agreement} over {judge['compared_pairs']} vote pairs"
         )
     for note in result.get("notes", []):
-        console.print(f"note: {escape(note)}")
+        console.print(f"note: {terminal_markup(note)}")
     best = Prompt.from_dict(result["best_prompt"])
     fmt_name = "messages" if best.system or best.demos else "text"
     console.print(f"best prompt ({best.id}, as exported with --format {fmt_name}):", style="bold")
-    console.print(export_prompt(best, fmt_name), markup=False, highlight=False)
-    console.print(f"run written to {escape(result['run_dir'])}")
+    console.print(terminal_text(export_prompt(best, fmt_name)), markup=False, highlight=False)
+    console.print(f"run written to {terminal_markup(result['run_dir'])}")
 
 
 def print_usage(console: Console, usage: dict[str, dict[str, float]]) -> None:

@@ -4,12 +4,21 @@ naming the key and the file."""
 from __future__ import annotations
 
 import difflib
+import os
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from promptascent.data.text import DEFAULT_MAX_EXAMPLE_CHARS
 from promptascent.errors import ConfigError
 
 
@@ -37,6 +46,11 @@ class DataSpec(_Strict):
     input_field: str = "input"
     target_field: str = "target"
     limits: dict[Literal["train", "dev", "test"], int] = Field(default_factory=dict)
+    max_example_chars: int = Field(
+        DEFAULT_MAX_EXAMPLE_CHARS,
+        ge=1,
+        description="Longest example, in characters of text; a longer row is an error.",
+    )
 
     @field_validator("limits")
     @classmethod
@@ -60,18 +74,54 @@ class PricesSpec(_Strict):
     output: float = Field(0.0, ge=0, description="Dollars per million completion tokens.")
 
 
+TEST_BACKENDS_ENV = "PROMPTASCENT_TEST_BACKENDS"
+
+
+def check_test_backend(backend: str) -> None:
+    """The scripted backend is a test double that imports the module a task names: it
+    is refused (ValueError) unless the environment says this is a test run."""
+    if backend == "scripted" and os.environ.get(TEST_BACKENDS_ENV) != "1":
+        raise ValueError(
+            "the scripted backend is a test double, for promptascent's own tests "
+            f"(they set {TEST_BACKENDS_ENV}=1); use embedded or openai"
+        )
+
+
 class ModelSpec(_Strict):
-    """A model. `backend`: embedded | openai | scripted (tests only)."""
+    """A model. `backend`: embedded | openai | scripted (tests only: refused unless
+    PROMPTASCENT_TEST_BACKENDS=1)."""
 
     backend: Literal["embedded", "openai", "scripted"] = "embedded"
     model: str | None = None  # HTTP: the model name; embedded: a .gguf path (default SmolLM2)
     base_url: str | None = None
-    api_key_env: str | None = "OPENAI_API_KEY"
+    # The environment variable holding the key. Unset: OPENAI_API_KEY when base_url is
+    # unset or https://api.openai.com, no key for any other host (llm/http.py).
+    api_key_env: str | None = None
     api_key_file: Path | None = None  # a file holding only the key (instead of the env var)
     prices: PricesSpec = Field(default_factory=PricesSpec)
     max_concurrency: int = Field(4, ge=1)
     timeout: float = Field(60.0, gt=0)
     context_length: int | None = Field(None, ge=256)
+    # HTTP models only (llm/tokens.py): how tokens are counted for reservations,
+    # max_prompt_tokens and the objective's prompt-token figures.
+    tokenizer: Literal["auto", "server", "tiktoken", "bytes"] = "auto"
+    # HTTP models only: a larger reply (after decompression) is an error for its example.
+    max_response_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _http_only(self) -> ModelSpec:
+        if self.backend != "openai" and self.tokenizer != "auto":
+            raise ValueError(
+                f"tokenizer: {self.tokenizer} is for openai models; "
+                f"the {self.backend} backend counts with its own tokenizer"
+            )
+        return self
+
+    @field_validator("backend")
+    @classmethod
+    def _tests_only(cls, v: str) -> str:
+        check_test_backend(v)
+        return v
 
     @classmethod
     def parse(cls, value: str | dict[str, Any] | ModelSpec) -> ModelSpec:
@@ -88,6 +138,7 @@ class ModelSpec(_Strict):
             model, _, url = rest.partition("@")
             return cls(backend="openai", model=model or None, base_url=url or None)
         if backend == "scripted" and rest:  # tests only: "scripted:module:function"
+            check_test_backend(backend)
             return cls(backend="scripted", model=rest)
         raise ValueError(
             f"unknown model {value!r} (expected embedded[:PATH] or openai:MODEL[@URL])"
@@ -102,6 +153,8 @@ class ModelSpec(_Strict):
             self.api_key_env,
             self.api_key_file,
             self.context_length,
+            self.tokenizer,
+            self.max_response_bytes,
         )
 
 
@@ -137,6 +190,35 @@ class EvaluationSpec(_Strict):
         description=(
             "k-fold selection for small data (0: off): train and dev are pooled into k "
             "folds, the search runs once per fold, the fold winners compete on all of them."
+        ),
+    )
+    scoring: Literal["generate", "likelihood", "auto"] = Field(
+        "generate",
+        description=(
+            "generate: the task model answers and the metric scores the answer. likelihood: "
+            "the most likely of the example's choices is the answer (multiple choice; needs "
+            "a model that scores continuations). auto: likelihood where both hold."
+        ),
+    )
+    normalize: Literal["sum", "mean", "byte"] = Field(
+        "sum",
+        description=(
+            "Likelihood of a multi-token choice: sum (its probability), mean (per token) or "
+            "byte (per UTF-8 byte, lm-evaluation-harness's acc_norm)."
+        ),
+    )
+    calibration: Literal["none", "contextual", "pmi"] = Field(
+        "none",
+        description=(
+            "Likelihood calibration: contextual (divide out the choice distribution on "
+            "content-free inputs) or pmi (subtract each choice's score given an empty input)."
+        ),
+    )
+    select_by: Literal["accuracy", "loss"] = Field(
+        "accuracy",
+        description=(
+            "What selection compares under likelihood scoring: accuracy (the lower loss "
+            "breaks ties) or loss (the gold choice's mean cross-entropy)."
         ),
     )
 
@@ -270,7 +352,8 @@ def _describe(
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         if loc and loc[-1] == "api_key":
             hint = (
-                " (a key is never read from a file: name its environment variable in api_key_env)"
+                " (a key is never written in the task file: name the environment variable "
+                "holding it in api_key_env, or a file holding it in api_key_file)"
             )
         return f"unknown key {key!r}{hint}{tail}"
     if kind == "missing":
@@ -331,7 +414,7 @@ _MAPPING_HINTS = {
     "optimizer": " (name: ape, plus its options)",
     "seed_prompt": " (instruction: ..., optional system, output_format, demos)",
     "task_params": " (temperature, max_tokens, stop)",
-    "evaluation": " (concurrency, test, confidence)",
+    "evaluation": " (concurrency, test, confidence, scoring)",
     "models": " (task, optimizer, judge)",
 }
 

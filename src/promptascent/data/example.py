@@ -60,10 +60,12 @@ class Example:
 
 @dataclass(frozen=True)
 class Dataset:
-    """An ordered, named collection of examples with unique ids."""
+    """An ordered, named collection of examples with unique ids. `notes` say what
+    loading changed in the data (control characters removed), for the run's notes."""
 
     name: str
     examples: tuple[Example, ...]
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         seen: set[str] = set()

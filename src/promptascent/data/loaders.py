@@ -1,7 +1,10 @@
 """Loading datasets from JSONL, CSV, split folders and BIG-bench task.json files.
 
 Every loader raises DataError with a one-line message naming the file and, where
-there is one, the line ("data/train.jsonl:12: invalid JSON (...)").
+there is one, the line ("data/train.jsonl:12: invalid JSON (...)"). Data is not
+trusted: every row's text is checked as it is loaded (data/text.py: text that cannot
+be encoded and rows over `max_example_chars` are errors, control characters are
+removed and noted), and a task.json names only built-in metrics, never code.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from promptascent.data.example import Dataset, Example
+from promptascent.data.text import DEFAULT_MAX_EXAMPLE_CHARS, TextCheck
 from promptascent.errors import ConfigError, DataError
 
 _BOM = b"\xef\xbb\xbf"
@@ -26,17 +30,19 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 class SplitTask:
     """A task with its data split for optimisation (train, dev) and reporting (test).
 
-    `seed_prompt` is a natural starting instruction; `metric` is a metric spec name
-    (for example "choice_accuracy" or "exact_match").
+    `seed_prompt` is a natural starting instruction; `metric` is a built-in metric
+    spec (a name such as "choice_accuracy", or a mapping with its options). `notes`
+    say what loading changed in the task's own texts (its datasets carry their own).
     """
 
     name: str
     description: str
     seed_prompt: str
-    metric: str
+    metric: str | dict[str, Any]
     train: Dataset
     dev: Dataset | None
     test: Dataset | None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,7 @@ def load_jsonl(
     input_field: str = "input",
     target_field: str = "target",
     input_fields: Sequence[str] | None = None,
+    max_example_chars: int = DEFAULT_MAX_EXAMPLE_CHARS,
 ) -> Dataset:
     """Loads one JSON object per line (blank lines skipped) into a Dataset.
 
@@ -72,11 +79,14 @@ def load_jsonl(
     strings; the target must be one of the choices). Other keys go to Example.meta.
     The dataset is named `name`, default the file stem. A UTF-8 BOM is accepted.
     DataError (naming file and line) for a missing or empty file, bytes that are not
-    UTF-8, invalid JSON, a row that is not an object, a missing or mistyped field, or a
-    duplicate id.
+    UTF-8, invalid JSON, a row that is not an object, a missing or mistyped field, a
+    duplicate id, text that cannot be encoded as UTF-8 (a lone surrogate), or a row
+    holding more than `max_example_chars` characters of text. Control characters are
+    removed (data/text.py) and counted in the dataset's notes.
     """
     p = Path(path)
     fields = _Fields(input_field, target_field, _field_tuple(input_fields))
+    check = TextCheck(max_example_chars)
     examples: list[Example] = []
     seen: dict[str, str] = {}
     for line_no, line in enumerate(_read_text(p).split("\n"), start=1):
@@ -89,10 +99,10 @@ def load_jsonl(
             raise DataError(f"{where}: invalid JSON ({exc.msg} at column {exc.colno})") from None
         if not isinstance(row, dict):
             raise DataError(f"{where}: expected a JSON object, got {_json_type(row)}")
-        example = _build_example(row, where, f"{p.stem}-{line_no}", fields)
+        example = _build_example(check.row(row, where), where, f"{p.stem}-{line_no}", fields)
         _check_unique(example.id, f"line {line_no}", seen, where)
         examples.append(example)
-    return _finish(p, name, examples)
+    return _finish(p, name, examples, check)
 
 
 def load_csv(
@@ -102,6 +112,7 @@ def load_csv(
     input_field: str = "input",
     target_field: str = "target",
     input_fields: Sequence[str] | None = None,
+    max_example_chars: int = DEFAULT_MAX_EXAMPLE_CHARS,
 ) -> Dataset:
     """Loads a CSV file with a header row into a Dataset, with load_jsonl's semantics.
 
@@ -113,6 +124,7 @@ def load_csv(
     p = Path(path)
     fields = _Fields(input_field, target_field, _field_tuple(input_fields))
     reader = csv.reader(io.StringIO(_read_text(p), newline=""))
+    check = TextCheck(max_example_chars)
     header: list[str] | None = None
     examples: list[Example] = []
     seen: dict[str, str] = {}
@@ -127,11 +139,11 @@ def load_csv(
             continue
         if len(cells) != len(header):
             raise DataError(f"{where}: {len(cells)} cells, but the header has {len(header)}")
-        row = _csv_row(dict(zip(header, cells, strict=True)), where)
+        row = _csv_row(check.row(dict(zip(header, cells, strict=True)), where), where)
         example = _build_example(row, where, f"{p.stem}-{start}", fields)
         _check_unique(example.id, f"line {start}", seen, where)
         examples.append(example)
-    return _finish(p, name, examples)
+    return _finish(p, name, examples, check)
 
 
 def _csv_rows(reader: Any, path: Path) -> Any:
@@ -166,14 +178,18 @@ def _csv_row(cells: dict[str, str], where: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------- split folders
 
 
-def load_split_folder(folder: str | Path) -> SplitTask:
+def load_split_folder(
+    folder: str | Path, *, max_example_chars: int = DEFAULT_MAX_EXAMPLE_CHARS
+) -> SplitTask:
     """Loads a folder with task.json and train.jsonl, dev.jsonl, test.jsonl.
 
     task.json holds `name` (default the folder name), `description`, `seed_prompt`
     (default the description), `metric` (default "choice_accuracy" when `kind` is
-    "multiple_choice", else "exact_match"); other keys are ignored. dev.jsonl and
-    test.jsonl are optional (None when absent). DataError when task.json or train.jsonl
-    is missing or malformed, or when an id appears in two splits.
+    "multiple_choice", else "exact_match"); other keys are ignored. The metric is a
+    built-in one, by name or as a mapping with its options: a data folder is data, and
+    code ("module:function") is a ConfigError (code metrics belong in the task file).
+    dev.jsonl and test.jsonl are optional (None when absent). DataError when task.json
+    or train.jsonl is missing or malformed, or when an id appears in two splits.
     """
     root = Path(folder)
     if not root.is_dir():
@@ -187,11 +203,14 @@ def load_split_folder(folder: str | Path) -> SplitTask:
     info = _read_json(task_path)
     if not isinstance(info, dict):
         raise DataError(f"{task_path}: expected a JSON object, got {_json_type(info)}")
-    name = _opt_str(info, "name", task_path) or root.name
-    description = _opt_str(info, "description", task_path) or ""
-    seed_prompt = _opt_str(info, "seed_prompt", task_path) or description
+    check = TextCheck(max_example_chars)
+    name = _opt_text(info, "name", task_path, check) or root.name
+    description = _opt_text(info, "description", task_path, check) or ""
+    seed_prompt = _opt_text(info, "seed_prompt", task_path, check) or description
     kind = _opt_str(info, "kind", task_path)
-    metric = _opt_str(info, "metric", task_path) or _default_metric(kind == "multiple_choice")
+    metric = _builtin_metric(info.get("metric"), task_path) or _default_metric(
+        kind == "multiple_choice"
+    )
     splits: dict[str, Dataset | None] = {}
     for split in ("train", "dev", "test"):
         path = root / f"{split}.jsonl"
@@ -199,12 +218,41 @@ def load_split_folder(folder: str | Path) -> SplitTask:
         if required and not path.is_file():
             raise DataError(f"{path}: file not found (a data folder has task.json and train.jsonl)")
         splits[split] = (
-            load_jsonl(path, name=f"{name}/{split}") if required or path.exists() else None
+            load_jsonl(path, name=f"{name}/{split}", max_example_chars=max_example_chars)
+            if required or path.exists()
+            else None
         )
     _check_disjoint(root, splits)
     train = splits["train"]
     assert train is not None
-    return SplitTask(name, description, seed_prompt, metric, train, splits["dev"], splits["test"])
+    return SplitTask(
+        name,
+        description,
+        seed_prompt,
+        metric,
+        train,
+        splits["dev"],
+        splits["test"],
+        check.note(str(task_path)),
+    )
+
+
+def _builtin_metric(value: Any, task_path: Path) -> str | dict[str, Any] | None:
+    """A task.json's metric: a name or a mapping with a "name", never code."""
+    if value is None:
+        return None
+    name = value.get("name") if isinstance(value, dict) else value
+    if not isinstance(name, str):
+        raise DataError(
+            f"{task_path}: 'metric' must be a metric name or a mapping with a 'name', "
+            f"got {_json_type(value)}"
+        )
+    if ":" in name:
+        raise ConfigError(
+            f"{task_path}: metric {name!r} names code, and a data folder may name only a "
+            "built-in metric: code metrics belong in the task file you pass (metric: ...)"
+        )
+    return value
 
 
 def _check_disjoint(root: Path, splits: Mapping[str, Dataset | None]) -> None:
@@ -230,6 +278,7 @@ def load_bigbench_task_json(
     *,
     rng_seed: int = 0,
     split: tuple[int, int, int] = (50, 50, 300),
+    max_example_chars: int = DEFAULT_MAX_EXAMPLE_CHARS,
 ) -> SplitTask:
     """Loads an original BIG-bench task.json and splits it into train, dev and test.
 
@@ -249,14 +298,15 @@ def load_bigbench_task_json(
     (train, dev, test) sizes; test takes at most what is left. When fewer than
     train + dev examples would be left for test, the examples are instead divided
     evenly among the splits with a non-zero size (thirds by default). An empty split is
-    None. DataError for a malformed file or fewer than 3 examples; ConfigError for a
+    None. DataError for a malformed file or fewer than 3 examples, and for text as
+    load_jsonl checks it (control characters are removed and noted); ConfigError for a
     bad `split`.
     """
     p = Path(path)
     data = _read_json(p)
     if not isinstance(data, dict):
         raise DataError(f"{p}: expected a JSON object, got {_json_type(data)}")
-    return _bigbench_task(data, p, rng_seed=rng_seed, split=split)
+    return _bigbench_task(data, p, rng_seed=rng_seed, split=split, max_chars=max_example_chars)
 
 
 @dataclass(frozen=True)
@@ -268,6 +318,7 @@ class _BigBenchTask:
     seed_prompt: str
     metric: str
     examples: list[Example]
+    notes: tuple[str, ...]
 
 
 def _bigbench_task(
@@ -276,32 +327,37 @@ def _bigbench_task(
     *,
     rng_seed: int = 0,
     split: tuple[int, int, int] = (50, 50, 300),
+    max_chars: int = DEFAULT_MAX_EXAMPLE_CHARS,
 ) -> SplitTask:
     sizes = _check_split(split)
-    task = _bigbench_convert(data, p)
+    task = _bigbench_convert(data, p, max_chars)
     parts = _split(task.examples, rng_seed, sizes, p)
     datasets = [Dataset(f"{task.name}/{s}", tuple(part)) if part else None for s, part in parts]
     train, dev, test = datasets
     assert train is not None  # sizes[0] >= 1 and n >= 3 give train at least one example
-    return SplitTask(task.name, task.description, task.seed_prompt, task.metric, train, dev, test)
+    return SplitTask(
+        task.name, task.description, task.seed_prompt, task.metric, train, dev, test, task.notes
+    )
 
 
-def _bigbench_convert(data: dict[str, Any], p: Path) -> _BigBenchTask:
-    name = _opt_str(data, "name", p) or p.parent.name or p.stem
-    description = _opt_str(data, "description", p) or ""
-    seed_prompt = (_opt_str(data, "task_prefix", p) or "").strip() or description
+def _bigbench_convert(data: dict[str, Any], p: Path, max_chars: int) -> _BigBenchTask:
+    check = TextCheck(max_chars)
+    name = _opt_text(data, "name", p, check) or p.parent.name or p.stem
+    description = _opt_text(data, "description", p, check) or ""
+    seed_prompt = (_opt_text(data, "task_prefix", p, check) or "").strip() or description
     raw = data.get("examples")
     if not isinstance(raw, list) or not raw:
         raise DataError(f"{p}: 'examples' must be a non-empty list")
     for i, ex in enumerate(raw):
         if not isinstance(ex, dict):
             raise DataError(f"{p}: example {i} is {_json_type(ex)}, expected an object")
+    raw = [check.row(ex, f"{p}: example {i}") for i, ex in enumerate(raw)]
     multiple_choice = "target_scores" in raw[0]
     examples = [_bigbench_example(ex, i, name, p, multiple_choice) for i, ex in enumerate(raw)]
     if multiple_choice and len({frozenset(ex.choices or ()) for ex in examples}) > 1:
         examples = [_with_options(ex) for ex in examples]
     metric = _default_metric(multiple_choice)
-    return _BigBenchTask(name, description, seed_prompt, metric, examples)
+    return _BigBenchTask(name, description, seed_prompt, metric, examples, check.note(str(p)))
 
 
 def _bigbench_example(
@@ -387,6 +443,7 @@ def load_dataset(
     input_field: str = "input",
     target_field: str = "target",
     input_fields: Sequence[str] | None = None,
+    max_example_chars: int = DEFAULT_MAX_EXAMPLE_CHARS,
 ) -> Dataset:
     """Loads one dataset file, choosing the loader by its extension.
 
@@ -401,11 +458,16 @@ def load_dataset(
     if p.is_dir():
         raise DataError(f"{p}: is a folder, not a dataset file (load it as a task)")
     suffix = p.suffix.lower()
-    opts = {"input_field": input_field, "target_field": target_field}
+    opts: dict[str, Any] = {
+        "input_field": input_field,
+        "target_field": target_field,
+        "input_fields": input_fields,
+        "max_example_chars": max_example_chars,
+    }
     if suffix == ".jsonl":
-        return load_jsonl(p, name=name, **opts, input_fields=input_fields)
+        return load_jsonl(p, name=name, **opts)
     if suffix == ".csv":
-        return load_csv(p, name=name, **opts, input_fields=input_fields)
+        return load_csv(p, name=name, **opts)
     if suffix != ".json":
         raise DataError(
             f"{p}: unknown dataset format {p.suffix or '(no extension)'!r}; "
@@ -413,14 +475,16 @@ def load_dataset(
         )
     data = _read_json(p)
     if isinstance(data, list):
-        return _json_rows(
-            data, p, name, _Fields(input_field, target_field, _field_tuple(input_fields))
+        fields = _Fields(input_field, target_field, _field_tuple(input_fields))
+        check = TextCheck(max_example_chars)
+        return _finish(
+            p, name, _row_examples(data, str(p), p.stem, fields, "a JSON object", check), check
         )
     if isinstance(data, dict) and "examples" in data:
         if (input_field, target_field, input_fields) != ("input", "target", None):
             raise ConfigError(f"{p}: field options do not apply to a BIG-bench task.json")
-        task = _bigbench_convert(data, p)
-        return Dataset(name or task.name, tuple(task.examples))
+        task = _bigbench_convert(data, p, max_example_chars)
+        return Dataset(name or task.name, tuple(task.examples), task.notes)
     raise DataError(f"{p}: neither a list of examples nor a BIG-bench task (no 'examples')")
 
 
@@ -429,6 +493,7 @@ def load_task(
     *,
     rng_seed: int = 0,
     split: tuple[int, int, int] = (50, 50, 300),
+    max_example_chars: int = DEFAULT_MAX_EXAMPLE_CHARS,
 ) -> SplitTask:
     """Loads a split task: a split folder, its task.json (load_split_folder), or an
     original BIG-bench task.json (load_bigbench_task_json, which alone uses `rng_seed`
@@ -436,33 +501,35 @@ def load_task(
     """
     p = Path(path)
     if p.is_dir():
-        return load_split_folder(p)
+        return load_split_folder(p, max_example_chars=max_example_chars)
     if p.suffix.lower() != ".json":
         raise DataError(f"{p}: a task is a folder or a task.json file")
     data = _read_json(p)
     if isinstance(data, dict) and "examples" in data:
-        return _bigbench_task(data, p, rng_seed=rng_seed, split=split)
+        return _bigbench_task(data, p, rng_seed=rng_seed, split=split, max_chars=max_example_chars)
     if isinstance(data, dict) and (p.parent / "train.jsonl").exists():
-        return load_split_folder(p.parent)
+        return load_split_folder(p.parent, max_example_chars=max_example_chars)
     raise DataError(f"{p}: neither a BIG-bench task (no 'examples') nor a split folder's task.json")
 
 
-def _json_rows(rows: list[Any], p: Path, name: str | None, fields: _Fields) -> Dataset:
-    return _finish(p, name, _row_examples(rows, str(p), p.stem, fields, "a JSON object"))
-
-
 def _row_examples(
-    rows: Sequence[Any], where: str, id_prefix: str, fields: _Fields, expected: str
+    rows: Sequence[Any],
+    where: str,
+    id_prefix: str,
+    fields: _Fields,
+    expected: str,
+    check: TextCheck,
 ) -> list[Example]:
     """Examples from parsed rows (ids default to "<id_prefix>-<i>"); DataError naming
-    `where` and the item for a row that is not a mapping, is malformed or repeats an id."""
+    `where` and the item for a row that is not a mapping, is malformed or repeats an id,
+    or whose text `check` refuses."""
     examples: list[Example] = []
     seen: dict[str, str] = {}
     for i, row in enumerate(rows):
         at = f"{where}: item {i}"
         if not isinstance(row, dict):
             raise DataError(f"{at}: expected {expected}, got {_json_type(row)}")
-        example = _build_example(row, at, f"{id_prefix}-{i}", fields)
+        example = _build_example(check.row(row, at), at, f"{id_prefix}-{i}", fields)
         _check_unique(example.id, f"item {i}", seen, at)
         examples.append(example)
     return examples
@@ -478,14 +545,16 @@ def dataset_from_rows(
     where: str,
     input_field: str = "input",
     target_field: str = "target",
+    max_example_chars: int = DEFAULT_MAX_EXAMPLE_CHARS,
 ) -> Dataset:
     """Rows given inline (a task file's `data.examples`), read like JSONL rows; ids
     default to "<name>-<i>". DataError naming `where` and the item when malformed."""
     fields = _Fields(input_field, target_field, None)
-    examples = _row_examples(rows, where, name, fields, "a mapping")
+    check = TextCheck(max_example_chars)
+    examples = _row_examples(rows, where, name, fields, "a mapping", check)
     if not examples:
         raise DataError(f"{where}: no examples")
-    return Dataset(name, tuple(examples))
+    return Dataset(name, tuple(examples), check.note(where))
 
 
 def _build_example(row: Mapping[str, Any], where: str, default_id: str, f: _Fields) -> Example:
@@ -576,10 +645,10 @@ def _check_unique(ex_id: str, place: str, seen: dict[str, str], where: str) -> N
     seen[ex_id] = place
 
 
-def _finish(p: Path, name: str | None, examples: list[Example]) -> Dataset:
+def _finish(p: Path, name: str | None, examples: list[Example], check: TextCheck) -> Dataset:
     if not examples:
         raise DataError(f"{p}: no examples")
-    return Dataset(name or p.stem, tuple(examples))
+    return Dataset(name or p.stem, tuple(examples), check.note(str(p)))
 
 
 def _field_tuple(input_fields: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -621,6 +690,13 @@ def _read_json(p: Path) -> Any:
         raise DataError(
             f"{p}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno})"
         ) from None
+
+
+def _opt_text(data: Mapping[str, Any], key: str, p: Path, check: TextCheck) -> str | None:
+    """An optional string that reaches a model (a name, description or prompt): checked
+    and cleaned like the rows' text."""
+    value = _opt_str(data, key, p)
+    return None if value is None else check.text(value, str(p), key)
 
 
 def _opt_str(data: Mapping[str, Any], key: str, p: Path) -> str | None:

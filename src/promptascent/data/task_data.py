@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from promptascent.config.task import TaskSpec
 from promptascent.data.example import Dataset
@@ -17,7 +18,7 @@ class TaskData:
     dev: Dataset
     test: Dataset | None
     seed_prompt: str | None
-    metric: str | None
+    metric: str | dict[str, Any] | None  # from a data folder: a built-in metric only
     description: str
     notes: tuple[str, ...] = ()
 
@@ -27,8 +28,13 @@ def load_task_data(spec: TaskSpec) -> TaskData:
     candidates are never proposed and selected on the same examples."""
     d = spec.data
     notes: list[str] = []
-    kw = {"input_field": d.input_field, "target_field": d.target_field}
-    seed_prompt = metric = None
+    kw: dict[str, Any] = {
+        "input_field": d.input_field,
+        "target_field": d.target_field,
+        "max_example_chars": d.max_example_chars,
+    }
+    seed_prompt: str | None = None
+    metric: str | dict[str, Any] | None = None
     description = ""
     if d.examples is not None:
         if d.folder or d.train or d.dev or d.test:
@@ -40,15 +46,18 @@ def load_task_data(spec: TaskSpec) -> TaskData:
             raise ConfigError("data: give either `folder` or `train`/`dev`/`test`, not both")
         folder = spec.resolve(d.folder)
         assert folder is not None
-        split = load_split_folder(folder)
+        split = load_split_folder(folder, max_example_chars=d.max_example_chars)
         train, dev, test = split.train, split.dev, split.test
         seed_prompt, metric, description = split.seed_prompt, split.metric, split.description
+        notes.extend(split.notes)
     else:
         if d.train is None:
             raise ConfigError("data: missing key 'train' (or 'folder' or 'examples')")
         train = load_dataset(spec.resolve(d.train), **kw)  # type: ignore[arg-type]
         dev = load_dataset(spec.resolve(d.dev), **kw) if d.dev else None  # type: ignore[arg-type]
         test = load_dataset(spec.resolve(d.test), **kw) if d.test else None  # type: ignore[arg-type]
+    for loaded in (train, dev, test):
+        notes.extend(loaded.notes if loaded is not None else ())
     if dev is None and not d.dev_from_train:
         dev = Dataset(f"{train.name}-dev", ())
         notes.append("no dev split: candidates are selected without labels")

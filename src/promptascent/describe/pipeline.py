@@ -53,6 +53,7 @@ from promptascent.events import EventSink
 from promptascent.llm.budget import Budget, BudgetGuard
 from promptascent.llm.cache import ResponseCache
 from promptascent.llm.factory import BackendFactory
+from promptascent.llm.journal import Journal
 from promptascent.llm.types import Role
 from promptascent.llm.usage import UsageMeter
 from promptascent.runner import JOURNAL, Plan, RunSettings, estimate, model_client, plan
@@ -159,7 +160,7 @@ class OptimizerSession:
         self._cache = (
             ResponseCache(settings.cache_dir / "responses.sqlite") if settings.cache_dir else None
         )
-        self._journal = ResponseCache(journal_dir / JOURNAL, journal=True)
+        self._journal = Journal(journal_dir / JOURNAL)
         spec = models.optimizer
         backend = settings.backends.get("optimizer") or self._factory.get(spec, role="optimizer")
         self.client = model_client(

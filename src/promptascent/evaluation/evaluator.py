@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass
 from promptascent.data.example import Example
 from promptascent.errors import ContextOverflow, ModelError
 from promptascent.evaluation.cache import EvaluationCache
-from promptascent.evaluation.result import EvaluationResult, ExampleResult
+from promptascent.evaluation.likelihood import ChoiceScorer, LikelihoodScoring
+from promptascent.evaluation.result import EvaluationResult, ExampleResult, SelectBy
 from promptascent.events import EventSink, ExampleScored, ignore
 from promptascent.llm.client import ModelClient
 from promptascent.llm.types import Completion, CompletionRequest
@@ -34,6 +35,11 @@ class TaskParams:
 class Evaluator:
     """Evaluates prompts on examples with bounded concurrency.
 
+    Scoring: by generation (the task model answers, the metric scores its output) or,
+    with `likelihood` set, by likelihood (evaluation/likelihood.py: the most likely
+    choice is the answer the metric scores; each result also carries the gold choice's
+    loss and probability). `select_by` is stamped on every result (EvaluationResult).
+
     Model errors (of the task model, or of a judge the metric asks) become per-example
     errors (counted, never scored). Running out of
     budget raises BudgetExhausted: the examples finished so far are already in the
@@ -49,6 +55,8 @@ class Evaluator:
         concurrency: int = 4,
         cache: EvaluationCache | None = None,
         emit: EventSink = ignore,
+        likelihood: LikelihoodScoring | None = None,
+        select_by: SelectBy = "accuracy",
     ) -> None:
         self.task_model = task_model
         self.metric = metric
@@ -56,6 +64,14 @@ class Evaluator:
         self.concurrency = max(1, concurrency)
         self.cache = cache
         self.emit = emit
+        self.likelihood = likelihood
+        self.select_by = select_by
+        self._choices = ChoiceScorer(task_model, likelihood) if likelihood else None
+
+    @property
+    def scoring(self) -> str:
+        """How outputs are scored, in words ("generate", "likelihood (sum, ...)")."""
+        return self.likelihood.describe() if self.likelihood else "generate"
 
     def request(self, prompt: Prompt, example: Example) -> CompletionRequest:
         return CompletionRequest(
@@ -74,13 +90,17 @@ class Evaluator:
             )
             hit = self.cache.get(key)
             if hit is not None:
-                return self.task_model.replay(hit)
+                return self.task_model.replay(hit, lambda: self.request(prompt, example))
         completion = self.task_model.complete(self.request(prompt, example))
         if self.cache is not None and key is not None:
             self.cache.put(key, completion)
         return completion
 
     def run_one(self, prompt: Prompt, example: Example, *, score: bool = True) -> ExampleResult:
+        if self._choices is not None and score:
+            result = self._by_likelihood(self._choices, prompt, example)
+            self.emit(ExampleScored(prompt.id, result.cached))
+            return result
         try:
             completion = self._complete(prompt, example)
         except ModelError as e:
@@ -106,6 +126,33 @@ class Evaluator:
             )
         self.emit(ExampleScored(prompt.id, result.cached))
         return result
+
+    def _by_likelihood(
+        self, scorer: ChoiceScorer, prompt: Prompt, example: Example
+    ) -> ExampleResult:
+        try:
+            verdict = scorer.verdict(prompt, example)
+        except ModelError as e:
+            return ExampleResult(
+                example.id,
+                "",
+                None,
+                parsed=False,
+                error=str(e),
+                skipped=isinstance(e, ContextOverflow),
+            )
+        # Accuracy by definition: the most likely choice is the gold one (gold_index
+        # already matched the target and its aliases against the choices).
+        return ExampleResult(
+            example.id,
+            verdict.predicted,
+            1.0 if verdict.prediction == verdict.gold else 0.0,
+            parsed=True,
+            prediction=verdict.predicted,
+            cached=verdict.cached,
+            loss=verdict.loss,
+            gold_prob=verdict.gold_prob,
+        )
 
     def _score(self, completion: Completion, example: Example) -> ExampleResult:
         try:
@@ -142,7 +189,9 @@ class Evaluator:
     def _run(self, prompt: Prompt, examples: Sequence[Example], *, score: bool) -> EvaluationResult:
         if self.concurrency == 1 or len(examples) <= 1:
             return EvaluationResult(
-                prompt.id, tuple(self.run_one(prompt, ex, score=score) for ex in examples)
+                prompt.id,
+                tuple(self.run_one(prompt, ex, score=score) for ex in examples),
+                self.select_by,
             )
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="evaluate") as pool:
             futures: list[Future[ExampleResult]] = [
@@ -156,4 +205,4 @@ class Evaluator:
                 exc = failed.exception()
                 assert exc is not None  # BudgetExhausted, or a bug: never swallowed
                 raise exc
-            return EvaluationResult(prompt.id, tuple(f.result() for f in futures))
+            return EvaluationResult(prompt.id, tuple(f.result() for f in futures), self.select_by)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 from promptascent.evaluation.stats import (
     Interval,
@@ -13,6 +13,9 @@ from promptascent.evaluation.stats import (
     bootstrap_ci,
     paired_difference,
 )
+
+# What selection compares: the metric's score, or the likelihood loss.
+SelectBy = Literal["accuracy", "loss"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,10 @@ class ExampleResult:
     finish_reason: str = "stop"
     cached: bool = False
     skipped: bool = False  # the prompt did not fit the model's context
+    # Likelihood scoring (evaluation/likelihood.py): the gold choice's cross-entropy
+    # and probability under the softmax over the choices; None when generating.
+    loss: float | None = None
+    gold_prob: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,13 +46,28 @@ class ExampleResult:
             "prediction": self.prediction,
             "error": self.error,
             "finish_reason": self.finish_reason,
+            "loss": self.loss,
+            "gold_prob": self.gold_prob,
         }
+
+    def selection_value(self, select_by: SelectBy) -> float | None:
+        """What selection compares for this example, higher is better: the score, or
+        (select_by "loss") minus the loss. None when there is nothing to compare."""
+        if select_by == "loss":
+            return None if self.loss is None or self.score is None else -self.loss
+        return self.score
 
 
 @dataclass(frozen=True)
 class EvaluationResult:
+    """A prompt's results on examples. `select_by` is what selection compares (the
+    evaluator's setting): "accuracy" (the metric's mean; under likelihood scoring the
+    lower mean loss breaks ties, see CandidatePool.ranked) or "loss" (minus the mean
+    loss of the gold choice). Reports always show the metric's mean."""
+
     prompt_id: str
     results: tuple[ExampleResult, ...]
+    select_by: SelectBy = "accuracy"
 
     @cached_property
     def scored(self) -> tuple[ExampleResult, ...]:
@@ -63,6 +85,28 @@ class EvaluationResult:
     @property
     def n(self) -> int:
         return len(self.scored)
+
+    @property
+    def losses(self) -> list[float]:
+        return [r.loss for r in self.scored if r.loss is not None]
+
+    @property
+    def mean_loss(self) -> float | None:
+        """Mean cross-entropy of the gold choice (likelihood scoring), else None."""
+        losses = self.losses
+        return sum(losses) / len(losses) if losses else None
+
+    @property
+    def selection_scores(self) -> list[float]:
+        """Per-example values selection compares (paired tests, racing, bandits)."""
+        values = (r.selection_value(self.select_by) for r in self.scored)
+        return [v for v in values if v is not None]
+
+    @property
+    def selection_mean(self) -> float:
+        """The mean of `selection_scores` (nan when there are none)."""
+        s = self.selection_scores
+        return sum(s) / len(s) if s else float("nan")
 
     @property
     def errors(self) -> int:
@@ -103,6 +147,7 @@ class EvaluationResult:
             "unparsed": self.unparsed,
             "errors": self.errors,
             "skipped": self.skipped,
+            "mean_loss": self.mean_loss,
         }
 
 

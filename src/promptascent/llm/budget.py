@@ -6,6 +6,12 @@ the call is refused with `BudgetExhausted` and never made. After the call the
 reservation is replaced by what was used. So concurrent calls cannot overshoot:
 the budget is never exceeded, at the price of stopping a little early when the
 worst case of the next call does not fit.
+
+A retry of a call reserves its own worst case of tokens and dollars, with no call:
+call limits count logical calls, token and dollar limits every paid attempt
+(llm/metering.py). Usage beyond a reservation happens only when a server reports
+more than the request allowed; it is metered as reported, so the next reservation
+sees it.
 """
 
 from __future__ import annotations
@@ -150,11 +156,18 @@ class BudgetGuard:
             total += getattr(usage[r], measure) + self._reserved.get((r, measure), 0.0)
         return total
 
-    def reserve(self, role: Role, *, tokens: int, dollars: float) -> Reservation:
-        """Reserves one call's worst case, or raises BudgetExhausted without reserving."""
-        want = {"calls": 1.0, "tokens": float(tokens), "dollars": dollars}
+    def reserve(self, role: Role, *, tokens: int, dollars: float, calls: int = 1) -> Reservation:
+        """Reserves one call's worst case, or raises BudgetExhausted without reserving.
+        `calls=0` reserves another attempt of a call already reserved (a retry): its
+        tokens and dollars are checked, the call limits and the time limit are not
+        (the call's deadline bounds its retries)."""
+        want = {"calls": float(calls), "tokens": float(tokens), "dollars": dollars}
         with self._lock:
-            if self.budget.minutes is not None and self.elapsed_seconds >= self.budget.minutes * 60:
+            if (
+                calls
+                and self.budget.minutes is not None
+                and self.elapsed_seconds >= self.budget.minutes * 60
+            ):
                 raise BudgetExhausted("minutes", self.elapsed_seconds / 60, self.budget.minutes)
             usage = self.meter.snapshot() if self._limited else None
             for measure in _MEASURES:
@@ -169,10 +182,11 @@ class BudgetGuard:
             for measure in _MEASURES:
                 key = (role, measure)
                 self._reserved[key] = self._reserved.get(key, 0.0) + want[measure]
-        return Reservation(role, 1, tokens, dollars)
+        return Reservation(role, calls, tokens, dollars)
 
     def release(self, reservation: Reservation) -> None:
-        """Drops a reservation (call the meter first, so usage never dips below truth)."""
+        """Drops a reservation, or the part of one given (call the meter first, so
+        usage never dips below truth)."""
         with self._lock:
             for measure, amount in (
                 ("calls", reservation.calls),

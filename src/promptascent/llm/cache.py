@@ -3,12 +3,10 @@
 Keys are `CompletionRequest.cache_key(model_id)`; values are `Completion.to_json()`.
 Only successful completions go in: errors are never cached, so a rerun retries them.
 
-The same class keeps a run's journal (`journal=True`: the replies the run paid for,
-in its folder). A journal commits with `synchronous=FULL`: a reply stored is on disk
-when `put` returns and survives a power loss. The shared cache commits with
-`synchronous=NORMAL` (WAL): it survives a crash of the process, and a power loss can
-take back its last rows, which costs only calls asked again. A damaged file or a
-full disk raises CacheError (a StorageError) naming the file and what to do.
+The shared cache commits with `synchronous=NORMAL` (WAL): it survives a crash of the
+process, and a power loss can take back its last rows, which costs only calls asked
+again. A run's journal (llm/journal.py, a subclass) commits with `synchronous=FULL`.
+A damaged file or a full disk raises a StorageError naming the file and what to do.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from types import TracebackType
 from typing import TypeVar
 
 from promptascent.errors import StorageError
-from promptascent.llm.types import Completion
+from promptascent.llm.types import Completion, LoglikResult
 from promptascent.store.failures import FileKind, check_integrity, guarded, storage_error
 from promptascent.store.files import fsync_dir
 
@@ -63,14 +61,17 @@ class ResponseCache:
     Thread-safe: each thread gets its own connection. Process-safe: WAL journal,
     a 30 s busy timeout, one short transaction per write, `INSERT OR REPLACE`
     (the last writer of a key wins; writers of the same key write the same request).
-    A file written by a newer schema version raises `CacheError`. `journal`: the file
-    is a run's journal, synced to disk on every commit (see the module doc).
+    A file written by a newer schema version raises `CacheError`.
     """
 
-    def __init__(self, path: Path, *, journal: bool = False) -> None:
+    # Tables created in a new file (and added to an older one); a subclass may add more.
+    SCHEMA: tuple[str, ...] = _SCHEMA
+    # How each commit reaches the disk, and what the file is to the user (errors).
+    SYNCHRONOUS = "NORMAL"
+    file_kind: FileKind = "cache"
+
+    def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.file_kind: FileKind = "journal" if journal else "cache"
-        self._synchronous = "FULL" if journal else "NORMAL"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists()
         self._local = threading.local()
@@ -81,7 +82,7 @@ class ResponseCache:
         self._misses = 0
         self._puts = 0
         self._init_schema(self._conn())
-        if new and journal:  # the new file's entry in the run folder survives a power loss
+        if new:  # the new file's entry in its folder survives a power loss
             fsync_dir(self.path.parent)
 
     def __repr__(self) -> str:
@@ -105,7 +106,7 @@ class ResponseCache:
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute(f"PRAGMA synchronous = {self.SYNCHRONOUS}")
         except sqlite3.DatabaseError as exc:
             raise self._error(exc, "cannot open") from exc
         self._local.conn = conn
@@ -129,7 +130,7 @@ class ResponseCache:
         def init() -> None:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in _SCHEMA:
+                for statement in self.SCHEMA:
                     conn.execute(statement)
                 row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
                 if row is None:
@@ -172,49 +173,89 @@ class ResponseCache:
     def get(self, key: str) -> Completion | None:
         """The completion stored under `key`, with `cached=True`, or None on a miss.
         A row that cannot be decoded counts as a miss (the next put overwrites it)."""
+        blob = self._lookup(key)
+        completion: Completion | None = None
+        if blob is not None:
+            try:
+                completion = Completion.from_json(blob, cached=True)
+            except (ValueError, KeyError, TypeError):
+                completion = None
+        self._count(completion is not None)
+        return completion
+
+    @guarded
+    def get_loglik(self, key: str) -> LoglikResult | None:
+        """The log-likelihood result stored under `key` (`cached=True`), or None."""
+        blob = self._lookup(key)
+        result: LoglikResult | None = None
+        if blob is not None:
+            try:
+                result = LoglikResult.from_json(blob, cached=True)
+            except (ValueError, KeyError, TypeError):
+                result = None
+        self._count(result is not None)
+        return result
+
+    @guarded
+    def put_loglik(self, key: str, request_json: str, result: LoglikResult) -> None:
+        """Stores a log-likelihood result under `key` (the same table as completions:
+        its key, made from a request of another kind, never equals a completion's)."""
+        self._write(key, request_json, result.to_json())
+
+    def _lookup(self, key: str) -> str | None:
         row = (
             self._conn()
             .execute("SELECT completion FROM responses WHERE key = ?", (key,))
             .fetchone()
         )
-        completion: Completion | None = None
-        if row is not None:
-            try:
-                completion = Completion.from_json(row[0], cached=True)
-            except (ValueError, KeyError, TypeError):
-                completion = None
+        return None if row is None else str(row[0])
+
+    def _count(self, hit: bool) -> None:
         with self._lock:
-            if completion is None:
-                self._misses += 1
-            else:
+            if hit:
                 self._hits += 1
-        return completion
+            else:
+                self._misses += 1
 
     @guarded
     def put(self, key: str, request_json: str, completion: Completion) -> None:
         """Stores `completion` under `key`, replacing any earlier entry. `request_json`
         is kept for inspection only. Raises ValueError if `completion.text` is None
         (only successful completions may be cached; finish_reason "length" is fine)."""
-        if completion.text is None:
-            raise ValueError("refusing to cache a completion without text")
-        if not isinstance(completion.text, str):
-            raise ValueError("refusing to cache a completion whose text is not a string")
-        conn = self._conn()
-        blob = completion.to_json()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        self.check_storable(completion)
+        self._write(key, request_json, completion.to_json())
+
+    def _write(self, key: str, request_json: str, blob: str) -> None:
+        def write(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "INSERT OR REPLACE INTO responses (key, request, completion, created) "
                 "VALUES (?, ?, ?, ?)",
                 (key, request_json, blob, time.time()),
             )
+
+        self._transaction(write)
+        with self._lock:
+            self._puts += 1
+
+    def _transaction(self, write: Callable[[sqlite3.Connection], None]) -> None:
+        """Runs `write` in one write transaction: all of it is stored, or none."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            write(conn)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:  # SQLite rolls back by itself on a full disk
                 conn.execute("ROLLBACK")
             raise
-        with self._lock:
-            self._puts += 1
+
+    @staticmethod
+    def check_storable(completion: Completion) -> None:
+        """Raises ValueError unless `completion` is a successful one (has text)."""
+        if completion.text is None:
+            raise ValueError("refusing to cache a completion without text")
+        if not isinstance(completion.text, str):
+            raise ValueError("refusing to cache a completion whose text is not a string")
 
     def check_integrity(self) -> None:
         """Raises StorageError if the file is damaged (SQLite's quick check), e.g. before

@@ -1,22 +1,39 @@
 """A model in a role: the one path every model call of a run takes.
 
-`ModelClient.complete` checks the budget, looks in the response cache, calls the
-backend on a miss, stores successful replies, and records usage for its role.
+`ModelClient.complete` looks in the run's journal and the response cache, else
+reserves the call's worst case against the budget and calls the backend with a
+`PaidCall` as its attempt meter (llm/metering.py: every paid attempt journaled and
+metered, each retry reserved), and stores successful replies.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 from promptascent.errors import ContextOverflow, ModelError, ModelUnavailable
 from promptascent.llm.base import LLM
 from promptascent.llm.budget import BudgetGuard
 from promptascent.llm.cache import ResponseCache
 from promptascent.llm.deadline import call_deadline
-from promptascent.llm.types import Completion, CompletionRequest, LoglikRequest, Role, TokenUsage
+from promptascent.llm.journal import Journal
+from promptascent.llm.metering import PaidCall, UsageLimits, attempt_meter
+from promptascent.llm.types import (
+    Completion,
+    CompletionRequest,
+    LoglikRequest,
+    LoglikResult,
+    Role,
+    TokenUsage,
+)
 from promptascent.llm.usage import Prices, UsageMeter
+
+Stored = TypeVar("Stored", Completion, LoglikResult)
 
 # Chat templates add a few tokens per message (role markers); reserve them too.
 _TOKENS_PER_MESSAGE = 8
@@ -42,7 +59,7 @@ class ModelClient:
         cache: ResponseCache | None = None,
         cache_policy: CachePolicy = CachePolicy(),
         prices: Prices = Prices(),
-        journal: ResponseCache | None = None,
+        journal: Journal | None = None,
         max_consecutive_errors: int = 8,
     ) -> None:
         self.role = role
@@ -68,15 +85,17 @@ class ModelClient:
         return self.backend.info.context_length
 
     def prompt_tokens(self, request: CompletionRequest) -> int:
-        """Tokens the request's messages take (exact for the embedded model, an upper
-        bound over HTTP), with the chat template's per-message overhead."""
-        return sum(
+        """The prompt tokens reserved for a request: its messages' tokens (exact where the
+        backend has the tokenizer, see its `tokenizer`), the chat template's per-message
+        overhead, and what the backend says its template may add per request."""
+        return self.backend.info.template_tokens + sum(
             self.backend.count_tokens(m.content) + _TOKENS_PER_MESSAGE for m in request.messages
         )
 
     def complete(self, request: CompletionRequest) -> Completion:
-        """One completion. Raises BudgetExhausted (nothing spent), ModelError, or
-        ModelUnavailable after `max_consecutive_errors` failures in a row.
+        """One completion. Raises BudgetExhausted (before the call: nothing spent; or
+        when a retry might not fit: the failed attempts before it are metered),
+        ModelError, or ModelUnavailable after `max_consecutive_errors` failures in a row.
 
         Lookup order: the run's journal (every reply this run already paid for, so a
         resumed run repeats no call), then the shared cache (unless refreshing).
@@ -84,6 +103,12 @@ class ModelClient:
         are then answered from the journal or cache, so what is paid does not depend
         on thread timing."""
         key = request.cache_key(self.model_id)
+        with self._single_flight(key):
+            return self._complete(request, key)
+
+    @contextmanager
+    def _single_flight(self, key: str) -> Iterator[None]:
+        """Holds `key` while one call for it is made; identical calls wait for it."""
         while True:
             with self._inflight_lock:
                 leader = self._inflight.get(key)
@@ -92,32 +117,36 @@ class ModelClient:
                     break
             leader.wait()
         try:
-            return self._complete(request, key)
+            yield
         finally:
             with self._inflight_lock:
                 del self._inflight[key]
             mine.set()
 
     def _complete(self, request: CompletionRequest, key: str) -> Completion:
-        cached = self.journal.get(key) if self.journal else None
+        journaled = self.journal.get(key) if self.journal else None
+        cached = journaled
         if cached is None and self.cache and self.cache_policy.read:
             cached = self.cache.get(key)
         if cached is not None:
-            need = cached.usage
-        else:
-            need = TokenUsage(self.prompt_tokens(request), request.max_tokens)
-        reservation = self.guard.reserve(
-            self.role, tokens=need.total, dollars=self.prices.cost(need)
-        )
-        try:
-            if cached is not None:
-                self._record_hit(cached)
-                return cached
+            return self._answer_from_store(cached, key if journaled is not None else None)
+        worst = TokenUsage(self.prompt_tokens(request), request.max_tokens)
+        with PaidCall(
+            self.role,
+            key=key,
+            worst=worst,
+            limits=UsageLimits.of(request.messages, request.max_tokens),
+            guard=self.guard,
+            meter=self.meter,
+            prices=self.prices,
+            journal=self.journal,
+        ) as call:
             started = time.monotonic()
             left = self.guard.remaining("minutes")
             try:
-                # Retries inside the backend stop when the run's time budget ends.
-                with call_deadline(None if left is None else left * 60):
+                # Retries inside the backend stop when the run's time budget ends, and
+                # each reserves its own worst case (or is not made).
+                with call_deadline(None if left is None else left * 60), attempt_meter(call):
                     completion = self.backend.complete(request)
             except ModelError as e:
                 self.meter.record_error(self.role)
@@ -125,20 +154,37 @@ class ModelClient:
                     self._count_error(e)
                 raise
             self._count_error(None)
-            seconds = time.monotonic() - started
-            self.meter.record(
-                self.role,
-                completion.usage,
-                cached=False,
-                dollars=self.prices.cost(completion.usage),
-                seconds=seconds,
-            )
             blob = _request_json(request, self.model_id)
-            if self.journal:
-                self.journal.put(key, blob, completion)
+            # Journaled before it is used: a resumed run starts from what was paid.
+            call.charge_reply(
+                completion.usage, seconds=time.monotonic() - started, reply=(blob, completion)
+            )
             if self.cache and self.cache_policy.write:
                 self.cache.put(key, blob, completion)
             return completion
+
+    def _answer_from_store(self, stored: Stored, journal_key: str | None) -> Stored:
+        """Accounts for a reply from the run's journal (`journal_key` given) or a cache.
+        It counts toward the budget as the call it replaces. The first replay of a reply
+        an earlier process of this run paid for is that paid call (with its failed
+        attempts; `Journal.carry_over`), any other is a cache hit that cost nothing."""
+        journal = self.journal if journal_key is not None else None
+        earlier = journal.unclaimed(journal_key) if journal and journal_key else None
+        need, dollars = stored.usage, self.prices.cost(stored.usage)
+        if earlier is not None:
+            failed, failed_dollars = earlier
+            need = TokenUsage(
+                need.prompt_tokens + failed.prompt_tokens,
+                need.completion_tokens + failed.completion_tokens,
+            )
+            dollars += failed_dollars
+        reservation = self.guard.reserve(self.role, tokens=need.total, dollars=dollars)
+        try:
+            if journal and journal_key and earlier is not None and journal.claim(journal_key):
+                self.meter.record_replay(self.role, need, dollars=dollars)
+            else:
+                self._record_hit(stored)
+            return stored
         finally:
             self.guard.release(reservation)
 
@@ -152,34 +198,78 @@ class ModelClient:
         if failures >= self.max_consecutive_errors:
             raise ModelUnavailable(self.role, failures, str(error)) from error
 
-    def replay(self, completion: Completion) -> Completion:
+    def replay(
+        self, completion: Completion, request: Callable[[], CompletionRequest] | None = None
+    ) -> Completion:
         """Accounts for a reply found in another cache (the evaluation cache) exactly as
-        a response-cache hit: it counts toward the budget, costs nothing."""
-        reservation = self.guard.reserve(
-            self.role, tokens=completion.usage.total, dollars=self.prices.cost(completion.usage)
-        )
-        try:
-            self._record_hit(completion)
-        finally:
-            self.guard.release(reservation)
-        return completion
+        a response-cache hit: it counts toward the budget, costs nothing. `request`
+        makes the request it answers, asked for only in a resumed run, where the reply
+        may be one an earlier process paid for (then it is that call, not a hit)."""
+        key = None
+        if request is not None and self.journal is not None and self.journal.has_unclaimed():
+            key = request().cache_key(self.model_id)
+        return self._answer_from_store(completion, key)
 
-    def _record_hit(self, completion: Completion) -> None:
+    def _record_hit(self, stored: Completion | LoglikResult) -> None:
         self.meter.record(
-            self.role, completion.usage, cached=True, dollars=self.prices.cost(completion.usage)
+            self.role, stored.usage, cached=True, dollars=self.prices.cost(stored.usage)
         )
 
-    def loglik(self, request: LoglikRequest) -> list[float]:
-        """Log-likelihoods (not cached; counted as one call per continuation)."""
-        tokens = sum(self.backend.count_tokens(m.content) for m in request.messages)
-        tokens += sum(self.backend.count_tokens(c) for c in request.continuations)
-        reservation = self.guard.reserve(self.role, tokens=tokens, dollars=0.0)
-        try:
-            values = self.backend.loglik(request)
-            self.meter.record(self.role, TokenUsage(tokens, 0), cached=False, dollars=0.0)
-            return values
-        finally:
-            self.guard.release(reservation)
+    @property
+    def supports_loglik(self) -> bool:
+        return self.backend.info.supports_loglik
+
+    def loglik(self, request: LoglikRequest) -> LoglikResult:
+        """Log-likelihoods of the request's continuations: one call, budgeted, metered,
+        journaled and cached exactly like a completion. It reserves the prompt's tokens
+        plus every continuation's (nothing is generated) and records what the backend
+        reports. Raises BudgetExhausted, ModelError, NotSupported (the backend cannot
+        score: the plan checks `supports_loglik` first), or ModelUnavailable."""
+        key = request.cache_key(self.model_id)
+        with self._single_flight(key):
+            return self._loglik(request, key)
+
+    def _loglik(self, request: LoglikRequest, key: str) -> LoglikResult:
+        journaled = self.journal.get_loglik(key) if self.journal else None
+        cached = journaled
+        if cached is None and self.cache and self.cache_policy.read:
+            cached = self.cache.get_loglik(key)
+        if cached is not None:
+            return self._answer_from_store(cached, key if journaled is not None else None)
+        prompt = self.backend.info.template_tokens + sum(
+            self.backend.count_tokens(m.content) + _TOKENS_PER_MESSAGE for m in request.messages
+        )
+        worst = TokenUsage(
+            prompt + sum(self.backend.count_tokens(c) for c in request.continuations), 0
+        )
+        with PaidCall(
+            self.role,
+            key=key,
+            worst=worst,
+            limits=UsageLimits.of(request.messages, 0, extra=request.continuations),
+            guard=self.guard,
+            meter=self.meter,
+            prices=self.prices,
+            journal=self.journal,
+        ) as call:
+            started = time.monotonic()
+            left = self.guard.remaining("minutes")
+            try:
+                with call_deadline(None if left is None else left * 60), attempt_meter(call):
+                    result = self.backend.loglik(request)
+            except ModelError as e:
+                self.meter.record_error(self.role)
+                if not isinstance(e, ContextOverflow):
+                    self._count_error(e)
+                raise
+            self._count_error(None)
+            blob = json.dumps(request.canonical(self.model_id), ensure_ascii=False, sort_keys=True)
+            call.charge_reply(
+                result.usage, seconds=time.monotonic() - started, reply=(blob, result)
+            )
+            if self.cache and self.cache_policy.write:
+                self.cache.put_loglik(key, blob, result)
+            return result
 
 
 def _request_json(request: CompletionRequest, model_id: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from promptascent.config.task import ModelSpec
+from promptascent.config.task import ModelSpec, check_test_backend
 from promptascent.errors import ConfigError
 from promptascent.llm.base import LLM
 
@@ -40,19 +40,28 @@ def _build(spec: ModelSpec, role: str) -> LLM:
             spec.model,
             api_key_env=None if spec.api_key_file else spec.api_key_env,
             api_key=_read_key_file(spec.api_key_file, role) if spec.api_key_file else None,
+            key_setting=f"models.{role}.api_key_env",
             timeout=spec.timeout,
             max_concurrency=spec.max_concurrency,
             context_length=spec.context_length or 8192,
+            tokenizer=spec.tokenizer,
+            max_response_bytes=spec.max_response_bytes,
         )
     return _scripted(spec, role)
 
 
 def _scripted(spec: ModelSpec, role: str) -> LLM:
     """`backend: scripted, model: "module:function"`: a deterministic responder, for
-    tests that drive the CLI (e.g. the kill-and-resume harness)."""
+    tests that drive the CLI (e.g. the kill-and-resume harness). Refused outside tests
+    (PROMPTASCENT_TEST_BACKENDS=1), checked here too since this is where it imports."""
     import importlib
 
     from promptascent.llm.scripted import ScriptedLLM
+
+    try:
+        check_test_backend(spec.backend)
+    except ValueError as e:
+        raise ConfigError(f"models.{role}.backend: {e}") from None
 
     module, _, name = (spec.model or "").partition(":")
     if not module or not name:

@@ -7,7 +7,13 @@ from collections.abc import Callable
 
 from promptascent.errors import NotSupported
 from promptascent.llm.base import ModelInfo
-from promptascent.llm.types import Completion, CompletionRequest, LoglikRequest, TokenUsage
+from promptascent.llm.types import (
+    Completion,
+    CompletionRequest,
+    LoglikRequest,
+    LoglikResult,
+    TokenUsage,
+)
 
 Responder = Callable[[CompletionRequest], str]
 
@@ -38,6 +44,7 @@ class ScriptedLLM:
         )
         self._lock = threading.Lock()
         self.requests: list[CompletionRequest] = []
+        self.loglik_requests: list[LoglikRequest] = []
 
     @property
     def info(self) -> ModelInfo:
@@ -45,6 +52,10 @@ class ScriptedLLM:
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
+
+    @property
+    def tokenizer(self) -> str:
+        return "words (scripted)"
 
     def complete(self, request: CompletionRequest) -> Completion:
         text = self._responder(request)
@@ -57,10 +68,21 @@ class ScriptedLLM:
         prompt_tokens = sum(self.count_tokens(m.content) for m in request.messages)
         return Completion(text, finish, TokenUsage(prompt_tokens, self.count_tokens(text)))
 
-    def loglik(self, request: LoglikRequest) -> list[float]:
+    def loglik(self, request: LoglikRequest) -> LoglikResult:
+        """`loglik_fn(request)`: one log-probability sum per continuation; token counts
+        by the word rule. Recorded in `loglik_requests`."""
         if self._loglik_fn is None:
             raise NotSupported("the scripted model was given no loglik function")
-        return self._loglik_fn(request)
+        values = self._loglik_fn(request)
+        with self._lock:
+            self.loglik_requests.append(request)
+        tokens = tuple(max(1, self.count_tokens(c)) for c in request.continuations)
+        prompt = sum(self.count_tokens(m.content) for m in request.messages)
+        return LoglikResult(
+            logprobs=tuple(float(v) for v in values),
+            tokens=tokens,
+            usage=TokenUsage(prompt + sum(tokens), 0),
+        )
 
     def close(self) -> None:
         pass

@@ -91,10 +91,62 @@ class Completion:
 @dataclass(frozen=True)
 class LoglikRequest:
     """Log-likelihood of each continuation after the chat prompt `messages`
-    (the assistant turn starts right after the prompt)."""
+    (the assistant turn starts right after the prompt). Every field is part of the
+    cache key."""
 
     messages: tuple[Message, ...]
     continuations: tuple[str, ...]
+
+    def canonical(self, model_id: str) -> dict[str, Any]:
+        return {
+            "kind": "loglik",
+            "model": model_id,
+            "messages": [m.to_dict() for m in self.messages],
+            "continuations": list(self.continuations),
+        }
+
+    def cache_key(self, model_id: str) -> str:
+        blob = json.dumps(self.canonical(model_id), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class LoglikResult:
+    """The answer to a LoglikRequest: for each continuation, the sum of its tokens'
+    log-probabilities (`logprobs`) and its token count (`tokens`), in request order.
+    `usage.prompt_tokens` counts the prompt plus every continuation (what a provider
+    bills for scoring); nothing is generated. `approximate` marks a backend that could
+    score only the first token of each continuation (chat APIs' top log-probabilities)."""
+
+    logprobs: tuple[float, ...]
+    tokens: tuple[int, ...]
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    cached: bool = False
+    approximate: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "kind": "loglik",
+                "logprobs": list(self.logprobs),
+                "tokens": list(self.tokens),
+                "prompt_tokens": self.usage.prompt_tokens,
+                "approximate": self.approximate,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, blob: str, *, cached: bool = False) -> LoglikResult:
+        d = json.loads(blob)
+        if d.get("kind") != "loglik":
+            raise ValueError("not a log-likelihood result")
+        return cls(
+            logprobs=tuple(float(x) for x in d["logprobs"]),
+            tokens=tuple(int(x) for x in d["tokens"]),
+            usage=TokenUsage(int(d["prompt_tokens"]), 0),
+            cached=cached,
+            approximate=bool(d.get("approximate", False)),
+        )
 
 
 def messages(*pairs: tuple[str, str]) -> tuple[Message, ...]:

@@ -88,7 +88,7 @@ class ChoiceAccuracy:
         )
         if prediction is None:
             return _UNPARSED
-        hit = _same_choice(prediction, example.target)
+        hit = same_choice(prediction, example.target)
         return Score(1.0 if hit else 0.0, prediction=prediction)
 
 
@@ -130,7 +130,7 @@ def _choice_form(text: str) -> str:
     return " ".join(match_form(text).split())
 
 
-def _same_choice(a: str, b: str) -> bool:
+def same_choice(a: str, b: str) -> bool:
     """True when a and b name the same choice (case, "_" and spacing aside)."""
     return a == b or _choice_form(a) == _choice_form(b)
 

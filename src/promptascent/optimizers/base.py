@@ -174,7 +174,9 @@ class Optimizer(ABC):
         missing = [ex for ex in examples if ex.id not in known]
         fresh = ctx.evaluator.evaluate(candidate.prompt, missing).by_example() if missing else {}
         result = EvaluationResult(
-            candidate.id, tuple(known.get(ex.id) or fresh[ex.id] for ex in examples)
+            candidate.id,
+            tuple(known.get(ex.id) or fresh[ex.id] for ex in examples),
+            ctx.evaluator.select_by,
         )
         candidate.evaluations[split] = result
         ctx.emit(

@@ -280,7 +280,8 @@ class CAPO(Optimizer):
         split = BLOCK.format(self._block_of[block[0].id])
         result = self.evaluate(ctx, cand, list(block), split)
         penalty = self._penalty(ctx, cand.prompt)
-        return [None if r.score is None else r.score - penalty for r in result.results]
+        values = (r.selection_value(result.select_by) for r in result.results)
+        return [None if v is None else v - penalty for v in values]
 
     def _score_on_dev(self, ctx: OptimizerContext, cand: Candidate) -> None:
         """The whole dev split, assembled from every block; blocks already scored in
@@ -290,7 +291,7 @@ class CAPO(Optimizer):
         results: list[ExampleResult] = []
         for i, block in enumerate(self._blocks):
             results.extend(self.evaluate(ctx, cand, list(block), BLOCK.format(i)).results)
-        ev = EvaluationResult(cand.id, tuple(results))
+        ev = EvaluationResult(cand.id, tuple(results), ctx.evaluator.select_by)
         cand.evaluations[DEV] = ev
         ctx.emit(CandidateEvaluated(cand.id, DEV, ev.mean, ev.n, ev.unparsed, ev.errors))
 
@@ -300,7 +301,7 @@ class CAPO(Optimizer):
             s
             for split, ev in cand.evaluations.items()
             if split.startswith("dev-block-")
-            for s in ev.scores
+            for s in ev.selection_scores
         ]
         return math.fsum(scores) / len(scores) if scores else math.nan
 

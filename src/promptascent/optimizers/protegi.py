@@ -227,6 +227,8 @@ class ProTeGi(Optimizer):
             for r in result.results
             if r.score is not None and r.score < 1.0 and r.example_id in by_id
         ]
+        # Under likelihood scoring the worst failures first: the lowest gold probability.
+        errors.sort(key=lambda pair: 1.0 if pair[1].gold_prob is None else pair[1].gold_prob)
         if not errors:
             return []  # right on the whole minibatch: nothing to correct
         instruction = parent.prompt.instruction
@@ -347,7 +349,7 @@ class ProTeGi(Optimizer):
 
         def pull(arm: str, batch: Sequence[Example]) -> list[float]:
             split = names[tuple(ex.id for ex in batch)]
-            return self.evaluate(ctx, by_id[arm], list(batch), split).scores
+            return self.evaluate(ctx, by_id[arm], list(batch), split).selection_scores
 
         selection = make_selector(c.selector, c.exploration).select(
             list(by_id),
@@ -402,7 +404,7 @@ def _batch_mean(cand: Candidate) -> float:
         s
         for split, ev in cand.evaluations.items()
         if split.startswith(BATCH.format(""))
-        for s in ev.scores
+        for s in ev.selection_scores
     ]
     return sum(scores) / len(scores) if scores else 0.0
 

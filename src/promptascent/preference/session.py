@@ -38,6 +38,7 @@ from promptascent.llm.budget import Budget, BudgetGuard
 from promptascent.llm.cache import ResponseCache
 from promptascent.llm.client import CachePolicy, ModelClient
 from promptascent.llm.factory import BackendFactory
+from promptascent.llm.journal import Journal
 from promptascent.llm.types import Role
 from promptascent.llm.usage import UsageMeter
 from promptascent.metrics.base import Score
@@ -241,7 +242,7 @@ class _Session:
         self.factory = BackendFactory()
 
     def _client(
-        self, role: Role, guard: BudgetGuard, cache: ResponseCache | None, journal: ResponseCache
+        self, role: Role, guard: BudgetGuard, cache: ResponseCache | None, journal: Journal
     ) -> ModelClient:
         return model_client(
             role,
@@ -277,7 +278,7 @@ class _Session:
         on_record: Callable[[Record], None] | None,
     ) -> PreferResult:
         store = RunStore(self.run_dir)
-        journal = ResponseCache(self.run_dir / JOURNAL, journal=True)
+        journal = Journal(self.run_dir / JOURNAL)
         if self.resume:  # a damaged file stops the session before it changes anything
             try:
                 store.check_integrity()
@@ -299,6 +300,7 @@ class _Session:
             store.put(CONFIG_KEY, self.config)
         else:
             store.put("resumes", int(store.get("resumes", 0)) + 1)
+            self.meter.carry_over(journal.carry_over())  # what earlier processes paid
         store.put("status", "running")
         notes: list[str] = []  # the data's notes are about splits: duels pool them
         try:
@@ -353,7 +355,7 @@ class _Session:
         source: list[Candidate] | None,
         guard: BudgetGuard,
         cache: ResponseCache | None,
-        journal: ResponseCache,
+        journal: Journal,
         notes: list[str],
     ) -> list[Candidate]:
         """The run's candidates: recorded ones on a resume (the paraphrase requests
@@ -392,7 +394,7 @@ class _Session:
         return source
 
     def _propose(
-        self, guard: BudgetGuard, cache: ResponseCache | None, journal: ResponseCache
+        self, guard: BudgetGuard, cache: ResponseCache | None, journal: Journal
     ) -> sources.Proposals:
         model = self._client("optimizer", guard, cache, journal)
         constraints = Constraints(

@@ -27,8 +27,15 @@ class Candidate:
         return self.prompt.id
 
     def score(self, split: str) -> float | None:
+        """What selection compares on `split` (EvaluationResult.selection_mean: the
+        metric's mean, or minus the mean loss when selecting by loss); None if unscored."""
         ev = self.evaluations.get(split)
-        return ev.mean if ev is not None and ev.n else None
+        return ev.selection_mean if ev is not None and ev.n else None
+
+    def loss(self, split: str) -> float | None:
+        """Mean likelihood loss on `split` (None when not scored by likelihood)."""
+        ev = self.evaluations.get(split)
+        return ev.mean_loss if ev is not None else None
 
 
 class CandidatePool:
@@ -70,11 +77,17 @@ class CandidatePool:
         return score - self.penalty(candidate.prompt)
 
     def ranked(self, split: str) -> list[Candidate]:
-        """Candidates scored on `split`, best objective first; ties keep insertion order
-        (earlier, usually simpler, candidates win)."""
+        """Candidates scored on `split`, best objective first. At an equal objective the
+        lower likelihood loss wins (when scored by likelihood); remaining ties keep
+        insertion order (earlier, usually simpler, candidates win)."""
         values = {c.id: self.objective(c, split) for c in self._by_id.values()}
         scored = [c for c in self._by_id.values() if values[c.id] is not None]
-        return sorted(scored, key=lambda c: -(values[c.id] or 0.0))
+
+        def key(c: Candidate) -> tuple[float, float]:
+            loss = c.loss(split)
+            return (-(values[c.id] or 0.0), loss if loss is not None else 0.0)
+
+        return sorted(scored, key=key)
 
     def best(self, split: str) -> Candidate | None:
         ranked = self.ranked(split)

@@ -28,7 +28,7 @@ from promptascent.search.pool import Candidate
 from promptascent.store.failures import FileKind, check_integrity, file_errors, guarded
 from promptascent.store.files import fsync_dir
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FILENAME = "run.sqlite"
 
 _SCHEMA = """
@@ -41,12 +41,12 @@ CREATE TABLE IF NOT EXISTS candidates (
 CREATE TABLE IF NOT EXISTS evaluations (
   candidate_id TEXT NOT NULL, split TEXT NOT NULL, example_id TEXT NOT NULL,
   output TEXT NOT NULL, score REAL, parsed INTEGER NOT NULL, prediction TEXT,
-  error TEXT, finish_reason TEXT NOT NULL,
+  error TEXT, finish_reason TEXT NOT NULL, loss REAL, gold_prob REAL,
   PRIMARY KEY (candidate_id, split, example_id)
 );
 CREATE TABLE IF NOT EXISTS scores (
   candidate_id TEXT NOT NULL, split TEXT NOT NULL, mean REAL, ci_low REAL, ci_high REAL,
-  n INTEGER NOT NULL, unparsed INTEGER NOT NULL, errors INTEGER NOT NULL,
+  n INTEGER NOT NULL, unparsed INTEGER NOT NULL, errors INTEGER NOT NULL, mean_loss REAL,
   PRIMARY KEY (candidate_id, split)
 );
 CREATE TABLE IF NOT EXISTS events (
@@ -108,6 +108,14 @@ class RunStore:
         if version < 2 and "note" not in columns:
             self._conn.execute("ALTER TABLE candidates ADD COLUMN note TEXT NOT NULL DEFAULT ''")
         # version 3 added the `preferences` table: _SCHEMA has just created it
+        if version < 4:  # likelihood scoring: per-example loss and gold probability
+            evaluations = {r[1] for r in self._conn.execute("PRAGMA table_info(evaluations)")}
+            for column in ("loss", "gold_prob"):
+                if column not in evaluations:
+                    self._conn.execute(f"ALTER TABLE evaluations ADD COLUMN {column} REAL")
+            scores = {r[1] for r in self._conn.execute("PRAGMA table_info(scores)")}
+            if "mean_loss" not in scores:
+                self._conn.execute("ALTER TABLE scores ADD COLUMN mean_loss REAL")
         self.put("schema_version", SCHEMA_VERSION)
 
     @classmethod
@@ -185,7 +193,9 @@ class RunStore:
             self._conn.execute("BEGIN")
             try:
                 self._conn.executemany(
-                    "INSERT OR REPLACE INTO evaluations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO evaluations (candidate_id, split, example_id, "
+                    "output, score, parsed, prediction, error, finish_reason, loss, gold_prob) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             candidate_id,
@@ -197,12 +207,15 @@ class RunStore:
                             r.prediction,
                             r.error,
                             r.finish_reason,
+                            r.loss,
+                            r.gold_prob,
                         )
                         for r in result.results
                     ],
                 )
                 self._conn.execute(
-                    "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO scores (candidate_id, split, mean, ci_low, "
+                    "ci_high, n, unparsed, errors, mean_loss) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         candidate_id,
                         split,
@@ -212,6 +225,7 @@ class RunStore:
                         summary["n"],
                         summary["unparsed"],
                         summary["errors"],
+                        summary["mean_loss"],
                     ),
                 )
                 self._conn.execute("COMMIT")
@@ -253,8 +267,9 @@ class RunStore:
             "SELECT id, prompt, parents, operation, step, note FROM candidates ORDER BY seq"
         ).fetchall()
         scores: dict[str, dict[str, dict[str, Any]]] = {}
-        for cid, split, mean, low, high, n, unparsed, errors in self._conn.execute(
-            "SELECT * FROM scores"
+        for cid, split, mean, low, high, n, unparsed, errors, loss in self._conn.execute(
+            "SELECT candidate_id, split, mean, ci_low, ci_high, n, unparsed, errors, mean_loss "
+            "FROM scores"
         ):
             scores.setdefault(cid, {})[split] = {
                 "mean": mean,
@@ -263,6 +278,7 @@ class RunStore:
                 "n": n,
                 "unparsed": unparsed,
                 "errors": errors,
+                "mean_loss": loss,
             }
         return [
             {
@@ -289,8 +305,9 @@ class RunStore:
     @guarded
     def evaluations(self, candidate_id: str, split: str) -> list[dict[str, Any]]:
         cur = self._conn.execute(
-            "SELECT example_id, output, score, parsed, prediction, error, finish_reason "
-            "FROM evaluations WHERE candidate_id = ? AND split = ? ORDER BY example_id",
+            "SELECT example_id, output, score, parsed, prediction, error, finish_reason, "
+            "loss, gold_prob FROM evaluations WHERE candidate_id = ? AND split = ? "
+            "ORDER BY example_id",
             (candidate_id, split),
         )
         cols = [d[0] for d in cur.description]
