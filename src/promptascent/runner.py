@@ -417,6 +417,9 @@ class Runner:
         """Runs the plan in the run folder, holding the folder's lock from start to end
         (store/run_lock.py): while another live process works on the run, RunInUse, and
         nothing in the folder is touched."""
+        # The user's metric code, imported now: nothing is recorded or spent yet, and
+        # a module that cannot load leaves no run folder behind.
+        self.plan.load_code()
         with RunLock(self.run_dir):
             if not self.resuming and _recorded(self.run_dir):  # started meanwhile
                 raise ConfigError(
@@ -430,7 +433,6 @@ class Runner:
         started = time.monotonic()
         p = self.plan
         files.callback(self.factory.close)
-        p.load_code()  # the user's metric code, imported now: nothing is recorded or spent yet
         store = RunStore(self.run_dir)
         files.callback(store.close)
         pool = CandidatePool()
