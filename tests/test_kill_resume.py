@@ -1,15 +1,20 @@
-"""Kill the CLI with SIGKILL at random points of a run, resume it, and check that the
-result equals an uninterrupted run's and that no finished call was paid again."""
+"""Kill the CLI with SIGKILL at many points of a run (and some resumes a second time),
+resume it, and check that the result equals an uninterrupted run's and that no finished
+call was paid again; two resumes of one run cannot both work on it; a copy of the run
+folder taken mid-run, as a crash leaves the files, resumes to the same result."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,7 +24,8 @@ from promptascent.store.run_store import RunStore
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-KILL_POINTS = int(os.environ.get("PA_KILL_POINTS", "24"))
+KILL_POINTS = int(os.environ.get("PA_KILL_POINTS", "10"))
+MIN_LANDED = 8  # kills after the run's first paid call and before its end
 IN_FLIGHT = 3  # at most: 2 task-model calls (concurrency 2) + 1 optimizer call
 
 SCRIPTED_MODELS = """\
@@ -31,13 +37,17 @@ optimizer: {name: ape, num_candidates: 6, eval_examples: 8, rounds: 2, top_k: 2,
 """
 
 
-def start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen[str]:
+def start(
+    args: list[str], cwd: Path, log: Path, *, call_delay: float | None = None
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
         "PA_CALL_LOG": str(log),
         "COLUMNS": "200",
     }
+    if call_delay is not None:
+        env["PA_CALL_DELAY"] = str(call_delay)
     return subprocess.Popen(
         [sys.executable, "-m", "promptascent", "optimize", *args, "-q"],
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -51,6 +61,7 @@ def finish(proc: subprocess.Popen[str]) -> str:
 
 
 def calls(log: Path) -> int:
+    """The calls paid so far: the scripted models log each call as it starts."""
     return len(log.read_text().splitlines()) if log.exists() else 0
 
 
@@ -97,43 +108,139 @@ def has_config(run_dir: Path) -> bool:
         store.close()
 
 
+@dataclass(frozen=True)
+class Kill:
+    """One SIGKILL: the calls paid when the killed process started and when it died,
+    and whether the run had ended by then. It landed if the process had paid a call of
+    its own and the run had not ended: a kill during interpreter start-up, or after the
+    run's last write, tests nothing."""
+
+    calls_before: int
+    calls_at_kill: int
+    run_ended: bool
+    of_a_resume: bool
+
+    @property
+    def landed(self) -> bool:
+        return self.calls_at_kill > self.calls_before and not self.run_ended
+
+
+def wait_for_calls(proc: subprocess.Popen[str], log: Path, at: int) -> None:
+    """Returns once `at` calls are paid in all (or `proc` has ended)."""
+    deadline = time.monotonic() + 120
+    while calls(log) < at and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def kill_at(
+    proc: subprocess.Popen[str],
+    log: Path,
+    run_dir: Path,
+    at: int,
+    extra: float = 0.0,
+    *,
+    of_a_resume: bool = False,
+) -> Kill | None:
+    """SIGKILLs `proc` once `at` calls are paid in all and `extra` seconds more have
+    passed (so that it dies inside a call, a journal write or a store write alike);
+    None if it ended first."""
+    calls_before = calls(log)
+    wait_for_calls(proc, log, at)
+    time.sleep(extra)
+    if proc.poll() is not None:
+        proc.communicate()
+        return None
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    return Kill(calls_before, calls(log), finished(run_dir), of_a_resume)
+
+
+def continue_run(root: Path, task: Path, cache: list[str], log: Path) -> subprocess.Popen[str]:
+    """Resumes run r, or starts it again if it died before recording its configuration."""
+    run_dir = root / "runs" / "r"
+    args = ["--resume", "r"] if has_config(run_dir) else [str(task), "--run-id", "r", *cache]
+    return start(args, root, log)
+
+
 def kill_and_resume(
-    root: Path, task: Path, delay: float, *, no_cache: bool
-) -> tuple[dict, int, int]:
-    """Starts the run, SIGKILLs it after `delay` s, then resumes (or restarts, if it
-    died before recording anything) until it finishes. Returns outcome, paid calls, kills."""
+    root: Path, task: Path, ats: list[int], rng: random.Random, *, no_cache: bool
+) -> tuple[dict, int, list[Kill]]:
+    """Starts run r and SIGKILLs it once `ats[0]` calls are paid; each further entry kills
+    the resume that follows once it has paid that many calls of its own; then resumes
+    until the run ends. Returns the outcome, the calls paid in all and the kills."""
     root.mkdir(parents=True)
     log = root / "calls.log"
+    run_dir = root / "runs" / "r"
     cache = ["--no-cache"] if no_cache else ["--cache-dir", str(root / "cache")]
     proc = start([str(task), "--run-id", "r", *cache], root, log)
-    time.sleep(delay)
-    kills = 0
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGKILL)
-        kills = 1
-    proc.communicate(timeout=60)
-    run_dir = root / "runs" / "r"
+    kills: list[Kill] = []
+    for n, at in enumerate(ats):
+        if n:
+            proc = continue_run(root, task, cache, log)
+        extra = rng.uniform(0.0, 0.02)
+        kill = kill_at(proc, log, run_dir, calls(log) + at, extra, of_a_resume=n > 0)
+        if kill is None:
+            break
+        kills.append(kill)
     if not finished(run_dir):
-        # A run killed before it recorded its configuration is simply started again.
-        args = ["--resume", "r"] if has_config(run_dir) else [str(task), "--run-id", "r", *cache]
-        finish(start(args, root, log))
+        finish(continue_run(root, task, cache, log))
     return outcome(run_dir), calls(log), kills
 
 
-def test_sigkill_at_random_points_then_resume(
+def describe(kills: list[Kill]) -> str:
+    return ", ".join(
+        f"{'resume ' if k.of_a_resume else ''}{k.calls_before}->{k.calls_at_kill}"
+        f"{'' if k.landed else ' (not landed)'}"
+        for k in kills
+    )
+
+
+def test_sigkill_at_many_points_and_of_resumes_then_resume(
     tmp_path: Path, baseline: tuple[Path, dict, int, float]
 ) -> None:
-    task, expected, paid, duration = baseline
+    """Each run is killed once a random number of calls is paid (a few ms later: inside
+    whatever it is doing), every third resume is killed again once it has paid calls of
+    its own, and the run is resumed to its end."""
+    task, expected, paid, _ = baseline
     rng = random.Random(1234)
-    killed = 0
+    every: list[Kill] = []
     for i in range(KILL_POINTS):
-        delay = rng.uniform(0.0, duration * 1.1)
-        got, spent, kills = kill_and_resume(tmp_path / f"k{i}", task, delay, no_cache=i % 2 == 1)
-        killed += kills
-        assert got == expected, f"kill point {i} at {delay:.2f}s"
-        assert paid <= spent <= paid + IN_FLIGHT * kills, f"kill point {i} at {delay:.2f}s"
-    print(f"{KILL_POINTS} kill points tried, {killed} landed mid-run")
-    assert killed >= KILL_POINTS // 2
+        ats = [rng.randint(1, paid - 3)]
+        if i % 3 == 1:  # kill the resume too, once it has paid a call or a few
+            ats.append(rng.randint(1, max(1, (paid - ats[0]) // 2)))
+        got, spent, kills = kill_and_resume(tmp_path / f"k{i}", task, ats, rng, no_cache=i % 2 == 1)
+        every += kills
+        where = f"kill point {i}: {describe(kills)}"
+        assert got == expected, where
+        assert paid <= spent <= paid + IN_FLIGHT * len(kills), where
+    first = [k for k in every if not k.of_a_resume]
+    second = [k for k in every if k.of_a_resume]
+    print(f"{len(every)} kills ({len(second)} of resumes): {describe(every)}")
+    assert sum(k.landed for k in first) >= min(MIN_LANDED, KILL_POINTS), describe(first)
+    assert second and all(k.landed for k in second), describe(second)
+
+
+def test_sigkill_at_random_times_including_start_up_then_resume(
+    tmp_path: Path, baseline: tuple[Path, dict, int, float]
+) -> None:
+    """Kills at random times, some during interpreter start-up or after the last call:
+    a run killed before it recorded its configuration is simply started again."""
+    task, expected, paid, duration = baseline
+    rng = random.Random(77)
+    for i in range(3):
+        root = tmp_path / f"t{i}"
+        root.mkdir()
+        log = root / "calls.log"
+        proc = start([str(task), "--run-id", "r", "--no-cache"], root, log)
+        time.sleep(rng.uniform(0.0, duration * 1.1))
+        kills = int(proc.poll() is None)
+        if kills:
+            proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        if not finished(root / "runs" / "r"):
+            finish(continue_run(root, task, ["--no-cache"], log))
+        assert outcome(root / "runs" / "r") == expected, f"kill {i}"
+        assert paid <= calls(log) <= paid + IN_FLIGHT * kills, f"kill {i}"
 
 
 def test_sigkill_and_resume_with_k_fold_selection_and_a_length_penalty(tmp_path: Path) -> None:
@@ -149,16 +256,94 @@ def test_sigkill_and_resume_with_k_fold_selection_and_a_length_penalty(tmp_path:
     base = tmp_path / "base"
     base.mkdir()
     log = base / "calls.log"
-    began = time.monotonic()
     finish(start([str(task), "--run-id", "base", "--cache-dir", str(base / "cache")], base, log))
-    duration = time.monotonic() - began
     expected, paid = outcome(base / "runs" / "base"), calls(log)
     rng = random.Random(99)
-    for i in range(6):
-        delay = rng.uniform(0.0, duration * 1.1)
-        got, spent, kills = kill_and_resume(tmp_path / f"k{i}", task, delay, no_cache=i % 2 == 1)
-        assert got == expected, f"kill point {i} at {delay:.2f}s"
-        assert paid <= spent <= paid + IN_FLIGHT * kills, f"kill point {i} at {delay:.2f}s"
+    every: list[Kill] = []
+    for i in range(5):
+        ats = [rng.randint(1, paid - 3)]
+        got, spent, kills = kill_and_resume(tmp_path / f"k{i}", task, ats, rng, no_cache=i % 2 == 1)
+        every += kills
+        where = f"kill point {i}: {describe(kills)}"
+        assert got == expected, where
+        assert paid <= spent <= paid + IN_FLIGHT * len(kills), where
+    assert sum(k.landed for k in every) >= 4, describe(every)
+
+
+def test_two_resumes_of_one_run_cannot_both_work_and_a_killed_one_leaves_no_lock(
+    tmp_path: Path, baseline: tuple[Path, dict, int, float]
+) -> None:
+    task, expected, paid, _ = baseline
+    log = tmp_path / "calls.log"
+    run_dir = tmp_path / "runs" / "r"
+    first = start([str(task), "--run-id", "r", "--no-cache"], tmp_path, log)
+    assert kill_at(first, log, run_dir, 10) is not None
+    # A slow resume (50 ms a call) that has paid a call of its own: it holds the run.
+    working = start(["--resume", "r"], tmp_path, log, call_delay=0.05)
+    wait_for_calls(working, log, calls(log) + 1)
+    assert working.poll() is None, "the resume ended before the second one could start"
+    second = start(["--resume", "r"], tmp_path, log)
+    _, err = second.communicate(timeout=60)
+    assert second.returncode == 2, err
+    assert err == (
+        f"error: run r ({run_dir.resolve()}) is in use by process {working.pid}; wait for it "
+        "to end, or stop it (a stopped process leaves no lock behind)\n"
+    )
+    paid_so_far = calls(log)
+    wait_for_calls(working, log, paid_so_far + 1)
+    assert working.poll() is None and calls(log) > paid_so_far  # it kept working
+    working.send_signal(signal.SIGKILL)
+    working.communicate(timeout=60)
+    finish(start(["--resume", "r"], tmp_path, log))  # the dead process's lock is gone
+    assert outcome(run_dir) == expected
+    assert paid <= calls(log) <= paid + 2 * IN_FLIGHT
+
+
+def snapshot(run_dir: Path, copy_dir: Path) -> list[str]:
+    """Copies the run folder's files byte for byte (each database with its -wal and -shm,
+    as they are on disk); returns the names copied."""
+    copy_dir.mkdir(parents=True)
+    names = sorted(p.name for p in run_dir.iterdir())
+    for name in names:
+        shutil.copyfile(run_dir / name, copy_dir / name)
+    return names
+
+
+def test_a_copy_of_the_run_folder_taken_mid_run_resumes_to_the_same_result(
+    tmp_path: Path, baseline: tuple[Path, dict, int, float]
+) -> None:
+    """A power-loss simulation: the run is frozen (SIGSTOP) at a point in its work, its
+    folder copied at the file level as a crash at that instant leaves it, the original
+    let go on (or killed); the copy, resumed, ends as an uninterrupted run ends and pays
+    only for the calls its journal does not hold."""
+    task, expected, paid, _ = baseline
+    for i, at in enumerate((3, paid // 2, paid - 4)):
+        root = tmp_path / f"p{i}"
+        root.mkdir()
+        log = root / "calls.log"
+        proc = start([str(task), "--run-id", "r", "--no-cache"], root, log)
+        wait_for_calls(proc, log, at)
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            assert proc.poll() is None, f"the run ended before {at} calls"
+            copied = snapshot(root / "runs" / "r", root / "copy" / "r")
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        assert "calls.sqlite-wal" in copied and "run.sqlite-wal" in copied, copied
+        if i % 2:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=60)
+        else:
+            finish(proc)
+            assert outcome(root / "runs" / "r") == expected
+        copy = root / "copy" / "r"
+        with sqlite3.connect(copy / "calls.sqlite") as conn:  # recovers the WAL, as a resume does
+            journaled = conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        assert journaled >= at - IN_FLIGHT
+        before = calls(log)
+        finish(start(["--resume", str(copy)], root, log))
+        assert outcome(copy) == expected, f"snapshot after {at} calls"
+        assert calls(log) - before == paid - journaled, f"snapshot after {at} calls"
 
 
 def test_resuming_a_finished_run_is_an_error(
@@ -221,5 +406,17 @@ def test_sigkill_and_resume_on_the_embedded_model(tmp_path: Path) -> None:
     duration = time.monotonic() - began
     expected = outcome(base / "runs" / "base")
     for i, fraction in enumerate((0.4, 0.75)):
-        got, _, _ = kill_and_resume(tmp_path / f"k{i}", task, duration * fraction, no_cache=True)
-        assert got == expected, f"kill at {fraction:.0%} of the run"
+        root = tmp_path / f"k{i}"
+        root.mkdir()
+        proc = start([str(task), "--run-id", "r", "--no-cache"], root, root / "calls.log")
+        time.sleep(duration * fraction)
+        assert proc.poll() is None, f"the run ended before {fraction:.0%} of its time"
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+        run_dir = root / "runs" / "r"
+        # The embedded model logs no calls: the journal says whether the kill landed.
+        with sqlite3.connect(run_dir / "calls.sqlite") as conn:
+            journaled = conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        assert journaled > 0 and not finished(run_dir), f"kill at {fraction:.0%} of the run"
+        finish(start(["--resume", "r"], root, root / "calls.log"))
+        assert outcome(run_dir) == expected, f"kill at {fraction:.0%} of the run"

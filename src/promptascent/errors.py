@@ -23,6 +23,22 @@ class MetricError(PromptascentError):
     """A metric cannot score an example (for example, the target it needs is missing)."""
 
 
+class RunInUse(PromptascentError):
+    """Another live process is working on the run folder (store/run_lock.py). Names the
+    run and that process."""
+
+
+class StorageError(PromptascentError):
+    """A file promptascent keeps (a run store, a run's journal, a cache) cannot be read or
+    written: it is corrupt or truncated, or the disk is full. The message names the file
+    and what to do. `resumable`: the file is sound but could not be written (a full
+    disk): once that is mended, resuming the run continues it."""
+
+    def __init__(self, message: str, *, resumable: bool = False) -> None:
+        super().__init__(message)
+        self.resumable = resumable
+
+
 class BudgetExhausted(PromptascentError):
     """A budget limit would be exceeded by the next model call; the call was not made."""
 

@@ -13,6 +13,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 from promptascent.config.task import ModelSpec, PromptSpec, TaskSpec
 from promptascent.data.example import Dataset, Example
 from promptascent.data.task_data import TaskData, load_task_data
-from promptascent.errors import ConfigError, MetricError, ModelUnavailable
+from promptascent.errors import ConfigError, MetricError, ModelUnavailable, StorageError
 from promptascent.evaluation.cache import EvaluationCache
 from promptascent.evaluation.evaluator import Evaluator, TaskParams
 from promptascent.evaluation.result import EvaluationResult, compare
@@ -60,6 +61,7 @@ from promptascent.prompts.prompt import Demo, Prompt
 from promptascent.search.objective import LengthPenalty, prompt_tokens
 from promptascent.search.pool import Candidate, CandidatePool
 from promptascent.store.files import write_atomic
+from promptascent.store.run_lock import RunLock
 from promptascent.store.run_store import FILENAME, RunStore
 
 DEFAULT_RUNS_DIR = Path("runs")
@@ -433,16 +435,47 @@ class Runner:
         return bind(judge, self.judge_stats) if callable(bind) else self.plan.metric
 
     def run(self) -> RunResult:
+        """Runs the plan in the run folder, holding the folder's lock from start to end
+        (store/run_lock.py): while another live process works on the run, RunInUse, and
+        nothing in the folder is touched."""
+        # The user's metric code, imported now: nothing is recorded or spent yet, and
+        # a module that cannot load leaves no run folder behind.
+        self.plan.load_code()
+        with RunLock(self.run_dir):
+            if not self.resuming and _recorded(self.run_dir):  # started meanwhile
+                raise ConfigError(
+                    f"run {self.run_id} already exists in {self.settings.runs_dir}; "
+                    f"continue it with --resume {self.run_id}"
+                )
+            with ExitStack() as files:
+                return self._run(files)
+
+    def _run(self, files: ExitStack) -> RunResult:
         started = time.monotonic()
         p = self.plan
-        p.load_code()  # the user's metric code, imported now: nothing is recorded or spent yet
+        files.callback(self.factory.close)
         store = RunStore(self.run_dir)
+        files.callback(store.close)
         pool = CandidatePool()
         # Every reply this run pays for is journaled in its folder, caches on or off:
         # a resumed run replays them and repeats no paid call.
         self.journal = Journal(self.run_dir / JOURNAL)
+        files.callback(self.journal.close)
+        cache_dir = self.settings.cache_dir
+        response_cache = ResponseCache(cache_dir / "responses.sqlite") if cache_dir else None
+        if response_cache is not None:
+            files.callback(response_cache.close)
+        eval_cache = (
+            EvaluationCache(cache_dir / "evaluations.sqlite")
+            if cache_dir and self.settings.cache_policy.read and self.settings.cache_policy.write
+            else None
+        )
+        # Every file opened: one that cannot be read has stopped the resume before it
+        # clears what it re-derives.
         elapsed_before = 0.0
         if self.resuming:
+            store.check_integrity()
+            self.journal.check_integrity()
             elapsed_before = float(store.get("elapsed_seconds", 0.0))
             store.clear_derived()
             store.put("resumes", int(store.get("resumes", 0)) + 1)
@@ -451,13 +484,6 @@ class Runner:
             self.meter.carry_over(self.journal.carry_over())
         guard = BudgetGuard(p.budget, self.meter, elapsed_before=elapsed_before)
         self.bus.subscribe(_StoreWriter(store, pool, guard))
-        cache_dir = self.settings.cache_dir
-        response_cache = ResponseCache(cache_dir / "responses.sqlite") if cache_dir else None
-        eval_cache = (
-            EvaluationCache(cache_dir / "evaluations.sqlite")
-            if cache_dir and self.settings.cache_policy.read and self.settings.cache_policy.write
-            else None
-        )
         if not self.resuming:
             store.put("config", self._config())
             if self.origin is not None:
@@ -566,19 +592,20 @@ class Runner:
             self.bus(RunFinished(self.run_id, result.status, result.best.id))
             return result
         except BaseException as e:
-            store.put("status", "interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
-            store.set_usage(self.meter.to_dict())
-            best = pool.best("dev")
-            if best is not None:
-                write_atomic(
-                    self.run_dir / "best_prompt.json", export_prompt(best.prompt, "json") + "\n"
-                )
+            # Best effort: on a full disk these writes fail too, and the error to report
+            # is the one that stopped the run.
+            with suppress(StorageError):
+                store.put("status", "interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+                store.set_usage(self.meter.to_dict())
+                best = pool.best("dev")
+                if best is not None:
+                    write_atomic(
+                        self.run_dir / "best_prompt.json", export_prompt(best.prompt, "json") + "\n"
+                    )
             raise
         finally:
-            store.put("elapsed_seconds", guard.elapsed_seconds)
-            store.close()
-            self.journal.close()
-            self.factory.close()
+            with suppress(StorageError):
+                store.put("elapsed_seconds", guard.elapsed_seconds)
 
     def _config(self) -> dict[str, Any]:
         """What `resume_run` needs to rebuild this run's plan and settings."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import traceback
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from promptascent.describe.pipeline import (
     synth_task,
 )
 from promptascent.describe.synth import SynthProgress
-from promptascent.errors import ConfigError, PromptascentError, TemplateError
+from promptascent.errors import ConfigError, PromptascentError, StorageError, TemplateError
 from promptascent.events import Event
 from promptascent.llm.budget import Budget
 from promptascent.llm.client import CachePolicy
@@ -446,11 +447,17 @@ def _interruptible(
     new: bool = False,
 ) -> T:
     """Runs `work` on the run in `run_dir`; on Ctrl-C says how to continue it
-    (`command --resume`), then exits 130. For a `new` run (made by `work`), a stop
-    before its store was there says that there is nothing to resume."""
+    (`command --resume`), then exits 130; a full disk's error gets the same command.
+    For a `new` run (made by `work`), a stop before its store was there says that
+    there is nothing to resume."""
     run_id = run_dir.name
     try:
         return work()
+    except StorageError as e:
+        if e.resumable and (run_dir / FILENAME).is_file():
+            hint = _resume_hint(command, run_dir, runs_dir)
+            raise StorageError(f"{e}: {hint}", resumable=True) from e
+        raise
     except KeyboardInterrupt:
         if new and not (run_dir / FILENAME).is_file():
             err.print(
@@ -770,7 +777,11 @@ def runs(runs_dir: RunsDir = DEFAULT_RUNS_DIR) -> None:
     for col in ("run", "status", "seed (test)", "best (test)", "difference [95% CI]"):
         table.add_column(col)
     for d in folders:
-        store = RunStore.open_existing(d)
+        try:
+            store = RunStore.open_existing(d)
+        except StorageError:  # one damaged store does not hide the others
+            table.add_row(d.name, "unreadable (see `promptascent show`)", "-", "-", "-")
+            continue
         try:
             status, result = store.get("status", "?"), store.get("result")
         finally:
@@ -893,6 +904,8 @@ def main() -> None:
     except OSError as e:
         where = f"{e.filename}: " if e.filename else ""
         _fail(f"{where}{e.strerror or e}", debug)
+    except sqlite3.Error as e:  # one no file-level check recognised: still one line
+        _fail(f"SQLite: {e} (add --debug for where)", debug)
     except KeyboardInterrupt:
         err.print(
             "interrupted: finished calls are in the cache, so running again repeats no paid call"

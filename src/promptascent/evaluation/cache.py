@@ -1,7 +1,9 @@
 """Evaluation cache: the task model's output for (prompt id, example, model, params).
 
 It sits in front of the response cache: a hit skips rendering the prompt and hashing
-the request. Like the response cache it stores only successful completions.
+the request. Like the response cache it stores only successful completions, commits
+with `synchronous=NORMAL` (a power loss can take back its last rows: those calls are
+asked again), and a damaged file or a full disk raises StorageError naming the file.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import threading
 from pathlib import Path
 
 from promptascent.llm.types import Completion
+from promptascent.store.failures import FileKind, guarded
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS evaluations (
@@ -21,13 +24,20 @@ CREATE TABLE IF NOT EXISTS evaluations (
 
 
 class EvaluationCache:
+    file_kind: FileKind = "cache"
+
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._local = threading.local()
+        self._create()
+
+    @guarded
+    def _create(self) -> None:
         with self._conn() as conn:
             conn.executescript(_SCHEMA)
 
+    @guarded
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
@@ -43,6 +53,7 @@ class EvaluationCache:
     def key(prompt_id: str, example_id: str, model_id: str, params: str) -> str:
         return f"{model_id}|{params}|{prompt_id}|{example_id}"
 
+    @guarded
     def get(self, key: str) -> Completion | None:
         row = (
             self._conn()
@@ -51,6 +62,7 @@ class EvaluationCache:
         )
         return Completion.from_json(row[0], cached=True) if row else None
 
+    @guarded
     def put(self, key: str, completion: Completion) -> None:
         self._conn().execute(
             "INSERT OR REPLACE INTO evaluations (key, completion) VALUES (?, ?)",

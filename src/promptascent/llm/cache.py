@@ -2,6 +2,11 @@
 
 Keys are `CompletionRequest.cache_key(model_id)`; values are `Completion.to_json()`.
 Only successful completions go in: errors are never cached, so a rerun retries them.
+
+The shared cache commits with `synchronous=NORMAL` (WAL): it survives a crash of the
+process, and a power loss can take back its last rows, which costs only calls asked
+again. A run's journal (llm/journal.py, a subclass) commits with `synchronous=FULL`.
+A damaged file or a full disk raises a StorageError naming the file and what to do.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TypeVar
 
-from promptascent.errors import PromptascentError
+from promptascent.errors import StorageError
 from promptascent.llm.types import Completion, LoglikResult
+from promptascent.store.failures import FileKind, check_integrity, guarded, storage_error
+from promptascent.store.files import fsync_dir
 
 T = TypeVar("T")
 
@@ -33,8 +40,8 @@ _SCHEMA = (
 )
 
 
-class CacheError(PromptascentError):
-    """The cache file cannot be used (newer schema, not a database). Names the file."""
+class CacheError(StorageError):
+    """The cache file cannot be used (newer schema, damaged, closed). Names the file."""
 
 
 @dataclass(frozen=True)
@@ -59,10 +66,14 @@ class ResponseCache:
 
     # Tables created in a new file (and added to an older one); a subclass may add more.
     SCHEMA: tuple[str, ...] = _SCHEMA
+    # How each commit reaches the disk, and what the file is to the user (errors).
+    SYNCHRONOUS = "NORMAL"
+    file_kind: FileKind = "cache"
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
@@ -71,6 +82,8 @@ class ResponseCache:
         self._misses = 0
         self._puts = 0
         self._init_schema(self._conn())
+        if new:  # the new file's entry in its folder survives a power loss
+            fsync_dir(self.path.parent)
 
     def __repr__(self) -> str:
         return f"ResponseCache({str(self.path)!r})"
@@ -93,9 +106,9 @@ class ResponseCache:
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA synchronous = {self.SYNCHRONOUS}")
         except sqlite3.DatabaseError as exc:
-            raise CacheError(f"response cache {self.path}: cannot open: {exc}") from exc
+            raise self._error(exc, "cannot open") from exc
         self._local.conn = conn
         with self._lock:
             self._connections.append(conn)
@@ -130,7 +143,8 @@ class ResponseCache:
                     found = int(row[0])
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite rolls back by itself on a full disk
+                    conn.execute("ROLLBACK")
                 raise
             if found > SCHEMA_VERSION:
                 raise CacheError(
@@ -144,10 +158,18 @@ class ResponseCache:
         try:
             self._retry_busy(init)
         except (sqlite3.DatabaseError, ValueError) as exc:
-            raise CacheError(f"response cache {self.path}: unusable: {exc}") from exc
+            raise self._error(exc, "unusable") from exc
+
+    def _error(self, exc: BaseException, what: str) -> CacheError:
+        """The CacheError for a failure of the file: what to do about it where known."""
+        known = storage_error(self.path, exc, self.file_kind)
+        if known is not None:
+            return CacheError(str(known), resumable=known.resumable)
+        return CacheError(f"{self.file_kind} {self.path}: {what}: {exc}")
 
     # -- API ---------------------------------------------------------------------
 
+    @guarded
     def get(self, key: str) -> Completion | None:
         """The completion stored under `key`, with `cached=True`, or None on a miss.
         A row that cannot be decoded counts as a miss (the next put overwrites it)."""
@@ -161,6 +183,7 @@ class ResponseCache:
         self._count(completion is not None)
         return completion
 
+    @guarded
     def get_loglik(self, key: str) -> LoglikResult | None:
         """The log-likelihood result stored under `key` (`cached=True`), or None."""
         blob = self._lookup(key)
@@ -173,6 +196,7 @@ class ResponseCache:
         self._count(result is not None)
         return result
 
+    @guarded
     def put_loglik(self, key: str, request_json: str, result: LoglikResult) -> None:
         """Stores a log-likelihood result under `key` (the same table as completions:
         its key, made from a request of another kind, never equals a completion's)."""
@@ -193,6 +217,7 @@ class ResponseCache:
             else:
                 self._misses += 1
 
+    @guarded
     def put(self, key: str, request_json: str, completion: Completion) -> None:
         """Stores `completion` under `key`, replacing any earlier entry. `request_json`
         is kept for inspection only. Raises ValueError if `completion.text` is None
@@ -220,7 +245,8 @@ class ResponseCache:
             write(conn)
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite rolls back by itself on a full disk
+                conn.execute("ROLLBACK")
             raise
 
     @staticmethod
@@ -231,6 +257,12 @@ class ResponseCache:
         if not isinstance(completion.text, str):
             raise ValueError("refusing to cache a completion whose text is not a string")
 
+    def check_integrity(self) -> None:
+        """Raises StorageError if the file is damaged (SQLite's quick check), e.g. before
+        a resumed run relies on its journal."""
+        check_integrity(self._conn(), self.path, self.file_kind)
+
+    @guarded
     def stats(self) -> CacheStats:
         """Entry count in the file plus this instance's hit/miss/put counters."""
         (entries,) = self._conn().execute("SELECT COUNT(*) FROM responses").fetchone()

@@ -8,6 +8,10 @@ reply: timeouts, unusable replies), with the usage charged and its price, writte
 before the reply is used. A resumed run's `model_calls` and `spent_dollars` start
 from these rows (`carry_over`), so they count what every process of the run paid:
 `spent_dollars` is the sum of the `dollars` column.
+
+Every commit is synced to disk before it returns (`synchronous=FULL`): a journaled
+reply or attempt survives a power loss. A damaged file or a full disk raises a
+StorageError naming the file and what to do.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from promptascent.llm.cache import _SCHEMA, ResponseCache
 from promptascent.llm.metering import REPLY, Attempt
 from promptascent.llm.types import Completion, LoglikResult, TokenUsage
 from promptascent.llm.usage import PaidBefore
+from promptascent.store.failures import FileKind, guarded
 
 _ATTEMPTS = (
     "CREATE TABLE IF NOT EXISTS attempts ("
@@ -41,6 +46,8 @@ class Journal(ResponseCache):
     """See the module docstring. Thread- and process-safe like `ResponseCache`."""
 
     SCHEMA = (*_SCHEMA, _ATTEMPTS)
+    SYNCHRONOUS = "FULL"
+    file_kind: FileKind = "journal"
 
     def __init__(self, path: Path) -> None:
         super().__init__(path)
@@ -49,6 +56,7 @@ class Journal(ResponseCache):
         # whose first replay in this process is still to come (see `carry_over`).
         self._unclaimed: dict[str, tuple[TokenUsage, float]] = {}
 
+    @guarded
     def record_attempt(
         self, attempt: Attempt, *, reply: tuple[str, Completion | LoglikResult] | None = None
     ) -> None:
@@ -84,11 +92,13 @@ class Journal(ResponseCache):
 
         self._transaction(write)
 
+    @guarded
     def spent_dollars(self) -> float:
         """The price of every paid attempt recorded (all roles, all processes)."""
         (total,) = self._conn().execute("SELECT COALESCE(SUM(dollars), 0) FROM attempts").fetchone()
         return float(total)
 
+    @guarded
     def anomalies(self) -> list[tuple[str, str]]:
         """(role, what was reported) for each attempt whose reported usage went beyond
         its request's limits, oldest first."""
@@ -97,6 +107,7 @@ class Journal(ResponseCache):
         )
         return [(str(role), str(text)) for role, text in rows]
 
+    @guarded
     def carry_over(self) -> dict[str, PaidBefore]:
         """What earlier processes of this run paid, per role (`UsageMeter.carry_over`).
         From now on the first answer this journal gives for each reply they paid is that

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 from promptascent.config.task import TaskSpec, task_from_dict
 from promptascent.data.example import Example
 from promptascent.data.task_data import load_task_data
-from promptascent.errors import ConfigError
+from promptascent.errors import ConfigError, StorageError
 from promptascent.evaluation.cache import EvaluationCache
 from promptascent.evaluation.evaluator import Evaluator, TaskParams
 from promptascent.llm.base import LLM
@@ -50,6 +51,7 @@ from promptascent.prompts.prompt import Prompt
 from promptascent.runner import JOURNAL, RunSettings, model_client, new_run_id, seed_prompt_of
 from promptascent.search.pool import Candidate
 from promptascent.store.files import write_atomic
+from promptascent.store.run_lock import RunLock
 from promptascent.store.run_store import FILENAME, RunStore
 
 KIND = "prefer"
@@ -259,8 +261,32 @@ class _Session:
         source: list[Candidate] | None,
         on_record: Callable[[Record], None] | None,
     ) -> PreferResult:
+        """Runs the session holding the run folder's lock (store/run_lock.py): while
+        another live process works on the run, RunInUse, and nothing is touched."""
+        with RunLock(self.run_dir):
+            if not self.resume and (self.run_dir / FILENAME).exists():  # started meanwhile
+                raise ConfigError(
+                    f"run {self.run_dir.name} already exists in {self.run_dir.parent}; "
+                    f"continue it with `promptascent prefer --resume {self.run_dir.name}`"
+                )
+            return self._run(chooser, source, on_record)
+
+    def _run(
+        self,
+        chooser: Chooser,
+        source: list[Candidate] | None,
+        on_record: Callable[[Record], None] | None,
+    ) -> PreferResult:
         store = RunStore(self.run_dir)
         journal = Journal(self.run_dir / JOURNAL)
+        if self.resume:  # a damaged file stops the session before it changes anything
+            try:
+                store.check_integrity()
+                journal.check_integrity()
+            except BaseException:
+                store.close()
+                journal.close()
+                raise
         elapsed_before = float(store.get("elapsed_seconds", 0.0)) if self.resume else 0.0
         guard = BudgetGuard(self.budget, self.meter, elapsed_before=elapsed_before)
         cache_dir, policy = self.settings.cache_dir, self.settings.cache_policy
@@ -310,11 +336,15 @@ class _Session:
             )
             return self._finish(store, outcome, made, notes)
         except BaseException as e:
-            store.put("status", "interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
-            store.set_usage(self.meter.to_dict())
+            # Best effort: on a full disk these writes fail too, and the error to report
+            # is the one that stopped the session.
+            with suppress(StorageError):
+                store.put("status", "interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+                store.set_usage(self.meter.to_dict())
             raise
         finally:
-            store.put("elapsed_seconds", guard.elapsed_seconds)
+            with suppress(StorageError):
+                store.put("elapsed_seconds", guard.elapsed_seconds)
             store.close()
             journal.close()
             self.factory.close()

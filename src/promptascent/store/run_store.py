@@ -5,6 +5,11 @@ Tables: `run` (key -> JSON: config, status, result), `candidates` (prompt, linea
 `events`, `usage` (per role), `preferences` (a person's verdicts on duels, in the
 order they were made; see promptascent.preference). Nothing is pickled: every value
 is JSON or a column.
+
+Durability: WAL with `synchronous=FULL`, so every committed write is on disk when the
+call returns and survives a power loss (the config, status and a person's verdicts
+cannot be re-derived). A damaged file or a full disk raises StorageError naming the
+file (store/failures.py).
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from promptascent.evaluation.result import EvaluationResult
 from promptascent.preference.duel import Record
 from promptascent.prompts.prompt import Prompt
 from promptascent.search.pool import Candidate
+from promptascent.store.failures import FileKind, check_integrity, file_errors, guarded
+from promptascent.store.files import fsync_dir
 
 SCHEMA_VERSION = 4
 FILENAME = "run.sqlite"
@@ -56,15 +63,31 @@ CREATE TABLE IF NOT EXISTS preferences (
 
 
 class RunStore:
+    file_kind: FileKind = "run store"
+
     def __init__(self, run_dir: Path) -> None:
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
         self.path = run_dir / FILENAME
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(
-            self.path, timeout=30, check_same_thread=False, isolation_level=None
-        )
+        new = not self.path.exists()
+        with file_errors(self.path, self.file_kind):
+            self._conn = sqlite3.connect(
+                self.path, timeout=30, check_same_thread=False, isolation_level=None
+            )
+        try:
+            self._open()
+        except BaseException:
+            self._conn.close()
+            raise
+        if new:  # the file's entry in the folder, and the folder's, survive a power loss
+            fsync_dir(run_dir)
+            fsync_dir(run_dir.parent)
+
+    @guarded
+    def _open(self) -> None:
         self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA busy_timeout=30000")
         with self._lock:
             self._conn.executescript(_SCHEMA)
@@ -74,7 +97,6 @@ class RunStore:
             elif version < SCHEMA_VERSION:
                 self._migrate(version)
             elif version > SCHEMA_VERSION:
-                self._conn.close()
                 raise ConfigError(
                     f"{self.path}: run store schema {version} is newer than this promptascent "
                     f"({SCHEMA_VERSION}); upgrade promptascent to read it"
@@ -98,35 +120,56 @@ class RunStore:
 
     @classmethod
     def open_existing(cls, run_dir: Path) -> RunStore:
+        """The store of a recorded run, checked whole: a damaged or truncated file is a
+        StorageError here, before anything reads or changes it."""
         if not (run_dir / FILENAME).is_file():
             raise ConfigError(f"{run_dir}: not a run folder (no {FILENAME})")
-        return cls(run_dir)
+        store = cls(run_dir)
+        try:
+            store.check_integrity()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def check_integrity(self) -> None:
+        """Raises StorageError if the file is damaged (SQLite's quick check)."""
+        check_integrity(self._conn, self.path, self.file_kind)
 
     def close(self) -> None:
         self._conn.close()
 
     # key-value
 
+    @guarded
     def put(self, key: str, value: Any) -> None:
         self._conn.execute(
             "INSERT OR REPLACE INTO run (key, value) VALUES (?, ?)", (key, json.dumps(value))
         )
 
+    @guarded
     def get(self, key: str, default: Any = None) -> Any:
         row = self._conn.execute("SELECT value FROM run WHERE key = ?", (key,)).fetchone()
         return json.loads(row[0]) if row else default
 
+    @guarded
     def clear_derived(self) -> None:
         """Drops candidates, evaluations, scores, events and usage before a resumed run
         replays them (they are re-derived exactly from the journal and the caches)."""
         with self._lock:
             self._conn.execute("BEGIN")
-            for table in ("candidates", "evaluations", "scores", "events", "usage"):
-                self._conn.execute(f"DELETE FROM {table}")
-            self._conn.execute("COMMIT")
+            try:
+                for table in ("candidates", "evaluations", "scores", "events", "usage"):
+                    self._conn.execute(f"DELETE FROM {table}")
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:  # SQLite rolls back by itself on a full disk
+                    self._conn.execute("ROLLBACK")
+                raise
 
     # candidates and evaluations
 
+    @guarded
     def add_candidate(self, c: Candidate) -> None:
         with self._lock:
             seq = self._conn.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
@@ -143,6 +186,7 @@ class RunStore:
                 ),
             )
 
+    @guarded
     def add_evaluation(self, candidate_id: str, split: str, result: EvaluationResult) -> None:
         summary = result.summary()
         with self._lock:
@@ -186,15 +230,18 @@ class RunStore:
                 )
                 self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # SQLite rolls back by itself on a full disk
+                    self._conn.execute("ROLLBACK")
                 raise
 
+    @guarded
     def add_event(self, ts: float, kind: str, data: dict[str, Any]) -> None:
         with self._lock:
             self._conn.execute(
                 "INSERT INTO events (ts, kind, data) VALUES (?, ?, ?)", (ts, kind, json.dumps(data))
             )
 
+    @guarded
     def add_preference(self, record: Record) -> None:
         """Stores one verdict (its own transaction: a crash after it keeps it)."""
         d = record.to_dict()
@@ -204,6 +251,7 @@ class RunStore:
                 tuple(d[k] for k in _PREFERENCE_COLUMNS),
             )
 
+    @guarded
     def set_usage(self, usage: dict[str, dict[str, float]]) -> None:
         with self._lock:
             self._conn.executemany(
@@ -213,6 +261,7 @@ class RunStore:
 
     # reading
 
+    @guarded
     def candidates(self) -> list[dict[str, Any]]:
         rows = self._conn.execute(
             "SELECT id, prompt, parents, operation, step, note FROM candidates ORDER BY seq"
@@ -244,6 +293,7 @@ class RunStore:
             for cid, prompt, parents, op, step, note in rows
         ]
 
+    @guarded
     def prompt(self, candidate_id: str) -> Prompt:
         row = self._conn.execute(
             "SELECT prompt FROM candidates WHERE id = ?", (candidate_id,)
@@ -252,6 +302,7 @@ class RunStore:
             raise ConfigError(f"{self.path}: no candidate {candidate_id!r}")
         return Prompt.from_dict(json.loads(row[0]))
 
+    @guarded
     def evaluations(self, candidate_id: str, split: str) -> list[dict[str, Any]]:
         cur = self._conn.execute(
             "SELECT example_id, output, score, parsed, prediction, error, finish_reason, "
@@ -262,9 +313,11 @@ class RunStore:
         cols = [d[0] for d in cur.description]
         return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
+    @guarded
     def usage(self) -> dict[str, dict[str, float]]:
         return {role: json.loads(data) for role, data in self._conn.execute("SELECT * FROM usage")}
 
+    @guarded
     def preferences(self) -> list[Record]:
         """The recorded verdicts, in the order they were made."""
         cur = self._conn.execute(
@@ -272,6 +325,7 @@ class RunStore:
         )
         return [Record.from_dict(dict(zip(_PREFERENCE_COLUMNS, row, strict=True))) for row in cur]
 
+    @guarded
     def events(self) -> list[dict[str, Any]]:
         return [
             {"seq": seq, "ts": ts, "kind": kind, **json.loads(data)}
