@@ -227,7 +227,7 @@ class Plan:
         ev = self.task.evaluation
         d = self.data
         splits = (d.train, d.dev, d.test) if self.optimizer.needs_dev else (d.test,)
-        return resolve_scoring(
+        choice = resolve_scoring(
             ev.scoring,
             normalize=ev.normalize,
             calibration=ev.calibration,
@@ -235,6 +235,15 @@ class Plan:
             task_model=task_model,
             splits=[s for s in splits if s is not None and len(s)],
         )
+        inner = getattr(self.optimizer, "inner", self.optimizer)  # k-fold wraps it
+        if inner.requires_likelihood and choice.likelihood is None:
+            why = f" ({choice.note})" if choice.note else ""
+            raise ConfigError(
+                f"optimizer {inner.name} measures prompts by their likelihood loss: set "
+                "evaluation.scoring: likelihood (or auto, or --scoring likelihood) with a "
+                f"task model that scores continuations{why}"
+            )
+        return choice
 
     def constraints(self, count_tokens: Callable[[str], int] | None) -> Constraints:
         c = self.task.constraints

@@ -97,6 +97,9 @@ class Optimizer(ABC):
     Config: ClassVar[type[OptimizerConfig]]
     # Whether it selects on the dev split (False: it selects without labels, e.g. SPO).
     needs_dev: ClassVar[bool] = True
+    # Whether it measures prompts by their likelihood loss (PMPO): the run must score
+    # by likelihood (evaluation.scoring).
+    requires_likelihood: ClassVar[bool] = False
     # The split every candidate is screened on: the winner is chosen there when no
     # final selection ran (None: no such split).
     screening_split: ClassVar[str | None] = SUBSET
