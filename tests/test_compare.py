@@ -68,3 +68,45 @@ def test_compare_cli_prints_the_table(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "best - seed" in proc.stdout and "written to" in proc.stdout
     assert "│ ape" in proc.stdout
+
+
+def test_compare_scored_by_likelihood_reports_the_scoring_of_each_row(tmp_path: Path) -> None:
+    from test_likelihood import _animal_loglik
+
+    from promptascent.config.task import load_task
+    from promptascent.llm.scripted import ScriptedLLM
+
+    task = write_animal_task(tmp_path / "t", extra="evaluation: {scoring: likelihood}\n")
+    scorer = ScriptedLLM(lambda r: "unused", loglik_fn=_animal_loglik)
+    settings = RunSettings(
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+        backends={"task": scorer, "optimizer": optimizer_model(), "judge": scorer},
+    )
+    result = promptascent.compare(
+        load_task(task),
+        ["ape", "pmpo"],
+        budget={"task_calls": 120},
+        options={"ape": {"num_candidates": 3, "eval_examples": 6}, "pmpo": {"rounds": 1}},
+        settings=settings,
+    )
+    rows = result.to_dict()["rows"]
+    assert [r["optimizer"] for r in rows] == ["ape", "pmpo"]
+    assert all(r["scoring"].startswith("likelihood") for r in rows)
+    assert all(r["test_best"]["unparsed"] == 0 and r["test_best"]["mean_loss"] for r in rows)
+
+
+def test_compare_refuses_an_optimizer_that_needs_likelihood_before_any_run(
+    tmp_path: Path,
+) -> None:
+    from promptascent.config.task import load_task
+
+    task = write_animal_task(tmp_path / "t")
+    settings = RunSettings(
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+        backends={"task": task_model(), "optimizer": optimizer_model()},
+    )
+    with pytest.raises(ConfigError, match="pmpo measures prompts by their likelihood"):
+        promptascent.compare(load_task(task), ["ape", "pmpo"], settings=settings)
+    assert not (tmp_path / "runs").exists()

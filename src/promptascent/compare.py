@@ -12,7 +12,8 @@ from typing import Any
 from promptascent.config.task import TaskSpec
 from promptascent.errors import ConfigError
 from promptascent.llm.budget import Budget
-from promptascent.runner import Runner, RunResult, RunSettings, plan
+from promptascent.llm.factory import BackendFactory
+from promptascent.runner import Plan, Runner, RunResult, RunSettings, plan
 from promptascent.store.files import write_atomic
 
 
@@ -40,6 +41,7 @@ class CompareRow:
             "optimizer_tokens": usage["optimizer"]["tokens"],
             "judge_calls": usage["judge"]["calls"],
             "prompt_tokens": r["prompt_tokens"],
+            "scoring": r["scoring"],
             "model_calls": sum(u["model_calls"] for u in r["usage"].values()),
             "wall_seconds": r["wall_seconds"],
         }
@@ -100,6 +102,7 @@ def compare(
         for s in seeds
         for name in optimizers
     ]  # every plan is validated before anything runs
+    _check_scoring([p for _, _, p in plans], settings)
     comparison = Comparison(task.name)
     folder = settings.runs_dir / f"compare-{time.strftime('%Y%m%d-%H%M%S')}-{task.name}"
     comparison.folder = folder.resolve()
@@ -108,3 +111,15 @@ def compare(
         comparison.rows.append(CompareRow(name, s, result))
         write_atomic(folder / "compare.json", json.dumps(comparison.to_dict(), indent=2) + "\n")
     return comparison
+
+
+def _check_scoring(plans: Sequence[Plan], settings: RunSettings) -> None:
+    """Each plan's scoring on its task model (ConfigError before any run starts: an
+    optimizer that needs likelihood scoring on a model that cannot score, say)."""
+    factory = BackendFactory()
+    try:
+        for p in plans:
+            backend = settings.backends.get("task") or factory.get(p.task.models.task, role="task")
+            p.scoring(backend.info)
+    finally:
+        factory.close()
