@@ -14,13 +14,16 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from _common import RESULTS, ROOT, machine
 
 import promptascent
 from promptascent.config.task import load_task
-from promptascent.runner import RunSettings
+from promptascent.evaluation.stats import paired_difference
+from promptascent.runner import RunSettings, plan
+from promptascent.store.run_store import RunStore
 
 OPTIMIZERS = "random,ape,opro,protegi,evoprompt-ga,evoprompt-de,capo,exemplars"
 
@@ -38,6 +41,12 @@ def main() -> int:
         type=int,
         default=None,
         help="override the task files' task_params.max_tokens (the peers benchmark used 64)",
+    )
+    ap.add_argument(
+        "--scoring", default=None, help="generate, likelihood or auto (overrides the task files)"
+    )
+    ap.add_argument(
+        "--calibration", default=None, help="none, contextual or pmi (likelihood scoring)"
     )
     ap.add_argument("--out", default="compare_optimizers.json", help="file in benchmarks/results")
     ap.add_argument("--runs-dir", default="/tmp/pa-compare/runs")
@@ -71,7 +80,15 @@ def main() -> int:
                 update["task_params"] = task.task_params.model_copy(
                     update={"max_tokens": args.task_max_tokens}
                 )
+            evaluation = {
+                k: v
+                for k, v in (("scoring", args.scoring), ("calibration", args.calibration))
+                if v is not None
+            }
+            if evaluation:
+                update["evaluation"] = task.evaluation.model_copy(update=evaluation)
             task = task.model_copy(update=update)
+            targets = {ex.id: ex.target for ex in plan(task).data.test or ()}
             comparison = promptascent.compare(
                 task,
                 names,
@@ -80,6 +97,7 @@ def main() -> int:
                 settings=settings,
             )
             for row in comparison.to_dict()["rows"]:
+                row["vs_majority"] = vs_majority(settings.runs_dir / row["run_id"], row, targets)
                 rows.append({"task": task_name, **row})
                 keys = ("task", "optimizer", "seed", "status")
                 print(json.dumps({k: rows[-1][k] for k in keys}), flush=True)
@@ -90,6 +108,8 @@ def main() -> int:
                 "optimizer_calls": args.optimizer_calls,
                 "test_limit": args.test_limit,
                 "task_max_tokens": args.task_max_tokens,
+                "scoring": args.scoring,
+                "calibration": args.calibration,
                 "seeds": seeds,
                 "wall_seconds": spent + time.time() - began,
                 "rows": rows,
@@ -99,7 +119,61 @@ def main() -> int:
     print(table(rows))
     print()
     print(summary(rows))
+    print()
+    print(majority_summary(rows))
     return 0
+
+
+def majority_summary(rows: list[dict]) -> str:
+    """Per task: the majority-class rate, the best test accuracy of any run with its CI,
+    and how many runs beat always answering the majority class by a paired test."""
+    lines = [
+        "| task | majority rate | best run | best test [95% CI] | runs above majority "
+        "(paired, CI > 0) |",
+        "|---|---|---|---|---|",
+    ]
+    for task in dict.fromkeys(r["task"] for r in rows):
+        mine = [r for r in rows if r["task"] == task and r["test_best"] and r["vs_majority"]]
+        if not mine:
+            continue
+        top = max(mine, key=lambda r: r["test_best"]["mean"])
+        best = top["test_best"]
+        above = [r for r in mine if r["vs_majority"]["above"]]
+        names = ", ".join(f"{r['optimizer']}/{r['seed']}" for r in above) or "none"
+        lines.append(
+            f"| {task} | {top['vs_majority']['rate']:.3f} | {top['optimizer']}/{top['seed']} "
+            f"| {best['mean']:.3f} [{best['ci_low']:.3f}, {best['ci_high']:.3f}] "
+            f"| {len(above)} of {len(mine)}: {names} |"
+        )
+    return "\n".join(lines)
+
+
+def vs_majority(run_dir: Path, row: dict, targets: dict[str, str | None]) -> dict | None:
+    """The best prompt's test results against always answering the test split's most
+    common target, example by example: paired difference with its 95% CI and the
+    sign-flip p (None when the run has no test scores)."""
+    counts = Counter(t for t in targets.values() if t is not None)
+    if not counts or not row["test_best"]:
+        return None
+    majority = counts.most_common(1)[0][0]
+    store = RunStore.open_existing(run_dir)
+    try:
+        results = store.evaluations(row["best_candidate"], "test")
+    finally:
+        store.close()
+    scored = [r for r in results if r["score"] is not None]
+    best = [float(r["score"]) for r in scored]
+    always = [1.0 if targets.get(r["example_id"]) == majority else 0.0 for r in scored]
+    d = paired_difference(always, best, seed=0, confidence=0.95)
+    return {
+        "majority": majority,
+        "rate": sum(always) / len(always),
+        "mean": d.mean_diff,
+        "ci_low": d.low,
+        "ci_high": d.high,
+        "p_value": d.p_value,
+        "above": d.low > 0,
+    }
 
 
 def summary(rows: list[dict]) -> str:

@@ -118,3 +118,36 @@ def test_pmpo_keeps_to_a_small_budget_and_still_searches(tmp_path: Path) -> None
     result, proposer = run(tmp_path, budget={"task_calls": 60})
     assert result.search_usage["task"]["calls"] <= 60
     assert result.candidates > 1 and proposer.prompts
+
+
+def pet_loglik(req: LoglikRequest) -> list[float]:
+    """The pet task scored by likelihood: sure and right with the key instruction;
+    with any other prompt right on cat, cow and fox only, by a margin of one nat."""
+    from scripted import PET_KEY, PETS
+
+    user = req.messages[-1].content
+    animal = next((x.strip() for x in reversed(user.splitlines()) if x.strip() in PAIRS), "?")
+    right = "yes" if animal in PETS else "no"
+    if PET_KEY in user:
+        return [-0.05 if c == right else -3.0 for c in req.continuations]
+    lucky = animal in ("cat", "cow", "fox")
+    return [(-0.5 if (c == right) == lucky else -1.5) for c in req.continuations]
+
+
+def test_at_100_task_calls_pmpo_rewrites_and_scores_before_it_selects(tmp_path: Path) -> None:
+    from scripted import PET_KEY, pet_proposer, write_pet_task
+
+    task = write_pet_task(tmp_path / "task")  # 63 dev examples
+    text = task.read_text().replace("evaluation: {", "evaluation: {scoring: likelihood, ")
+    task.write_text(text)
+    scorer = ScriptedLLM(lambda r: "unused", loglik_fn=pet_loglik)
+    settings = RunSettings(
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+        backends={"task": scorer, "optimizer": pet_proposer(), "judge": scorer},
+    )
+    result = optimize(task, optimizer="pmpo", budget={"task_calls": 100}, settings=settings)
+    assert result.search_usage["task"]["calls"] <= 100
+    assert not result.screening_only
+    assert PET_KEY in result.best_prompt.instruction
+    assert result.test_best.mean == 1.0 and result.test_seed.mean < 1.0

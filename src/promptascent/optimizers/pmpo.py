@@ -14,8 +14,10 @@ no generated answers. Each round:
 3. Select: variants (and masked prompts) that lower the minibatch loss are scored on
    the dev subset; the one with the lowest loss there is the next round's prompt.
 
-Finally the best candidates (the seed among them) compete on dev (Optimizer.
-select_final), under the run's selection rule (`evaluation.select_by`). Needs
+A round the budget cannot pay in full (small budgets) skips the masking analysis: the
+rewrites are shown the current prompt's hardest dev-subset examples and scored on the
+subset directly. Finally the best candidates (the seed among them) compete on dev
+(Optimizer.select_final), under the run's selection rule (`evaluation.select_by`). Needs
 `evaluation.scoring: likelihood` (or auto with a model that scores continuations).
 The paper's settings are not all published; the defaults here are ours and small.
 """
@@ -39,6 +41,7 @@ from promptascent.optimizers.base import (
     final_selection_cost,
     has_room,
     load_template,
+    task_calls_left,
 )
 from promptascent.optimizers.registry import register
 from promptascent.prompts.template import fill, template_fields
@@ -122,14 +125,22 @@ class PMPO(Optimizer):
         self, ctx: OptimizerContext, current: Candidate, subset: list[Example], step: int
     ) -> Candidate:
         c = self.config
+        instruction = current.prompt.instruction
+        masks = segments(instruction)[: c.max_segments]
+        batch_size = min(c.minibatch, len(ctx.train))
+        full = batch_size * (1 + len(masks) + c.variants) + len(subset) * c.variants
+        left = self._task_calls_left(ctx)
+        if left is not None and left < full:
+            # A small budget: no masking analysis; the rewrites are measured on the dev
+            # subset directly, as many as fit.
+            return self._short_round(ctx, current, subset, step, left)
         batch = ctx.train.sample(c.minibatch, ctx.rng)
         split = f"train-{step}"
         base = self._loss_on(ctx, current, batch, split)
         # 1. Locate: the loss without each segment.
         harmful: list[tuple[float, Segment]] = []
         better: list[Candidate] = []
-        instruction = current.prompt.instruction
-        for seg in segments(instruction)[: c.max_segments]:
+        for seg in masks:
             cand = self.add_candidate(
                 ctx,
                 current.prompt.with_instruction(masked(instruction, seg), raw=True),
@@ -147,7 +158,42 @@ class PMPO(Optimizer):
         harmful.sort(key=lambda pair: pair[0])
         # 2. Rewrite the worst parts, shown the hardest examples.
         meta = self._meta_prompt(ctx, instruction, [s for _, s in harmful], base.result, batch)
-        for i in range(c.variants):
+        for cand in self._rewrites(ctx, current, meta, c.variants, step):
+            if self._loss_on(ctx, cand, batch, split).loss < base.loss:
+                better.append(cand)
+        # 3. Select: what lowered the minibatch loss competes on the dev subset.
+        for cand in better:
+            self._need_room(ctx, task=len(subset))
+            self.evaluate(ctx, cand, subset, SUBSET)
+        return self._next(ctx, current, step)
+
+    def _short_round(
+        self,
+        ctx: OptimizerContext,
+        current: Candidate,
+        subset: list[Example],
+        step: int,
+        left: int,
+    ) -> Candidate:
+        """A round the budget cannot pay in full: rewrites shown the current prompt's
+        hardest dev-subset examples, each scored on the subset."""
+        n = min(self.config.variants, left // max(1, len(subset)))
+        if n < 1:
+            raise _NoRoom
+        base = self.evaluate(ctx, current, subset, SUBSET)
+        meta = self._meta_prompt(ctx, current.prompt.instruction, [], base, subset)
+        for cand in self._rewrites(ctx, current, meta, n, step):
+            self._need_room(ctx, task=len(subset))
+            self.evaluate(ctx, cand, subset, SUBSET)
+        return self._next(ctx, current, step)
+
+    def _rewrites(
+        self, ctx: OptimizerContext, current: Candidate, meta: str, n: int, step: int
+    ) -> list[Candidate]:
+        """Up to `n` new instructions from the optimizer model, as candidates."""
+        c = self.config
+        out = []
+        for i in range(n):
             self._need_room(ctx, optimizer=1)
             text = self.propose(
                 ctx,
@@ -157,7 +203,7 @@ class PMPO(Optimizer):
                 sample_index=i,
                 seed=ctx.rng.randrange(2**31),
                 step=step,
-                forbidden=(instruction,),
+                forbidden=(current.prompt.instruction,),
             )
             if not text:
                 continue
@@ -168,16 +214,26 @@ class PMPO(Optimizer):
                 operation="rewrite",
                 step=step,
             )
-            if cand is not None and self._loss_on(ctx, cand, batch, split).loss < base.loss:
-                better.append(cand)
-        # 3. Select: what lowered the minibatch loss competes on the dev subset.
-        for cand in better:
-            self._need_room(ctx, task=len(subset))
-            self.evaluate(ctx, cand, subset, SUBSET)
+            if cand is not None:
+                out.append(cand)
+        return out
+
+    def _next(self, ctx: OptimizerContext, current: Candidate, step: int) -> Candidate:
+        """The prompt with the lowest loss on the dev subset: the next round's."""
         screened = [x for x in ctx.pool.all() if x.loss(SUBSET) is not None]
         nxt = min(screened, key=lambda x: x.loss(SUBSET) or 0.0, default=current)
         ctx.emit(StepFinished(step, nxt.id, nxt.score(SUBSET) or 0.0))
         return nxt
+
+    def _task_calls_left(self, ctx: OptimizerContext) -> int | None:
+        """Task calls the search may still spend (the final selection's share kept)."""
+        left = task_calls_left(ctx)
+        if left is None:
+            return None
+        c = self.config
+        finalists = min(c.final_k, len(ctx.pool.ranked(SUBSET)) + 1)
+        screened = min(c.eval_examples, len(ctx.dev))
+        return left - self.final_reserve(final_selection_cost(ctx, finalists, screened))
 
     def _loss_on(
         self, ctx: OptimizerContext, cand: Candidate, batch: list[Example], split: str
