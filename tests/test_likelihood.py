@@ -235,3 +235,23 @@ def test_the_likelihood_scoring_is_shown_in_the_dry_run_estimate(tmp_path: Path)
 def test_animal_dataset_targets_are_among_their_choices() -> None:
     # the fixture the runs above rely on
     assert all(ex.target in (ex.choices or ()) for ex in animal_dataset("x", 6))
+
+
+def test_the_summary_shows_both_prompts_predictions_and_the_likelihood_note(
+    tmp_path: Path,
+) -> None:
+    import io
+
+    from rich.console import Console
+
+    from promptascent.cli.summary import print_result
+
+    result, _ = _run(tmp_path, "evaluation: {scoring: likelihood}\n")
+    d = result.to_dict()
+    d["test"]["best"]["mean"] = 0.0  # as if the best were no better than the majority class
+    out = io.StringIO()
+    print_result(Console(file=out, width=200), d)
+    text = out.getvalue()
+    assert "predictions: seed " in text and "; best " in text
+    assert "has not made the model better at the task" in text
+    assert "answer format" not in text

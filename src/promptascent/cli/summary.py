@@ -71,15 +71,23 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
             "task model's context (counted under errors)"
         )
     if test.get("majority_rate") is not None:
-        preds = test["best"]["predictions"] if test["best"] else {}
-        top = ", ".join(f"{terminal_markup(k)}: {v}" for k, v in list(preds.items())[:4])
+        shown = []
+        for label in ("seed", "best"):
+            preds = (test[label] or {}).get("predictions") or {}
+            top = ", ".join(f"{terminal_markup(k)}: {v}" for k, v in list(preds.items())[:4])
+            shown.append(f"{label} {top or '-'}")
         console.print(
-            f"majority-class rate on test: {fmt(test['majority_rate'])}; best's predictions: {top}"
+            f"majority-class rate on test: {fmt(test['majority_rate'])}; predictions: "
+            + "; ".join(shown)
         )
         if test["best"] and test["best"]["mean"] <= test["majority_rate"]:
+            if scoring == "generate":
+                why = "read its gain as a fix of the answer format, not as skill at the task."
+            else:
+                why = "it has not made the model better at the task than that."
             console.print(
                 "note: the best prompt scores at or below always answering the majority "
-                "class: read its gain as a fix of the answer format, not as skill at the task."
+                f"class: {why}"
             )
     console.print(
         f"selected on {result['selection_split']}: seed {fmt(result['selection_scores']['seed'])}, "
