@@ -67,6 +67,7 @@ def test_compare_cli_prints_the_table(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "best - seed" in proc.stdout and "written to" in proc.stdout
+    assert "scoring: generate" in proc.stdout
     assert "│ ape" in proc.stdout
 
 

@@ -658,6 +658,8 @@ def compare_(
             row["status"],
         )
     out.print(table)
+    for scoring in dict.fromkeys(row["scoring"] for row in comparison.to_dict()["rows"]):
+        out.print(f"scoring: {terminal_markup(scoring)}")
     out.print(f"written to {comparison.folder}")
 
 
