@@ -132,17 +132,11 @@ class CAPO(Optimizer):
         )
 
     def choose_winner(self, ctx: OptimizerContext, split: str) -> Candidate | None:
-        """CAPO's own objective: score - `length_penalty` * tokens / tokens of the
-        longest initial prompt; ties go to the earlier candidate. (When nothing reached
-        a final selection, e.g. the budget ended in a race, the split is the first
-        block, which every raced candidate ran.)"""
-        best: Candidate | None = None
-        best_value = -math.inf
-        for cand in ctx.pool.all():
-            score = cand.score(split)
-            if score is not None and score - self._penalty(ctx, cand.prompt) > best_value:
-                best, best_value = cand, score - self._penalty(ctx, cand.prompt)
-        return best
+        """The run's objective less CAPO's own length penalty: score - the task's
+        length penalty - `length_penalty` * tokens / tokens of the longest initial
+        prompt. (When nothing reached a final selection, e.g. the budget ended in a
+        race, the split is the first block, which every raced candidate ran.)"""
+        return ctx.pool.best(split, lambda prompt: self._penalty(ctx, prompt))
 
     def optimize(self, ctx: OptimizerContext) -> OptimizerOutcome:
         """As the base; then `front` holds the Pareto front on the selection split."""

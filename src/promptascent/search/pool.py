@@ -94,18 +94,24 @@ class CandidatePool:
     def all(self) -> list[Candidate]:
         return list(self._by_id.values())
 
-    def objective(self, candidate: Candidate, split: str) -> float | None:
-        """The candidate's score on `split` less its length penalty (if the pool has one)."""
+    def objective(
+        self, candidate: Candidate, split: str, extra: Callable[[Prompt], float] | None = None
+    ) -> float | None:
+        """The candidate's score on `split` less its length penalty (if the pool has one)
+        and less `extra` (an optimizer's own penalty, e.g. CAPO's), if given."""
         score = candidate.score(split)
-        if score is None or self.penalty is None:
-            return score
-        return score - self.penalty(candidate.prompt)
+        if score is None:
+            return None
+        if self.penalty is not None:
+            score -= self.penalty(candidate.prompt)
+        return score if extra is None else score - extra(candidate.prompt)
 
-    def ranked(self, split: str) -> list[Candidate]:
-        """Candidates scored on `split`, best objective first. At an equal objective the
-        lower likelihood loss wins (when scored by likelihood); remaining ties keep
-        insertion order (earlier, usually simpler, candidates win)."""
-        values = {c.id: self.objective(c, split) for c in self._by_id.values()}
+    def ranked(self, split: str, extra: Callable[[Prompt], float] | None = None) -> list[Candidate]:
+        """Candidates scored on `split`, best objective first (`extra`: see
+        `objective`). At an equal objective the lower likelihood loss wins (when scored
+        by likelihood); remaining ties keep insertion order (earlier, usually simpler,
+        candidates win)."""
+        values = {c.id: self.objective(c, split, extra) for c in self._by_id.values()}
         scored = [c for c in self._by_id.values() if values[c.id] is not None]
 
         def key(c: Candidate) -> tuple[float, float]:
@@ -114,7 +120,7 @@ class CandidatePool:
 
         return sorted(scored, key=key)
 
-    def best(self, split: str) -> Candidate | None:
+    def best(self, split: str, extra: Callable[[Prompt], float] | None = None) -> Candidate | None:
         """The first of `ranked`: the run's objective on `split`."""
-        ranked = self.ranked(split)
+        ranked = self.ranked(split, extra)
         return ranked[0] if ranked else None
