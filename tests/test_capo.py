@@ -159,19 +159,22 @@ def induce_two_keys(request: CompletionRequest) -> str:
     return "<prompt>Which animal is it, really?</prompt>"
 
 
+# Both keys reach the whole dev split: no generations, every prompt a finalist.
+TWO_KEYS_OPTS = {
+    **CAPO_OPTS,
+    "population_size": 4,
+    "generations": 0,
+    "final_k": 4,
+    "upper_shots": 0,
+}
+
+
 @pytest.mark.parametrize(("penalty", "winner"), [(0.05, KEY), (0.0, "long")])
 def test_a_shorter_prompt_that_scores_the_same_wins(
     tmp_path: Path, penalty: float, winner: str
 ) -> None:
     task = write_animal_task(tmp_path / "task")
-    options = {
-        **CAPO_OPTS,
-        "population_size": 4,
-        "generations": 0,
-        "final_k": 4,
-        "upper_shots": 0,
-        "length_penalty": penalty,
-    }
+    options = {**TWO_KEYS_OPTS, "length_penalty": penalty}
     opt = ScriptedLLM(induce_two_keys, model_id="two-keys")
     result = optimize(task, optimizer="capo", options=options, settings=settings(tmp_path, opt))
     scored = [c for c in candidates(result.run_dir) if "dev" in c["scores"]]
@@ -179,6 +182,25 @@ def test_a_shorter_prompt_that_scores_the_same_wins(
     assert perfect == [f"{KEY} Then stop and do not explain.", KEY]
     expected = KEY if winner == KEY else perfect[0]
     assert result.best.prompt.instruction == expected
+
+
+def test_the_task_length_penalty_decides_capos_winner_too(tmp_path: Path) -> None:
+    """CAPO's own penalty off, the task's on: of two prompts scoring the same on dev
+    the shorter wins, as with every optimizer (Optimizer.choose_winner)."""
+    task = write_animal_task(tmp_path / "task")
+    options = {**TWO_KEYS_OPTS, "length_penalty": 0.0}
+    opt = ScriptedLLM(induce_two_keys, model_id="two-keys")
+    result = optimize(
+        task,
+        optimizer="capo",
+        options=options,
+        length_penalty=0.05,
+        settings=settings(tmp_path, opt),
+    )
+    scored = [c for c in candidates(result.run_dir) if "dev" in c["scores"]]
+    perfect = [c["prompt"]["instruction"] for c in scored if c["scores"]["dev"]["mean"] == 1.0]
+    assert perfect == [f"{KEY} Then stop and do not explain.", KEY]
+    assert result.best.prompt.instruction == KEY
 
 
 def test_capo_keeps_the_final_selection_paid_for(tmp_path: Path) -> None:

@@ -299,3 +299,42 @@ def test_a_likelihood_call_that_does_not_fit_the_budget_is_not_made(tmp_path: Pa
     with pytest.raises(BudgetExhausted):
         client.loglik(LOGLIK)
     assert not llm.loglik_requests
+
+
+def test_the_budget_question_names_the_first_limit_that_cannot_pay() -> None:
+    client, _, _ = make_client(None, Budget(task_calls=5, optimizer_calls=2, calls=6))
+    guard = client.guard
+    client.complete(BASE)  # one task call used
+    assert guard.affords(task=4) and guard.shortfall(task=4) is None
+    short = guard.shortfall(task=5)
+    assert short is not None and (short.limit, short.left, short.need) == ("task_calls", 4, 5)
+    short = guard.shortfall(task=4, optimizer=2)  # each fits alone; together over `calls`
+    assert short is not None and (short.limit, short.need) == ("calls", 6)
+    assert not guard.affords(optimizer=3)
+    assert guard.task_calls_left() == 4 and guard.task_calls_left(optimizer=3) == 2
+
+
+def test_a_share_of_the_budget_caps_each_call_limit_at_its_part() -> None:
+    meter = UsageMeter()
+    guard = BudgetGuard(Budget(task_calls=20, optimizer_calls=9, tokens=10_000), meter)
+    task = ModelClient("task", ScriptedLLM(lambda r: "x"), meter=meter, guard=guard)
+    for i in range(2):
+        task.complete(CompletionRequest(messages(("user", f"t{i}")), max_tokens=4))
+    share = guard.share(3, keep=6)  # (20 - 2 - 6) // 3 = 4 task calls, 9 // 3 = 3 optimizer
+    assert share is not None
+    assert share.remaining("task_calls") == 4 and share.remaining("optimizer_calls") == 3
+    assert share.budget.tokens == 10_000  # token, dollar and time limits stay the run's
+    assert guard.share(3, keep=18) is None  # nothing left to share
+
+
+def test_a_client_with_another_guard_shares_cache_and_meter_but_checks_that_guard(
+    tmp_path: Path,
+) -> None:
+    client, llm, meter = make_client(tmp_path, Budget(task_calls=10))
+    client.complete(BASE)
+    tight = client.with_guard(BudgetGuard(Budget(task_calls=2), meter))
+    assert tight.complete(BASE).cached and len(llm.requests) == 1  # the same cache
+    with pytest.raises(BudgetExhausted):  # 2 calls used of the view's 2
+        tight.complete(CompletionRequest(messages(("user", "new")), max_tokens=4))
+    assert client.guard.budget.task_calls == 10  # the original client is unchanged
+    assert meter.snapshot()["task"].calls == 2

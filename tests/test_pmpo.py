@@ -120,6 +120,14 @@ def test_pmpo_keeps_to_a_small_budget_and_still_searches(tmp_path: Path) -> None
     assert result.candidates > 1 and proposer.prompts
 
 
+def test_a_budget_too_small_to_search_returns_the_seed_as_a_budget_stop(tmp_path: Path) -> None:
+    """7 task calls: the seed on the 6-example subset, and no room beside the final's
+    share for anything more (main raised its internal _NoRoom out of the run)."""
+    result, proposer = run(tmp_path, budget={"task_calls": 7})
+    assert result.status == "budget" and result.best.id == result.seed.id
+    assert result.search_usage["task"]["calls"] <= 7 and not proposer.prompts
+
+
 def pet_loglik(req: LoglikRequest) -> list[float]:
     """The pet task scored by likelihood: sure and right with the key instruction;
     with any other prompt right on cat, cow and fox only, by a margin of one nat."""

@@ -366,3 +366,12 @@ def test_explicit_split_files_relative_to_the_task_file(task_dir: Path) -> None:
     )
     p = plan_for(task_dir, base=base)
     assert (len(p.data.train), len(p.data.dev), p.data.test) == (10, 6, None)
+
+
+def test_a_plan_is_frozen_once_made(task_dir: Path) -> None:
+    import dataclasses
+
+    p = plan(load_task(write_task(task_dir, MINIMAL)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.seed_prompt = p.seed_prompt  # type: ignore[misc]
+    assert dataclasses.replace(p, protected=("x",)).protected == ("x",)  # a new plan

@@ -22,6 +22,10 @@ from promptascent.config.task import ModelSpec, PromptSpec, TaskSpec
 from promptascent.data.example import Dataset, Example
 from promptascent.data.task_data import TaskData, load_task_data
 from promptascent.errors import ConfigError, MetricError, ModelUnavailable, StorageError
+
+# Re-exported: the dry-run estimate was part of this module.
+from promptascent.estimate import RunEstimate as RunEstimate
+from promptascent.estimate import estimate as estimate
 from promptascent.evaluation.cache import EvaluationCache
 from promptascent.evaluation.evaluator import Evaluator, TaskParams
 from promptascent.evaluation.result import EvaluationResult, compare
@@ -53,13 +57,14 @@ from promptascent.metrics.judge import JudgeStats
 from promptascent.metrics.registry import get_metric
 from promptascent.optimizers import registry
 from promptascent.optimizers.base import Optimizer, OptimizerContext, OptimizerOutcome
-from promptascent.optimizers.kfold import CV, KFoldSelection
+from promptascent.optimizers.kfold import KFoldSelection
 from promptascent.prompts.answer_format import answer_format_line
 from promptascent.prompts.constraints import Constraints, split_keep_tags
 from promptascent.prompts.export import export_prompt
 from promptascent.prompts.prompt import Demo, Prompt
 from promptascent.search.objective import LengthPenalty, prompt_tokens
 from promptascent.search.pool import Candidate, CandidatePool
+from promptascent.search.splits import CV, DEV, TEST, TRAIN
 from promptascent.store.files import write_atomic
 from promptascent.store.run_lock import RunLock
 from promptascent.store.run_store import FILENAME, RunStore
@@ -198,9 +203,10 @@ def model_client(
     )
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
-    """A validated task, ready to run or to estimate."""
+    """A validated task, ready to run or to estimate. Frozen: a variant of a plan is a
+    new plan (`dataclasses.replace`)."""
 
     task: TaskSpec
     data: TaskData
@@ -465,7 +471,7 @@ class Runner:
         files.callback(self.factory.close)
         store = RunStore(self.run_dir)
         files.callback(store.close)
-        pool = CandidatePool()
+        pool = CandidatePool(emit=self.bus)
         # Every reply this run pays for is journaled in its folder, caches on or off:
         # a resumed run replays them and repeats no paid call.
         self.journal = Journal(self.run_dir / JOURNAL)
@@ -538,9 +544,8 @@ class Runner:
             self.bus(RunStarted(self.run_id, p.optimizer.name))
             if self.resuming:
                 self.bus(RunResumed(self.run_id, int(store.get("resumes", 1))))
-            seed_candidate, _ = pool.add(Candidate(p.seed_prompt, operation="seed"))
-            self.bus(CandidateProposed(seed_candidate.id, (), "seed", 0))
-            planned = p.optimizer.estimate(len(p.data.train), len(p.data.dev), 0)["task"]
+            seed_candidate, _ = pool.propose(Candidate(p.seed_prompt, operation="seed"))
+            planned = p.optimizer.estimate(len(p.data.train), len(p.data.dev), 0).task_calls
             self.bus(PhaseStarted("search", planned))
             outcome = p.optimizer.optimize(ctx)
             search_usage = self.meter.to_dict()
@@ -555,10 +560,10 @@ class Runner:
                 )
             report = self._report_evaluator(response_cache, eval_cache)
             try:
-                gap = self._train_dev_gap(report, outcome)
+                gap = self._train_dev_gap(pool, report, outcome)
                 if p.data.test is not None and p.task.evaluation.test:
                     test_seed, test_best, comparison = self._test(
-                        report, outcome, seed_candidate, p.data.test
+                        pool, report, outcome, seed_candidate, p.data.test
                     )
             except ModelUnavailable as e:
                 notes.append(f"no test scores: {e}")
@@ -606,7 +611,7 @@ class Runner:
             with suppress(StorageError):
                 store.put("status", "interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
                 store.set_usage(self.meter.to_dict())
-                best = pool.best("dev")
+                best = pool.best(DEV)
                 if best is not None:
                     write_atomic(
                         self.run_dir / "best_prompt.json", export_prompt(best.prompt, "json") + "\n"
@@ -648,16 +653,20 @@ class Runner:
             select_by=self.scoring.select_by,
         )
 
+    @staticmethod
     def _measure(
-        self, evaluator: Evaluator, cand: Candidate, split: str, examples: list[Example]
+        pool: CandidatePool,
+        evaluator: Evaluator,
+        cand: Candidate,
+        split: str,
+        examples: list[Example],
     ) -> EvaluationResult:
-        res = evaluator.evaluate(cand.prompt, examples)
-        cand.evaluations[split] = res
-        self.bus(CandidateEvaluated(cand.id, split, res.mean, res.n, res.unparsed, res.errors))
-        return res
+        result = evaluator.evaluate(cand.prompt, examples)
+        pool.record(cand, split, result)
+        return result
 
     def _train_dev_gap(
-        self, evaluator: Evaluator, outcome: OptimizerOutcome
+        self, pool: CandidatePool, evaluator: Evaluator, outcome: OptimizerOutcome
     ) -> dict[str, float] | None:
         """The winner's score on train examples against its selection score: a large gap
         means the search fit the examples it learned from."""
@@ -667,8 +676,8 @@ class Runner:
             # k-fold: every train example was also a selection example
             return None
         examples = list(self.plan.data.train)[:n]
-        self.bus(PhaseStarted("train", len(examples)))
-        train = self._measure(evaluator, outcome.best, "train", examples)
+        self.bus(PhaseStarted(TRAIN, len(examples)))
+        train = self._measure(pool, evaluator, outcome.best, TRAIN, examples)
         return {
             "train": train.mean,
             "selection": selected,
@@ -677,13 +686,18 @@ class Runner:
         }
 
     def _test(
-        self, evaluator: Evaluator, outcome: OptimizerOutcome, seed: Candidate, test: Dataset
+        self,
+        pool: CandidatePool,
+        evaluator: Evaluator,
+        outcome: OptimizerOutcome,
+        seed: Candidate,
+        test: Dataset,
     ) -> tuple[EvaluationResult, EvaluationResult, PairedComparison]:
         """Scores seed and winner on the held-out test split and compares them."""
         n = len(test) * (1 if outcome.best is seed else 2)
-        self.bus(PhaseStarted("test", n))
+        self.bus(PhaseStarted(TEST, n))
         results = {
-            cand.id: self._measure(evaluator, cand, "test", list(test))
+            cand.id: self._measure(pool, evaluator, cand, TEST, list(test))
             for cand in {seed.id: seed, outcome.best.id: outcome.best}.values()
         }
         base, best = results[seed.id], results[outcome.best.id]
@@ -781,77 +795,6 @@ def _majority_rate(test: Dataset | None) -> float | None:
         return None
     counts = Counter(ex.target for ex in test)
     return counts.most_common(1)[0][1] / len(test)
-
-
-def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> dict[str, Any]:
-    """What a run would spend, before anything is spent (--dry-run): calls per role
-    (the optimizer's plan, capped by the budget), tokens and dollars (prompt tokens
-    counted on the seed prompt rendered on train examples; completions at their limit),
-    and the tokenizer that counted each model's tokens."""
-    factory = BackendFactory()
-    try:
-
-        def backend(role: Role) -> LLM:
-            if backends and role in backends:
-                return backends[role]
-            return factory.get(getattr(plan.task.models, role), role=role)
-
-        task_llm = backend("task")
-        scoring = plan.scoring(task_llm.info)
-        sample = list(plan.data.train)[:8]
-        prompt_tokens = [
-            sum(task_llm.count_tokens(m.content) + 8 for m in plan.seed_prompt.render(ex.fields))
-            for ex in sample
-        ]
-        example_tokens = [
-            task_llm.count_tokens(ex.input_text) + task_llm.count_tokens(ex.target or "")
-            for ex in sample
-        ]
-        mean_prompt = sum(prompt_tokens) // max(1, len(prompt_tokens))
-        mean_example = sum(example_tokens) // max(1, len(example_tokens))
-        e = plan.optimizer.estimate(len(plan.data.train), len(plan.data.dev), mean_example)
-        b = plan.budget
-        task_calls = min(x for x in (e["task"], b.task_calls, b.calls) if x is not None)
-        opt_calls = min(x for x in (e["optimizer"], b.optimizer_calls, b.calls) if x is not None)
-        test_calls = (
-            2 * len(plan.data.test)
-            if plan.data.test is not None and plan.task.evaluation.test
-            else 0
-        )
-        # Likelihood scoring generates nothing (the choices count as prompt tokens).
-        answer = 0 if scoring.likelihood else plan.task_params.max_tokens
-        roles = {
-            "task": (task_calls, mean_prompt, answer),
-            "optimizer": (opt_calls, e["optimizer_prompt_tokens"], e["optimizer_max_tokens"]),
-            "test": (test_calls, mean_prompt, answer),
-        }
-        if e.get("judge"):  # an optimizer that asks a judge (spo)
-            judge_calls = min(x for x in (e["judge"], b.judge_calls, b.calls) if x is not None)
-            roles["judge"] = (judge_calls, e["judge_prompt_tokens"], e["judge_max_tokens"])
-        out: dict[str, Any] = {}
-        for name, (calls, ptok, ctok) in roles.items():
-            spec = getattr(plan.task.models, "task" if name == "test" else name)
-            prices = Prices(spec.prices.input, spec.prices.output)
-            from promptascent.llm.types import TokenUsage
-
-            usage = TokenUsage(calls * ptok, calls * ctok)
-            out[name] = {
-                "calls": calls,
-                "prompt_tokens": usage.prompt_tokens,
-                "max_completion_tokens": usage.completion_tokens,
-                "max_dollars": prices.cost(usage),
-            }
-        # How each model's tokens were counted: the figures above are only as good.
-        out["tokenizers"] = {
-            role: backend(role).tokenizer for role in ROLES if role == "task" or role in roles
-        }
-        out["budget"] = b.limits()
-        out["scoring"] = scoring.describe()
-        if scoring.note:
-            out["scoring"] += f" ({scoring.note})"
-        return out
-    finally:
-        factory.close()
 
 
 def _recorded(run_dir: Path) -> bool:

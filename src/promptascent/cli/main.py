@@ -29,6 +29,7 @@ from promptascent.describe.pipeline import (
 )
 from promptascent.describe.synth import SynthProgress
 from promptascent.errors import ConfigError, PromptascentError, StorageError, TemplateError
+from promptascent.estimate import RunEstimate, estimate
 from promptascent.events import Event
 from promptascent.llm.budget import Budget
 from promptascent.llm.client import CachePolicy
@@ -42,7 +43,6 @@ from promptascent.runner import (
     Runner,
     RunResult,
     RunSettings,
-    estimate,
     new_run_id,
     plan,
     resume_run,
@@ -473,29 +473,24 @@ def _interruptible(
         sys.exit(130)
 
 
-def _print_estimate(e: dict[str, Any]) -> None:
+def _print_estimate(e: RunEstimate) -> None:
     table = Table(title="estimate (upper bounds; nothing was spent)")
     for col in ("phase", "calls", "prompt tokens", "max completion tokens", "max $"):
         table.add_column(col, justify="right")
-    for name in ("task", "optimizer", "judge", "test"):
-        if name not in e:
-            continue
-        row = e[name]
+    for name, row in e.phases().items():
         table.add_row(
             name if name != "test" else "test (after search)",
-            str(row["calls"]),
-            str(row["prompt_tokens"]),
-            str(row["max_completion_tokens"]),
-            f"{row['max_dollars']:.4f}",
+            str(row.calls),
+            str(row.prompt_tokens),
+            str(row.max_completion_tokens),
+            f"{row.max_dollars:.4f}",
         )
     out.print(table)
-    tokenizers = e.get("tokenizers") or {}
-    if tokenizers:
-        counted = "; ".join(f"{role}: {name}" for role, name in tokenizers.items())
+    if e.tokenizers:
+        counted = "; ".join(f"{role}: {name}" for role, name in e.tokenizers.items())
         out.print(f"tokens counted by: {counted}", markup=False, highlight=False)
-    out.print(f"budget: {e['budget'] or 'none'}")
-    if "scoring" in e:
-        out.print(f"scoring: {terminal_markup(e['scoring'])}")
+    out.print(f"budget: {e.budget or 'none'}")
+    out.print(f"scoring: {terminal_markup(e.scoring)}")
 
 
 @app.command("eval")

@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.table import Table
 
 from promptascent.cli.terminal import terminal_markup, terminal_text
-from promptascent.optimizers.base import FINAL
 from promptascent.prompts.export import export_prompt
 from promptascent.prompts.prompt import Prompt
+from promptascent.search.splits import FINAL
 
 
 def fmt(x: float | None, digits: int = 3) -> str:

@@ -49,6 +49,7 @@ from promptascent.describe.synth import (
     synthesize,
 )
 from promptascent.errors import ConfigError
+from promptascent.estimate import RunEstimate, estimate
 from promptascent.events import EventSink
 from promptascent.llm.budget import Budget, BudgetGuard
 from promptascent.llm.cache import ResponseCache
@@ -56,7 +57,7 @@ from promptascent.llm.factory import BackendFactory
 from promptascent.llm.journal import Journal
 from promptascent.llm.types import Role
 from promptascent.llm.usage import UsageMeter
-from promptascent.runner import JOURNAL, Plan, RunSettings, estimate, model_client, plan
+from promptascent.runner import JOURNAL, Plan, RunSettings, model_client, plan
 from promptascent.store.files import write_atomic
 
 DEFAULT_OUT_DIR = Path("generated")
@@ -389,7 +390,7 @@ def prepare_described(
         on_strategy(choice)
     p = plan(task, optimizer=choice.name, optimizer_options=choice.options, budget=budget)
     test = splits.get("test", ())
-    p.data = replace(
+    data = replace(
         p.data,
         notes=(
             *p.data.notes,
@@ -406,7 +407,7 @@ def prepare_described(
             *(f"intent analysis: {note}" for note in outcome.draft.notes),
         ),
     )
-    return Prepared(p, outcome, choice)
+    return Prepared(replace(p, data=data), outcome, choice)
 
 
 def spec_out_dir(spec: DescribedTaskSpec, out_dir: Path | None) -> Path | None:
@@ -484,7 +485,7 @@ class DescribedDryRun:
     synth_budget: Budget
     out_dir: Path
     strategy: StrategyChoice
-    estimate: dict[str, Any]
+    estimate: RunEstimate
 
     def lines(self) -> list[str]:
         """The plan as text lines (the estimate table is printed apart, from

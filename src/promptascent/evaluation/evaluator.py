@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
@@ -13,6 +14,7 @@ from promptascent.evaluation.cache import EvaluationCache
 from promptascent.evaluation.likelihood import ChoiceScorer, LikelihoodScoring
 from promptascent.evaluation.result import EvaluationResult, ExampleResult, SelectBy
 from promptascent.events import EventSink, ExampleScored, ignore
+from promptascent.llm.budget import BudgetGuard
 from promptascent.llm.client import ModelClient
 from promptascent.llm.types import Completion, CompletionRequest
 from promptascent.metrics.base import Metric
@@ -67,6 +69,15 @@ class Evaluator:
         self.likelihood = likelihood
         self.select_by = select_by
         self._choices = ChoiceScorer(task_model, likelihood) if likelihood else None
+
+    def with_guard(self, guard: BudgetGuard) -> Evaluator:
+        """This evaluator with its task model checking `guard` (ModelClient.with_guard):
+        everything else (metric, parameters, caches, events, scoring) is shared."""
+        view = copy.copy(self)
+        view.task_model = self.task_model.with_guard(guard)
+        if self._choices is not None:
+            view._choices = self._choices.with_model(view.task_model)
+        return view
 
     @property
     def scoring(self) -> str:

@@ -13,6 +13,7 @@ the gold choice, `gold_prob` its probability.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import threading
@@ -114,6 +115,13 @@ class ChoiceScorer:
         self.scoring = scoring
         self._terms: dict[tuple[str, tuple[str, ...], tuple[str, ...]], tuple[float, ...]] = {}
         self._lock = threading.Lock()
+
+    def with_model(self, model: ModelClient) -> ChoiceScorer:
+        """This scorer asking `model` (e.g. the same model under another budget guard),
+        sharing the calibration terms already measured."""
+        view = copy.copy(self)
+        view.model = model
+        return view
 
     def verdict(self, prompt: Prompt, example: Example) -> ChoiceVerdict:
         """Raises ModelError (a failed call), BudgetExhausted, MetricError (the example

@@ -26,6 +26,8 @@ from promptascent.llm.types import ROLES, Role
 from promptascent.llm.usage import RoleUsage, UsageMeter
 
 _MEASURES = ("calls", "tokens", "dollars")
+# The call limits a search can plan against, in the order a shortfall is reported.
+_CALL_LIMITS = ("task_calls", "optimizer_calls", "judge_calls", "calls")
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,15 @@ class Budget:
         return {
             f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
         }
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """A call limit that cannot pay for planned work: `left` of it, `need` wanted."""
+
+    limit: str
+    left: float
+    need: int
 
 
 @dataclass(frozen=True)
@@ -206,3 +217,54 @@ class BudgetGuard:
         scope, _, measure = name.rpartition("_")
         with self._lock:
             return cap - self._used(scope or None, measure)
+
+    # The questions a search asks before a step (optimizers/base.py). Replies from a
+    # cache count as calls too. Token, dollar and time limits are not predicted here:
+    # they end a search through BudgetExhausted.
+
+    def shortfall(self, *, task: int = 0, optimizer: int = 0, judge: int = 0) -> Shortfall | None:
+        """The first call limit left (task_calls, optimizer_calls, judge_calls, calls)
+        that cannot pay for `task` task-model, `optimizer` optimizer-model and `judge`
+        judge-model calls; None when every one can."""
+        needs = (task, optimizer, judge, task + optimizer + judge)
+        for name, need in zip(_CALL_LIMITS, needs, strict=True):
+            left = self.remaining(name)
+            if left is not None and need > left:
+                return Shortfall(name, left, need)
+        return None
+
+    def affords(self, *, task: int = 0, optimizer: int = 0, judge: int = 0) -> bool:
+        """Whether the call limits left pay for these calls (see `shortfall`)."""
+        return self.shortfall(task=task, optimizer=optimizer, judge=judge) is None
+
+    def task_calls_left(self, *, optimizer: int = 0) -> int | None:
+        """Task-model calls the call limits still allow: `task_calls` left, and `calls`
+        left less `optimizer` optimizer-model calls (never below 0); None when neither
+        limit is set."""
+        lefts = [self.remaining("task_calls"), self.remaining("calls")]
+        if lefts[1] is not None:
+            lefts[1] -= optimizer
+        known = [int(x) for x in lefts if x is not None]
+        return max(0, min(known)) if known else None
+
+    def share(self, parts: int, *, keep: int = 0) -> BudgetGuard | None:
+        """A guard over the same usage and clock for one of `parts` equal shares of the
+        call limits left, after `keep` task calls are kept back (from `calls` and
+        `task_calls`): each call limit set is capped at what is used now plus the share.
+        Token, dollar and time limits stay this guard's. None when a share is empty."""
+        caps: dict[str, int] = {}
+        for name in _CALL_LIMITS:
+            left, cap = self.remaining(name), getattr(self.budget, name)
+            if left is None or cap is None:
+                continue
+            reserve = keep if name in ("calls", "task_calls") else 0
+            part = int((left - reserve) // parts)
+            if part <= 0:
+                return None
+            caps[name] = int(cap - left) + part
+        return BudgetGuard(
+            self.budget.merged(Budget(**caps)),
+            self.meter,
+            clock=self._clock,
+            elapsed_before=self.elapsed_seconds,
+        )

@@ -8,6 +8,7 @@ metered, each retry reserved), and stores successful replies.
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -75,6 +76,15 @@ class ModelClient:
         self._errors_lock = threading.Lock()
         self._inflight: dict[str, threading.Event] = {}
         self._inflight_lock = threading.Lock()
+
+    def with_guard(self, guard: BudgetGuard) -> ModelClient:
+        """This client checking `guard` instead: the same backend, caches, journal, usage
+        meter and in-flight calls (an identical request made through either is made
+        once), for a part of a run with limits of its own (a fold of k-fold selection).
+        Its count of consecutive errors starts from this client's."""
+        view = copy.copy(self)
+        view.guard = guard
+        return view
 
     @property
     def model_id(self) -> str:

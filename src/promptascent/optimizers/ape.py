@@ -19,30 +19,23 @@ from dataclasses import replace
 from pydantic import Field
 
 from promptascent.data.example import Example
-from promptascent.events import StepFinished
-from promptascent.optimizers.base import (
-    SUBSET,
-    Optimizer,
-    OptimizerConfig,
-    OptimizerContext,
-    final_selection_cost,
-    has_room,
-    load_template,
-)
+from promptascent.optimizers.base import OptimizerContext, load_template
+from promptascent.optimizers.estimate import SearchEstimate
+from promptascent.optimizers.options import SamplingOptions, ScreeningOptions
 from promptascent.optimizers.registry import register
+from promptascent.optimizers.screening import ScreenThenSelect
 from promptascent.prompts.answer_format import answer_format_line
 from promptascent.prompts.template import fill
 from promptascent.search.pool import Candidate
+from promptascent.search.splits import SUBSET
 
 
-class APEConfig(OptimizerConfig):
+class APEConfig(ScreeningOptions, SamplingOptions):
     num_candidates: int = Field(8, ge=1, description="Instructions induced from demos.")
     demos_per_induction: int = Field(5, ge=1, description="Train pairs shown per induction.")
-    eval_examples: int = Field(20, ge=1, description="Dev examples each candidate is scored on.")
     rounds: int = Field(1, ge=0, description="Rounds of iterative resampling.")
     top_k: int = Field(3, ge=1, description="Candidates resampled each round.")
     samples_per_candidate: int = Field(2, ge=1, description="Variations per resampled candidate.")
-    final_k: int = Field(3, ge=1, description="Candidates scored on the whole dev split.")
     format_candidates: bool = Field(
         True,
         description=(
@@ -51,69 +44,54 @@ class APEConfig(OptimizerConfig):
             "gain most from being told to name one (see docs/optimizers.md)."
         ),
     )
-    temperature: float = Field(0.9, ge=0.0, le=2.0, description="Optimizer-model temperature.")
-    max_tokens: int = Field(96, ge=8, description="Optimizer-model reply limit.")
 
 
 @register
-class APE(Optimizer):
+class APE(ScreenThenSelect):
     name = "ape"
     Config = APEConfig
     config: APEConfig
 
-    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
+    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> SearchEstimate:
         c = self.config
         proposals = c.num_candidates + c.rounds * c.top_k * c.samples_per_candidate
         variants = c.top_k if c.format_candidates else 0
         subset = min(c.eval_examples, dev_size)
-        return {
-            "task": subset * (1 + proposals + variants) + c.final_k * dev_size,
-            "optimizer": proposals,
-            "optimizer_prompt_tokens": 60 + c.demos_per_induction * (example_tokens + 6),
-            "optimizer_max_tokens": c.max_tokens,
-        }
+        return SearchEstimate(
+            task_calls=subset * (1 + proposals + variants) + c.final_k * dev_size,
+            optimizer_calls=proposals,
+            optimizer_prompt_tokens=60 + c.demos_per_induction * (example_tokens + 6),
+            optimizer_max_tokens=c.max_tokens,
+        )
 
-    def search(self, ctx: OptimizerContext) -> None:
-        c = self.config
-        subset = ctx.dev.sample(c.eval_examples, ctx.rng)
-        seed = ctx.pool.get(ctx.seed_prompt.id)
-        self.evaluate(ctx, seed, subset, SUBSET)
-        try:
-            self._explore(ctx, seed, subset)
-        except _NoRoom:
-            self.stop_early(ctx, "the budget left is kept for the final selection on dev")
-        self.select_final(ctx, ctx.pool.ranked(SUBSET), others=c.final_k - 1, screened=subset)
+    def planned_finalists(self, ctx: OptimizerContext) -> int:
+        """The finalists the next step could produce: the budget kept grows with them."""
+        return min(self.config.final_k, len(ctx.pool.ranked(SUBSET)) + 1)
 
-    def _explore(self, ctx: OptimizerContext, seed: Candidate, subset: list[Example]) -> None:
+    def explore(self, ctx: OptimizerContext, subset: list[Example]) -> None:
         """Induction, format variants and resampling rounds, all scored on the subset."""
         c = self.config
+        seed = ctx.pool.get(ctx.seed_prompt.id)
         if c.format_candidates:  # the cheapest, likeliest gain first: the seed + format
-            self._score(ctx, self._format_variants(ctx, [seed]), subset, step=1)
+            self.screen(ctx, self._format_variants(ctx, [seed]), subset, step=1)
         induce = load_template("ape_induce.txt")
         fresh: list[Candidate] = []
         for i in range(c.num_candidates):
-            self._need_room(ctx, optimizer=1)
+            self.need(ctx, optimizer=1)
             demos = ctx.train.sample(c.demos_per_induction, ctx.rng)
-            text = self.propose(
-                ctx,
-                fill(induce, {"demos": _format_demos(demos)}),
-                temperature=c.temperature,
-                max_tokens=c.max_tokens,
-                sample_index=i,
-                seed=ctx.rng.randrange(2**31),
-                step=1,
-                forbidden=(ctx.seed_prompt.instruction,),
-            )
+            meta = fill(induce, {"demos": _format_demos(demos)})
+            forbidden = (ctx.seed_prompt.instruction,)
+            text = self.propose(ctx, meta, sample_index=i, step=1, forbidden=forbidden)
             if text:
                 cand = self.add_candidate(
                     ctx, ctx.seed_prompt.with_instruction(text), operation="induce", step=1
                 )
                 if cand:
                     fresh.append(cand)
-        self._score(ctx, fresh, subset, step=1)
+        self.screen(ctx, fresh, subset, step=1)
         if c.format_candidates:
             induced = [x for x in ctx.pool.ranked(SUBSET) if x.operation == "induce"]
-            self._score(ctx, self._format_variants(ctx, induced[: c.top_k - 1]), subset, step=1)
+            self.screen(ctx, self._format_variants(ctx, induced[: c.top_k - 1]), subset, step=1)
 
         resample = load_template("ape_resample.txt")
         for round_ in range(c.rounds):
@@ -121,14 +99,11 @@ class APE(Optimizer):
             fresh = []
             for parent in ctx.pool.ranked(SUBSET)[: c.top_k]:
                 for j in range(c.samples_per_candidate):
-                    self._need_room(ctx, optimizer=1)
+                    self.need(ctx, optimizer=1)
                     text = self.propose(
                         ctx,
                         fill(resample, {"instruction": parent.prompt.instruction}),
-                        temperature=c.temperature,
-                        max_tokens=c.max_tokens,
                         sample_index=j,
-                        seed=ctx.rng.randrange(2**31),
                         step=step,
                         forbidden=(parent.prompt.instruction,),
                     )
@@ -142,17 +117,7 @@ class APE(Optimizer):
                         )
                         if cand:
                             fresh.append(cand)
-            self._score(ctx, fresh, subset, step=step)
-
-    def _need_room(self, ctx: OptimizerContext, *, task: int = 0, optimizer: int = 0) -> None:
-        """Budget is kept for the final selection on dev (the finalists the next step
-        could produce; at most a third of the task calls): without it, a run that ends
-        on its budget has scored nothing on dev and can only return the seed."""
-        finalists = min(self.config.final_k, len(ctx.pool.ranked(SUBSET)) + 1)
-        screened = min(self.config.eval_examples, len(ctx.dev))
-        final = self.final_reserve(final_selection_cost(ctx, finalists, screened))
-        if not has_room(ctx, task=task + final, optimizer=optimizer):
-            raise _NoRoom
+            self.screen(ctx, fresh, subset, step=step)
 
     def _format_variants(self, ctx: OptimizerContext, parents: list[Candidate]) -> list[Candidate]:
         line = answer_format_line(list(ctx.train))
@@ -172,20 +137,6 @@ class APE(Optimizer):
             if variant:
                 out.append(variant)
         return out
-
-    def _score(
-        self, ctx: OptimizerContext, candidates: list[Candidate], subset: list[Example], step: int
-    ) -> None:
-        for cand in candidates:
-            self._need_room(ctx, task=len(subset))
-            self.evaluate(ctx, cand, subset, SUBSET)
-        best = ctx.pool.best(SUBSET)
-        if best is not None:
-            ctx.emit(StepFinished(step, best.id, best.score(SUBSET) or 0.0))
-
-
-class _NoRoom(Exception):
-    """The budget left only covers the final selection."""
 
 
 def _format_demos(demos: list[Example]) -> str:

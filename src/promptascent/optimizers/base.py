@@ -1,4 +1,8 @@
-"""What every optimizer gets (OptimizerContext), and the base class they share."""
+"""What every optimizer gets (OptimizerContext) and returns (OptimizerOutcome), and the
+base class they share: the template method `optimize`, the one winner rule
+(`choose_winner`), the one budget question (`affords`), the final selection sized to
+the budget (`select_final`), and the helpers every search uses (propose, evaluate,
+reject). Most optimizers build on its screen-then-select form (screening.py)."""
 
 from __future__ import annotations
 
@@ -7,49 +11,33 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, ClassVar
-
-from pydantic import BaseModel, ConfigDict
+from typing import ClassVar
 
 from promptascent.data.example import Dataset, Example
 from promptascent.errors import BudgetExhausted, ModelError, ModelUnavailable
 from promptascent.evaluation.evaluator import Evaluator
 from promptascent.evaluation.result import EvaluationResult, ExampleResult
-from promptascent.events import (
-    BudgetStopped,
-    CandidateEvaluated,
-    CandidateProposed,
-    EventSink,
-    PhaseStarted,
-    ReplyRejected,
-    SearchStopped,
-)
-from promptascent.llm.budget import BudgetGuard
+from promptascent.events import BudgetStopped, EventSink, PhaseStarted, ReplyRejected, SearchStopped
+from promptascent.llm.budget import BudgetGuard, Shortfall
 from promptascent.llm.client import ModelClient
 from promptascent.llm.types import CompletionRequest, Message
 from promptascent.metrics.judge import JudgeStats
+from promptascent.optimizers.estimate import SearchEstimate
+from promptascent.optimizers.options import OptimizerConfig, SamplingOptions
 from promptascent.optimizers.parsing import Parsed, parse_instruction
 from promptascent.prompts.constraints import Constraints
 from promptascent.prompts.prompt import Prompt
 from promptascent.search.final import plan_final
 from promptascent.search.pool import Candidate, CandidatePool
+from promptascent.search.splits import DEV, FINAL, SUBSET
 
-# Evaluation split names every optimizer uses in Candidate.evaluations.
-SUBSET = "dev-subset"  # the fixed dev examples candidates are screened on
-DEV = "dev"  # the whole dev split: finalists are selected on it
-FINAL = "dev-final"  # part of the dev split: a final selection the budget kept smaller
+__all__ = ["FINAL_SHARE", "Optimizer", "OptimizerConfig", "OptimizerContext", "OptimizerOutcome"]
 
 # The search keeps for the final selection what it would cost, but at most this share
 # of the task calls the optimizer started with: the rest is for searching. (At 100
 # task calls, a final on a whole dev split of 50-60 examples took everything, and the
 # search never started.)
 FINAL_SHARE = 1 / 3
-
-
-class OptimizerConfig(BaseModel):
-    """Base of every optimizer's options. Unknown options are errors."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 @dataclass
@@ -90,8 +78,8 @@ def load_template(name: str) -> str:
 
 
 class Optimizer(ABC):
-    """Template method: `optimize` runs `search` and turns running out of budget into
-    a clean stop with the best candidate so far."""
+    """Template method: `optimize` runs `search`, turns running out of budget into a
+    clean stop, and asks `choose_winner` for the winner on the selection split."""
 
     name: ClassVar[str]
     Config: ClassVar[type[OptimizerConfig]]
@@ -116,21 +104,28 @@ class Optimizer(ABC):
         """Proposes and evaluates candidates into `ctx.pool`."""
 
     def selection_split(self) -> str:
-        """The evaluation split (key in Candidate.evaluations) the winner is chosen on:
-        the whole dev split, unless an optimizer says otherwise."""
+        """The evaluation split (key in Candidate.evaluations) the winner is chosen on
+        when no final selection said otherwise: the whole dev split by default."""
         return DEV
 
-    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
-        """Upper bounds of the search's work for --dry-run: "task" and "optimizer"
-        calls, "optimizer_prompt_tokens" and "optimizer_max_tokens" per optimizer call.
-        `example_tokens` is the mean tokens of one train input plus its target."""
-        return {"task": 0, "optimizer": 0, "optimizer_prompt_tokens": 0, "optimizer_max_tokens": 0}
+    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> SearchEstimate:
+        """Upper bounds of the search's work for --dry-run. `example_tokens` is the mean
+        tokens of one train input plus its target."""
+        return SearchEstimate()
+
+    def choose_winner(self, ctx: OptimizerContext, split: str) -> Candidate | None:
+        """The winner among the candidates scored on `split` (None: none is): the run's
+        one objective, the score less the task's length penalty, at an equal objective
+        the lower likelihood loss, then the earlier candidate (CandidatePool.ranked).
+        A method with a rule of its own overrides this hook only (CAPO adds its length
+        penalty; SPO keeps the last prompt that won its round)."""
+        return ctx.pool.best(split)
 
     def optimize(self, ctx: OptimizerContext) -> OptimizerOutcome:
         stopped_by = None
         self.stopped_early = None
         self.final_split = None
-        left = task_calls_left(ctx)
+        left = ctx.guard.task_calls_left()
         self._final_cap = None if left is None else int(left * FINAL_SHARE)
         try:
             self.search(ctx)
@@ -142,7 +137,7 @@ class Optimizer(ABC):
             ctx.emit(SearchStopped(str(e)))
         stopped_by = stopped_by or self.stopped_early
         split = self.final_split or self.selection_split()
-        best = ctx.pool.best(split)
+        best = self.choose_winner(ctx, split)
         screening_only = False
         if best is None and self.needs_dev:
             # No final selection (the budget only allowed screening, or it ended
@@ -150,8 +145,9 @@ class Optimizer(ABC):
             # evidence there is.
             screening_only = True
             screen = self.screening_split
-            if screen is not None and ctx.pool.best(screen) is not None:
-                split, best = screen, ctx.pool.best(screen)
+            fallback = None if screen is None else self.choose_winner(ctx, screen)
+            if screen is not None and fallback is not None:
+                split, best = screen, fallback
         return OptimizerOutcome(
             best or ctx.pool.get(ctx.seed_prompt.id),
             split,
@@ -160,11 +156,45 @@ class Optimizer(ABC):
             screening_only,
         )
 
+    # The budget question: every step of every search asks it before it spends.
+
+    def shortfall(
+        self,
+        ctx: OptimizerContext,
+        *,
+        task: int = 0,
+        optimizer: int = 0,
+        judge: int = 0,
+        final: int = 0,
+    ) -> Shortfall | None:
+        """The call limit left that cannot pay for a step of `task`, `optimizer` and
+        `judge` calls followed by the final selection, None when every one can. `final`
+        is what the full final selection would take in task calls; the search keeps
+        `final_reserve(final)` of it."""
+        return ctx.guard.shortfall(
+            task=task + self.final_reserve(final), optimizer=optimizer, judge=judge
+        )
+
+    def affords(self, ctx: OptimizerContext, **step: int) -> bool:
+        """Whether the call limits left pay for the step and the final selection (the
+        keywords of `shortfall`: task, optimizer, judge, final)."""
+        return self.shortfall(ctx, **step) is None
+
+    def task_calls_left(
+        self, ctx: OptimizerContext, *, optimizer: int = 0, final: int = 0
+    ) -> int | None:
+        """Task calls the search may still spend beside `optimizer` optimizer calls and
+        the final selection's reserve (`final`, as in `shortfall`); None: no limit."""
+        left = ctx.guard.task_calls_left(optimizer=optimizer)
+        return None if left is None else left - self.final_reserve(final)
+
     def final_reserve(self, cost: int) -> int:
         """Task calls the search keeps for the final selection: `cost`, what the full
         final selection would take, but at most FINAL_SHARE of the task calls the
         optimizer started with (the final is then made smaller: `select_final`)."""
         return cost if self._final_cap is None else min(cost, self._final_cap)
+
+    # The final selection.
 
     def select_final(
         self,
@@ -196,7 +226,7 @@ class Optimizer(ABC):
         plan = plan_final(
             [scored_ids(x) for x in finalists],
             [ex.id for ex in order],
-            task_calls_left(ctx),
+            ctx.guard.task_calls_left(),
             forced=len(forced),
         )
         if plan.screening_only:
@@ -234,13 +264,10 @@ class Optimizer(ABC):
         if verdict.prompt is None:
             self.reject(ctx, f"constraint: {verdict.reason}", step)
             return None
-        candidate, new = ctx.pool.add(
+        candidate, new = ctx.pool.propose(
             Candidate(verdict.prompt, parents, operation, step, note=note)
         )
-        if not new:
-            return None
-        ctx.emit(CandidateProposed(candidate.id, parents, operation, step))
-        return candidate
+        return candidate if new else None
 
     def evaluate(
         self, ctx: OptimizerContext, candidate: Candidate, examples: list[Example], split: str
@@ -260,12 +287,7 @@ class Optimizer(ABC):
             tuple(known.get(ex.id) or fresh[ex.id] for ex in examples),
             ctx.evaluator.select_by,
         )
-        candidate.evaluations[split] = result
-        ctx.emit(
-            CandidateEvaluated(
-                candidate.id, split, result.mean, result.n, result.unparsed, result.errors
-            )
-        )
+        ctx.pool.record(candidate, split, result)
         return result
 
     def ask(
@@ -273,16 +295,25 @@ class Optimizer(ABC):
         ctx: OptimizerContext,
         meta_prompt: str,
         *,
-        temperature: float,
-        max_tokens: int,
         sample_index: int,
         step: int,
-        seed: int,
+        seed: int | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
         model: ModelClient | None = None,
     ) -> str | None:
         """One reply of the optimizer model (or `model`, e.g. the judge) to a meta-prompt;
-        None (counted and reported as a rejected reply) if the call failed.
+        None (counted and reported as a rejected reply) if the call failed. Unless
+        given, the request's seed is drawn from the run's RNG, and `temperature` and
+        `max_tokens` are the optimizer's options (SamplingOptions).
         Raises only BudgetExhausted and ModelUnavailable, which end the search cleanly."""
+        if seed is None:
+            seed = ctx.rng.randrange(2**31)
+        if temperature is None or max_tokens is None:
+            if not isinstance(self.config, SamplingOptions):
+                raise TypeError(f"{self.name}: no temperature and max_tokens options")
+            temperature = self.config.temperature if temperature is None else temperature
+            max_tokens = self.config.max_tokens if max_tokens is None else max_tokens
         request = CompletionRequest(
             messages=(Message("user", meta_prompt),),
             temperature=temperature,
@@ -301,27 +332,17 @@ class Optimizer(ABC):
         ctx: OptimizerContext,
         meta_prompt: str,
         *,
-        temperature: float,
-        max_tokens: int,
         sample_index: int,
         step: int,
-        seed: int,
+        seed: int | None = None,
         forbidden: tuple[str, ...] = (),
         tag: str = "prompt",
         parse: Callable[[str], Parsed] | None = None,
     ) -> str | None:
-        """Asks the optimizer model for one instruction, read by `parse` (default:
-        parsing.parse_instruction with `tag` and `forbidden`); None (counted, reported)
-        when the reply is unusable or the call failed."""
-        reply = self.ask(
-            ctx,
-            meta_prompt,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            sample_index=sample_index,
-            step=step,
-            seed=seed,
-        )
+        """Asks the optimizer model (as `ask`) for one instruction, read by `parse`
+        (default: parsing.parse_instruction with `tag` and `forbidden`); None (counted,
+        reported) when the reply is unusable or the call failed."""
+        reply = self.ask(ctx, meta_prompt, sample_index=sample_index, step=step, seed=seed)
         if reply is None:
             return None
         if parse is None:
@@ -342,11 +363,6 @@ class Optimizer(ABC):
         """Counts an unusable reply (or skipped proposal) and reports why."""
         self.rejected += 1
         ctx.emit(ReplyRejected(reason, step))
-        return None
-
-
-def describe_config(config: OptimizerConfig) -> dict[str, Any]:
-    return config.model_dump()
 
 
 def scored_results(candidate: Candidate) -> dict[str, ExampleResult]:
@@ -363,36 +379,3 @@ def scored_results(candidate: Candidate) -> dict[str, ExampleResult]:
 def scored_ids(candidate: Candidate) -> set[str]:
     """The ids of the examples the candidate has a score on, under any split."""
     return set(scored_results(candidate))
-
-
-def final_selection_cost(ctx: OptimizerContext, finalists: int, screened: int) -> int:
-    """Task calls the full final selection on dev takes: each finalist's dev examples,
-    less the `screened` ones it was already scored on (Optimizer.evaluate reuses
-    those). The search keeps `Optimizer.final_reserve` of it."""
-    return finalists * max(0, len(ctx.dev) - screened)
-
-
-def task_calls_left(ctx: OptimizerContext, optimizer: int = 0) -> int | None:
-    """Task-model calls the call limits still allow: `task_calls` left, and `calls`
-    left less `optimizer` optimizer-model calls; None when neither limit is set."""
-    lefts = [ctx.guard.remaining("task_calls"), ctx.guard.remaining("calls")]
-    if lefts[1] is not None:
-        lefts[1] -= optimizer
-    known = [int(x) for x in lefts if x is not None]
-    return max(0, min(known)) if known else None
-
-
-def has_room(ctx: OptimizerContext, *, task: int, optimizer: int = 0) -> bool:
-    """Whether the call limits left (task_calls, optimizer_calls, calls) cover `task`
-    task-model and `optimizer` optimizer-model calls. Replies from a cache count as
-    calls too. Token, dollar and time limits are not predicted here: those end the
-    search through BudgetExhausted."""
-    for name, need in (
-        ("task_calls", task),
-        ("optimizer_calls", optimizer),
-        ("calls", task + optimizer),
-    ):
-        left = ctx.guard.remaining(name)
-        if left is not None and need > left:
-            return False
-    return True

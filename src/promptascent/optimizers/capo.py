@@ -34,23 +34,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import replace
+from functools import partial
 
 from pydantic import Field
 
 from promptascent.data.example import Dataset, Example
 from promptascent.evaluation.result import EvaluationResult, ExampleResult
-from promptascent.events import CandidateEvaluated, StepFinished
+from promptascent.events import StepFinished
 from promptascent.optimizers.base import (
-    DEV,
     Optimizer,
-    OptimizerConfig,
     OptimizerContext,
     OptimizerOutcome,
-    has_room,
     load_template,
     scored_ids,
-    task_calls_left,
+)
+from promptascent.optimizers.estimate import SearchEstimate
+from promptascent.optimizers.options import (
+    OptimizerConfig,
+    SamplingOptions,
+    SelectionOptions,
+    default,
 )
 from promptascent.optimizers.registry import register
 from promptascent.prompts.answer_format import answer_format_line
@@ -60,11 +63,10 @@ from promptascent.search.objective import prompt_tokens
 from promptascent.search.pareto import ParetoPoint, pareto_front
 from promptascent.search.pool import Candidate
 from promptascent.search.racing import race
+from promptascent.search.splits import DEV, block, is_block
 
-BLOCK = "dev-block-{}"
 
-
-class CAPOConfig(OptimizerConfig):
+class CAPOConfig(SelectionOptions, SamplingOptions):
     population_size: int = Field(
         10, ge=2, description="Prompts kept after each race; also the initial population."
     )
@@ -87,14 +89,16 @@ class CAPOConfig(OptimizerConfig):
             "initial prompt."
         ),
     )
-    final_k: int = Field(
-        3, ge=1, description="Best survivors scored on the whole dev split, with the seed."
-    )
     init_demos: int = Field(
         5, ge=1, description="Train pairs shown when inducing an initial instruction."
     )
-    temperature: float = Field(0.9, ge=0.0, le=2.0, description="Optimizer-model temperature.")
-    max_tokens: int = Field(96, ge=8, description="Optimizer-model reply limit.")
+    # The seed always joins the survivors: final_k counts the survivors only.
+    final_k: int = default(
+        "final_k",
+        3,
+        "the seed comes on top",
+        description="Best survivors scored on the whole dev split, with the seed.",
+    )
 
 
 @register
@@ -103,7 +107,7 @@ class CAPO(Optimizer):
     Config = CAPOConfig
     config: CAPOConfig
     # Every raced (or screened) candidate is scored on the first block first.
-    screening_split = BLOCK.format(0)
+    screening_split = block(0)
 
     def __init__(self, config: OptimizerConfig | None = None) -> None:
         super().__init__(config)
@@ -115,36 +119,37 @@ class CAPO(Optimizer):
         self._task = ""
         self.front: list[ParetoPoint] = []
 
-    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
+    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> SearchEstimate:
         c = self.config
         raced = min(dev_size, c.max_blocks * c.block_size)
         candidates = c.population_size + c.generations * c.crossovers_per_iter
         induce = c.init_demos * (example_tokens + 6)
-        return {
-            "task": candidates * raced + (c.final_k + 1) * dev_size,
-            "optimizer": c.population_size - 1 + 2 * c.generations * c.crossovers_per_iter,
-            "optimizer_prompt_tokens": 140 + max(induce, 2 * c.max_tokens),
-            "optimizer_max_tokens": c.max_tokens,
-        }
+        return SearchEstimate(
+            task_calls=candidates * raced + (c.final_k + 1) * dev_size,
+            optimizer_calls=c.population_size - 1 + 2 * c.generations * c.crossovers_per_iter,
+            optimizer_prompt_tokens=140 + max(induce, 2 * c.max_tokens),
+            optimizer_max_tokens=c.max_tokens,
+        )
+
+    def choose_winner(self, ctx: OptimizerContext, split: str) -> Candidate | None:
+        """The run's objective less CAPO's own length penalty: score - the task's
+        length penalty - `length_penalty` * tokens / tokens of the longest initial
+        prompt. (When nothing reached a final selection, e.g. the budget ended in a
+        race, the split is the first block, which every raced candidate ran.)"""
+        return ctx.pool.best(split, lambda prompt: self._penalty(ctx, prompt))
 
     def optimize(self, ctx: OptimizerContext) -> OptimizerOutcome:
-        """As the base, but the winner is the best objective (score minus length
-        penalty) on the selection split, not the best raw score. (When nothing reached
-        a final selection, e.g. the budget ended in a race, that is the first block,
-        which every raced candidate was scored on.)"""
+        """As the base; then `front` holds the Pareto front on the selection split."""
         outcome = super().optimize(ctx)
-        split = outcome.selection_split
-        self.front = capo_front(ctx.pool.all(), lambda p: self._prompt_tokens(ctx, p), split)
-        winner = self._winner(ctx, split)
-        if winner is not None and winner is not outcome.best:
-            outcome = replace(outcome, best=winner)
+        tokens = partial(self._prompt_tokens, ctx)
+        self.front = capo_front(ctx.pool.all(), tokens, outcome.selection_split)
         return outcome
 
     def search(self, ctx: OptimizerContext) -> None:
         c = self.config
         self._tokens = {}
         self._blocks = _blocks(ctx.dev, c.block_size, ctx)
-        self._block_of = {block[0].id: i for i, block in enumerate(self._blocks)}
+        self._block_of = {b[0].id: i for i, b in enumerate(self._blocks)}
         self._shots = [Demo(ex.input, ex.target) for ex in ctx.train if ex.target is not None]
         self._task = _task_text(ctx)
         seed = ctx.pool.get(ctx.seed_prompt.id)
@@ -173,7 +178,7 @@ class CAPO(Optimizer):
         for step in range(1, generations + 1):
             # Keep the final selection paid for: the race's first block (offspring and
             # any member not raced yet) and the finalists on the rest of dev.
-            unscored = sum(BLOCK.format(0) not in x.evaluations for x in population)
+            unscored = sum(block(0) not in x.evaluations for x in population)
             if not self._generation_fits(
                 ctx, unscored=unscored, final_cost=self._final_cost(seed, population)
             ):
@@ -196,10 +201,11 @@ class CAPO(Optimizer):
         the share the search keeps for it."""
         c = self.config
         first = len(self._blocks[0]) if self._blocks else 0
-        return has_room(
+        return self.affords(
             ctx,
-            task=(unscored + c.crossovers_per_iter) * first + self.final_reserve(final_cost),
+            task=(unscored + c.crossovers_per_iter) * first,
             optimizer=2 * c.crossovers_per_iter + optimizer,
+            final=final_cost,
         )
 
     def _final_cost(self, seed: Candidate, population: list[Candidate]) -> int:
@@ -213,27 +219,27 @@ class CAPO(Optimizer):
             seen = first | {
                 r.example_id
                 for split, ev in cand.evaluations.items()
-                if split.startswith("dev-block-")
+                if is_block(split)
                 for r in ev.results
             }
             total += sum(len(b) for b in self._blocks) - len(seen)
         return total
 
-    def _reserve_after(self, blocks: int) -> int:
-        """What the search keeps for the final selection once the finalists have been
-        scored on the first `blocks` blocks."""
+    def _final_after(self, blocks: int) -> int:
+        """What the final selection would take once the finalists have been scored on
+        the first `blocks` blocks."""
         seen = sum(len(b) for b in self._blocks[:blocks])
         rest = sum(len(b) for b in self._blocks) - seen
-        return self.final_reserve((self.config.final_k + 1) * rest)
+        return (self.config.final_k + 1) * rest
 
     def _screenable(self, ctx: OptimizerContext) -> int:
         """How many initial prompts besides the seed the budget left can screen on the
         first block, beside the final selection."""
         c = self.config
-        left = task_calls_left(ctx)
+        left = self.task_calls_left(ctx, final=self._final_after(1))
         if left is None or not self._blocks:
             return c.population_size - 1
-        room = (left - self._reserve_after(1)) // len(self._blocks[0]) - 1
+        room = left // len(self._blocks[0]) - 1
         return max(0, min(c.population_size - 1, room))
 
     def _screen(self, ctx: OptimizerContext, population: list[Candidate]) -> list[Candidate]:
@@ -242,12 +248,12 @@ class CAPO(Optimizer):
         objective first (ties keep the order)."""
         if not self._blocks:
             return population
-        block = self._blocks[0]
+        first = self._blocks[0]
         screened = []
         for cand in population:
-            if not has_room(ctx, task=len(block) + self._reserve_after(1)):
+            if not self.affords(ctx, task=len(first), final=self._final_after(1)):
                 break
-            self._block_scores(ctx, cand, block)
+            self._block_scores(ctx, cand, first)
             screened.append(cand)
         penalty = {x.id: self._penalty(ctx, x.prompt) for x in screened}
         return sorted(screened, key=lambda x: -_finite_or_zero(self._seen_mean(x) - penalty[x.id]))
@@ -272,7 +278,8 @@ class CAPO(Optimizer):
                     paraphrase, {"task": self._task, "instruction": seed.prompt.instruction}
                 )
                 operation, parents = "paraphrase", (seed.id,)
-            text = self._propose(ctx, meta, i, step=0, forbidden=(seed.prompt.instruction,))
+            forbidden = (seed.prompt.instruction,)
+            text = self.propose(ctx, meta, sample_index=i, step=0, forbidden=forbidden)
             shots = tuple(self._random_shots(ctx, ctx.rng.randint(0, c.upper_shots), ()))
             if text is None:  # fall back to a variant in the demos only
                 prompt, operation, parents = seed.prompt.with_demos(shots), "shots", (seed.id,)
@@ -298,10 +305,10 @@ class CAPO(Optimizer):
             child = None
             if mother is not father:
                 meta = fill(crossover, {"task": self._task, "mother": m, "father": f})
-                child = self._propose(ctx, meta, i, step=step, forbidden=(m, f))
+                child = self.propose(ctx, meta, sample_index=i, step=step, forbidden=(m, f))
             base = child or m
             meta = fill(mutate, {"task": self._task, "instruction": base})
-            mutated = self._propose(ctx, meta, i, step=step, forbidden=(base,))
+            mutated = self.propose(ctx, meta, sample_index=i, step=step, forbidden=(base,))
             shots = self._mutate_shots(ctx, self._cross_shots(ctx, mother, father))
             text = mutated or child
             if text is None:  # both replies unusable: the mother with the new demos
@@ -323,14 +330,15 @@ class CAPO(Optimizer):
         """The survivors of a race over the dev blocks, best first."""
         by_id = {x.id: x for x in candidates}
 
-        def score(cid: str, block: Sequence[Example]) -> list[float | None]:
-            return self._block_scores(ctx, by_id[cid], block)
+        def score(cid: str, examples: Sequence[Example]) -> list[float | None]:
+            return self._block_scores(ctx, by_id[cid], examples)
 
         def afford(alive: Sequence[str], k: int) -> bool:
             # the block for those still racing, and the final selection after it
-            block = self._blocks[k]
-            need = sum(sum(ex.id not in scored_ids(by_id[cid]) for ex in block) for cid in alive)
-            return has_room(ctx, task=need + self._reserve_after(k + 1))
+            need = sum(
+                sum(ex.id not in scored_ids(by_id[cid]) for ex in self._blocks[k]) for cid in alive
+            )
+            return self.affords(ctx, task=need, final=self._final_after(k + 1))
 
         result = race(
             list(by_id),
@@ -349,10 +357,10 @@ class CAPO(Optimizer):
     def _select(self, ctx: OptimizerContext, finalists: list[Candidate], step: int) -> None:
         """The seed and `finalists` in the final selection (the blocks in race order:
         what they were raced on comes first when it covers only part of dev)."""
-        order = [ex for block in self._blocks for ex in block]
+        order = [ex for b in self._blocks for ex in b]
         self.select_final(ctx, finalists, others=len(finalists), screened=order)
-        split = self.final_split or BLOCK.format(0)
-        best = self._winner(ctx, split)
+        split = self.final_split or block(0)
+        best = self.choose_winner(ctx, split)
         if best is not None:
             ctx.emit(StepFinished(step, best.id, best.score(split) or 0.0))
 
@@ -369,11 +377,11 @@ class CAPO(Optimizer):
     # Scoring
 
     def _block_scores(
-        self, ctx: OptimizerContext, cand: Candidate, block: Sequence[Example]
+        self, ctx: OptimizerContext, cand: Candidate, examples: Sequence[Example]
     ) -> list[float | None]:
         """Per-example objective on one block (scored once per candidate and block)."""
-        split = BLOCK.format(self._block_of[block[0].id])
-        result = self.evaluate(ctx, cand, list(block), split)
+        split = block(self._block_of[examples[0].id])
+        result = self.evaluate(ctx, cand, list(examples), split)
         penalty = self._penalty(ctx, cand.prompt)
         values = (r.selection_value(result.select_by) for r in result.results)
         return [None if v is None else v - penalty for v in values]
@@ -384,34 +392,20 @@ class CAPO(Optimizer):
         if DEV in cand.evaluations:
             return
         results: list[ExampleResult] = []
-        for i, block in enumerate(self._blocks):
-            results.extend(self.evaluate(ctx, cand, list(block), BLOCK.format(i)).results)
+        for i, examples in enumerate(self._blocks):
+            results.extend(self.evaluate(ctx, cand, list(examples), block(i)).results)
         ev = EvaluationResult(cand.id, tuple(results), ctx.evaluator.select_by)
-        cand.evaluations[DEV] = ev
-        ctx.emit(CandidateEvaluated(cand.id, DEV, ev.mean, ev.n, ev.unparsed, ev.errors))
+        ctx.pool.record(cand, DEV, ev)
 
     def _seen_mean(self, cand: Candidate) -> float:
         """Raw mean score over the blocks the candidate was scored on."""
         scores = [
             s
             for split, ev in cand.evaluations.items()
-            if split.startswith("dev-block-")
+            if is_block(split)
             for s in ev.selection_scores
         ]
         return math.fsum(scores) / len(scores) if scores else math.nan
-
-    def _winner(self, ctx: OptimizerContext, split: str = DEV) -> Candidate | None:
-        """The best objective on `split`; ties go to the earlier candidate."""
-        best: Candidate | None = None
-        best_value = -math.inf
-        for cand in ctx.pool.all():
-            score = cand.score(split)
-            if score is None:
-                continue
-            value = score - self._penalty(ctx, cand.prompt)
-            if value > best_value:
-                best, best_value = cand, value
-        return best
 
     def _penalty(self, ctx: OptimizerContext, prompt: Prompt) -> float:
         tokens = self._prompt_tokens(ctx, prompt)
@@ -425,26 +419,6 @@ class CAPO(Optimizer):
         return self._tokens[prompt.id]
 
     # Operators
-
-    def _propose(
-        self,
-        ctx: OptimizerContext,
-        meta_prompt: str,
-        sample_index: int,
-        *,
-        step: int,
-        forbidden: tuple[str, ...],
-    ) -> str | None:
-        return self.propose(
-            ctx,
-            meta_prompt,
-            temperature=self.config.temperature,
-            max_tokens=self.config.max_tokens,
-            sample_index=sample_index,
-            step=step,
-            seed=ctx.rng.randrange(2**31),
-            forbidden=forbidden,
-        )
 
     def _add(
         self,

@@ -33,17 +33,12 @@ from pydantic import Field
 
 from promptascent.data.example import Example
 from promptascent.events import StepFinished
-from promptascent.optimizers.base import (
-    SUBSET,
-    Optimizer,
-    OptimizerConfig,
-    OptimizerContext,
-    final_selection_cost,
-    has_room,
-    load_template,
-)
+from promptascent.optimizers.base import OptimizerContext, load_template
+from promptascent.optimizers.estimate import SearchEstimate
+from promptascent.optimizers.options import SamplingOptions, ScreeningOptions, default
 from promptascent.optimizers.parsing import Parsed, parse_instruction
 from promptascent.optimizers.registry import register
+from promptascent.optimizers.screening import ScreenThenSelect
 from promptascent.prompts.prompt import Prompt
 from promptascent.prompts.template import fill
 from promptascent.search.pool import Candidate
@@ -55,6 +50,7 @@ from promptascent.search.population import (
     text_key,
     tournament_select,
 )
+from promptascent.search.splits import SUBSET
 
 TEMPLATES = {
     "paraphrase": "evoprompt_paraphrase.txt",
@@ -64,16 +60,13 @@ TEMPLATES = {
 }
 
 
-class EvoPromptConfig(OptimizerConfig):
+class EvoPromptConfig(ScreeningOptions, SamplingOptions):
     """Options both variants share."""
 
     population_size: int = Field(
         6, ge=2, description="Prompts in the population, the seed included (paper: 10)."
     )
     generations: int = Field(3, ge=0, description="Generations of evolution (paper: 10).")
-    eval_examples: int = Field(
-        20, ge=1, description="Dev examples each candidate is scored on: its fitness."
-    )
     init: Literal["mixed", "paraphrase", "induce"] = Field(
         "mixed",
         description=(
@@ -90,11 +83,9 @@ class EvoPromptConfig(OptimizerConfig):
         ),
     )
     demos_per_induction: int = Field(4, ge=1, description="Train pairs shown per induction.")
-    final_k: int = Field(3, ge=1, description="Candidates scored on the whole dev split.")
-    temperature: float = Field(
-        0.5, ge=0.0, le=2.0, description="Optimizer-model temperature (paper: 0.5)."
-    )
-    max_tokens: int = Field(128, ge=8, description="Optimizer-model reply limit.")
+    temperature: float = default("temperature", 0.5, "paper: 0.5")
+    # One reply holds the crossover and the mutation (GA).
+    max_tokens: int = default("max_tokens", 128, "the GA reply walks two steps")
 
 
 class EvoPromptGAConfig(EvoPromptConfig):
@@ -115,12 +106,10 @@ class EvoPromptDEConfig(EvoPromptConfig):
             "merged: the current best member (paper) or a random other member."
         ),
     )
-    max_tokens: int = Field(
-        192, ge=8, description="Optimizer-model reply limit (the DE reply walks four steps)."
-    )
+    max_tokens: int = default("max_tokens", 192, "the DE reply walks four steps")
 
 
-class _EvoPrompt(Optimizer):
+class _EvoPrompt(ScreenThenSelect):
     """The shared search; subclasses implement one generation (`evolve`)."""
 
     config: EvoPromptConfig
@@ -132,45 +121,30 @@ class _EvoPrompt(Optimizer):
         self._seen: set[str] = set()  # text keys of every candidate, to drop near-duplicates
         self._templates: dict[str, str] = {}
         self._echoes: dict[str, tuple[str, ...]] = {}
-        self._final_cost = 0  # task calls kept for the final selection
 
-    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
+    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> SearchEstimate:
         c = self.config
         subset = min(c.eval_examples, dev_size)
         children = c.generations * c.population_size
         members = min(c.init_samples, c.population_size - 1)
         induce_tokens = 60 + c.demos_per_induction * (example_tokens + 6)
-        return {
-            "task": subset * (1 + members + children) + c.final_k * dev_size,
-            "optimizer": c.init_samples + children,
-            "optimizer_prompt_tokens": max(self.meta_prompt_tokens, induce_tokens),
-            "optimizer_max_tokens": c.max_tokens,
-        }
+        return SearchEstimate(
+            task_calls=subset * (1 + members + children) + c.final_k * dev_size,
+            optimizer_calls=c.init_samples + children,
+            optimizer_prompt_tokens=max(self.meta_prompt_tokens, induce_tokens),
+            optimizer_max_tokens=c.max_tokens,
+        )
 
-    def search(self, ctx: OptimizerContext) -> None:
-        c = self.config
+    def explore(self, ctx: OptimizerContext, subset: list[Example]) -> None:
         self._templates = {kind: load_template(name) for kind, name in TEMPLATES.items()}
         self._echoes = {kind: echo_keys(t) for kind, t in self._templates.items()}
-        subset = ctx.dev.sample(c.eval_examples, ctx.rng)
         seed = ctx.pool.get(ctx.seed_prompt.id)
-        self.evaluate(ctx, seed, subset, SUBSET)
         self._seen = {text_key(seed.prompt.instruction)}
-        self._final_cost = self.final_reserve(final_selection_cost(ctx, c.final_k, len(subset)))
-
-        try:
-            population = self._initial_population(ctx, seed, subset)
-            self._step_finished(ctx, 0, population)
-            for generation in range(1, c.generations + 1):
-                population = self.evolve(ctx, population, subset, generation)
-                self._step_finished(ctx, generation, population)
-        except _NoRoom as stop:
-            self.stop_early(
-                ctx,
-                f"{self.name}: stopped in step {stop.step}; the call budget left is kept "
-                "for the final selection on dev",
-            )
-        # final_k finalists, the seed among them
-        self.select_final(ctx, ctx.pool.ranked(SUBSET), others=c.final_k - 1, screened=subset)
+        population = self._initial_population(ctx, seed, subset)
+        self._step_finished(ctx, 0, population)
+        for generation in range(1, self.config.generations + 1):
+            population = self.evolve(ctx, population, subset, generation)
+            self._step_finished(ctx, generation, population)
 
     @abstractmethod
     def evolve(
@@ -229,19 +203,20 @@ class _EvoPrompt(Optimizer):
         """Asks for one new prompt with the `kind` meta-prompt, adds it (with `base`'s
         system, demos and format) and scores it on the subset. None, counted as a
         rejected reply, when the reply is unusable or repeats a known candidate.
-        Raises _NoRoom, before asking, when the budget left could not screen the new
+        Raises NoRoom, before asking, when the budget left could not screen the new
         prompt beside the final selection."""
-        c = self.config
-        if not has_room(ctx, task=len(subset) + self._final_cost, optimizer=1):
-            raise _NoRoom(step)
+        self.need(
+            ctx,
+            task=len(subset),
+            optimizer=1,
+            reason=f"{self.name}: stopped in step {step}; the call budget left is kept "
+            "for the final selection on dev",
+        )
         text = self.propose(
             ctx,
             meta_prompt,
-            temperature=c.temperature,
-            max_tokens=c.max_tokens,
             sample_index=sample_index,
             step=step,
-            seed=ctx.rng.randrange(2**31),
             parse=lambda reply: read_offspring(
                 reply, forbidden=forbidden, echoes=self._echoes[kind]
             ),
@@ -383,14 +358,6 @@ class EvoPromptDE(_EvoPrompt):
             if fitness_value(fitness(child)) > fitness_value(fitness(best)):
                 best = child
         return following
-
-
-class _NoRoom(Exception):
-    """The budget left only covers the final selection."""
-
-    def __init__(self, step: int) -> None:
-        super().__init__(step)
-        self.step = step
 
 
 def fitness(candidate: Candidate) -> float | None:

@@ -28,23 +28,17 @@ from pydantic import Field, field_validator
 
 from promptascent.data.example import Example
 from promptascent.errors import ConfigError, TemplateError
-from promptascent.events import StepFinished
-from promptascent.optimizers.base import (
-    SUBSET,
-    Optimizer,
-    OptimizerConfig,
-    OptimizerContext,
-    final_selection_cost,
-    has_room,
-)
+from promptascent.optimizers.base import OptimizerContext
+from promptascent.optimizers.estimate import SearchEstimate
+from promptascent.optimizers.options import ScreeningOptions, default
 from promptascent.optimizers.registry import register
+from promptascent.optimizers.screening import NoRoom, ScreenThenSelect
 from promptascent.prompts.prompt import Demo, Prompt
 from promptascent.search.pool import Candidate
+from promptascent.search.splits import BOOTSTRAP, SUBSET
 
-BOOTSTRAP = "train-bootstrap"
 
-
-class ExemplarsConfig(OptimizerConfig):
+class ExemplarsConfig(ScreeningOptions):
     k: int = Field(3, ge=1, description="Demonstrations per candidate (shots).")
     num_candidates: int = Field(8, ge=1, description="Demonstration sets tried per strategy.")
     strategy: Literal["random", "bootstrap", "both"] = Field(
@@ -63,16 +57,19 @@ class ExemplarsConfig(OptimizerConfig):
         description="A finished run's folder: its best prompt replaces the seed as the base "
         "the demonstrations go on.",
     )
-    eval_examples: int = Field(20, ge=1, description="Dev examples each candidate is scored on.")
-    final_k: int = Field(
-        3, ge=1, description="Candidates scored on the whole dev split (plus seed and base)."
-    )
     max_context_fraction: float = Field(
         0.5,
         gt=0.0,
         le=1.0,
         description="Skip demo sets whose rendered prompt takes more of the task model's "
         "context than this.",
+    )
+    # The base (the seed, or a run's best) is always a finalist too.
+    final_k: int = default(
+        "final_k",
+        3,
+        "the seed and the base come on top",
+        description="Candidates scored on the whole dev split besides the seed and the base.",
     )
 
     @field_validator("instruction_from_run")
@@ -102,46 +99,48 @@ def best_prompt_of_run(run_dir: Path) -> Prompt:
 
 
 @register
-class Exemplars(Optimizer):
+class Exemplars(ScreenThenSelect):
     name = "exemplars"
     Config = ExemplarsConfig
     config: ExemplarsConfig
+    _base_candidate: Candidate  # the prompt the demonstrations go on (`prepare`)
 
-    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
+    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> SearchEstimate:
         c = self.config
         strategies = 2 if c.strategy == "both" else 1
         boot = min(c.bootstrap_examples, train_size) if c.strategy != "random" else 0
         subset = min(c.eval_examples, dev_size)
-        return {
-            "task": boot
+        return SearchEstimate(
+            task_calls=boot
             + subset * (2 + strategies * c.num_candidates)
             + (c.final_k + 2) * dev_size,
-            "optimizer": 0,
-            "optimizer_prompt_tokens": 0,
-            "optimizer_max_tokens": 0,
-        }
+        )
 
-    def search(self, ctx: OptimizerContext) -> None:
+    def prepare(self, ctx: OptimizerContext) -> None:
+        self._base_candidate = self._base(ctx, ctx.pool.get(ctx.seed_prompt.id))
+
+    def final_others(self) -> int:
+        return self.config.final_k
+
+    def kept(self, ctx: OptimizerContext) -> tuple[Candidate, ...]:
+        return (self._base_candidate,)
+
+    def planned_finalists(self, ctx: OptimizerContext) -> int:
+        return self.config.final_k + 2  # with the seed and the base
+
+    def explore(self, ctx: OptimizerContext, subset: list[Example]) -> None:
         c = self.config
-        seed = ctx.pool.get(ctx.seed_prompt.id)
-        base = self._base(ctx, seed)
-        subset = ctx.dev.sample(c.eval_examples, ctx.rng)
-        final_cost = self.final_reserve(final_selection_cost(ctx, c.final_k + 2, len(subset)))
-        self.evaluate(ctx, seed, subset, SUBSET)
+        base = self._base_candidate
         self.evaluate(ctx, base, subset, SUBSET)
         # The prompt is measured on the longest subset input: what fits there fits all.
         probe = max(subset, key=lambda ex: len(ex.input_text))
-
-        done = True
         if c.strategy in ("random", "both"):
             sets = [self._labelled(ctx.train.sample(c.k, ctx.rng)) for _ in range(c.num_candidates)]
-            done = self._try(ctx, base, sets, "demos-random", 1, subset, probe, final_cost)
-        if done and c.strategy in ("bootstrap", "both"):
+            self._try(ctx, base, sets, "demos-random", 1, subset, probe)
+        if c.strategy in ("bootstrap", "both"):
             step = 2 if c.strategy == "both" else 1
-            sets = self._bootstrap_sets(ctx, base, step, len(subset) + final_cost)
-            self._try(ctx, base, sets, "demos-bootstrap", step, subset, probe, final_cost)
-        ranked = ctx.pool.ranked(SUBSET)
-        self.select_final(ctx, ranked, others=c.final_k, screened=subset, keep=(base,))
+            sets = self._bootstrap_sets(ctx, base, step, len(subset))
+            self._try(ctx, base, sets, "demos-bootstrap", step, subset, probe)
 
     def _base(self, ctx: OptimizerContext, seed: Candidate) -> Candidate:
         """The seed, or the best prompt of the run named by `instruction_from_run`."""
@@ -164,12 +163,14 @@ class Exemplars(Optimizer):
         return tuple(Demo(ex.input, ex.target or "") for ex in examples)
 
     def _bootstrap_sets(
-        self, ctx: OptimizerContext, base: Candidate, step: int, reserve: int
+        self, ctx: OptimizerContext, base: Candidate, step: int, screening: int
     ) -> list[tuple[Demo, ...]]:
-        """Demo sets from the base prompt's own correct outputs on train examples."""
+        """Demo sets from the base prompt's own correct outputs on train examples (none
+        when the budget cannot pay for bootstrapping and one screening beside the final
+        selection)."""
         c = self.config
         examples = ctx.train.sample(c.bootstrap_examples, ctx.rng)
-        if not has_room(ctx, task=len(examples) + reserve):
+        if not self.has_room(ctx, task=len(examples) + screening):
             self.stop_early(
                 ctx,
                 "exemplars: no bootstrapping; the call budget left is kept for the "
@@ -204,12 +205,12 @@ class Exemplars(Optimizer):
         step: int,
         subset: list[Example],
         probe: Example,
-        final_cost: int,
-    ) -> bool:
+    ) -> None:
         """Adds and scores each demo set that fits the context, while the budget leaves
-        room for the final selection; False when it stopped for lack of room."""
+        room for the final selection; NoRoom (after the step's report) when it stopped
+        for lack of room."""
         limit = int(self.config.max_context_fraction * ctx.evaluator.task_model.context_length)
-        complete = True
+        stopped = False
         for demos in sets:
             prompt = base.prompt.with_demos(demos)
             if prompt.id in ctx.pool:
@@ -218,20 +219,17 @@ class Exemplars(Optimizer):
             if tokens > limit:
                 self.reject(ctx, f"demo set skipped: {tokens} tokens > {limit} allowed", step)
                 continue
-            if not has_room(ctx, task=len(subset) + final_cost):
-                self.stop_early(
-                    ctx,
-                    f"exemplars: stopped in step {step}; the call budget left is kept "
-                    "for the final selection on dev",
-                )
-                complete = False
+            if not self.has_room(ctx, task=len(subset)):
+                stopped = True
                 break
             cand = self.add_candidate(
                 ctx, prompt, parents=(base.id,), operation=operation, step=step
             )
             if cand:
                 self.evaluate(ctx, cand, subset, SUBSET)
-        best = ctx.pool.best(SUBSET)
-        if best is not None:
-            ctx.emit(StepFinished(step, best.id, best.score(SUBSET) or 0.0))
-        return complete
+        self.step_finished(ctx, step)
+        if stopped:
+            raise NoRoom(
+                f"exemplars: stopped in step {step}; the call budget left is kept "
+                "for the final selection on dev"
+            )

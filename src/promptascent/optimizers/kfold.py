@@ -16,19 +16,16 @@ measured is lost or mixed with another fold's split of the same name.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import random
 
 from promptascent.data.example import Dataset, Example
 from promptascent.events import CandidateEvaluated, CandidateProposed, Event, PhaseStarted
-from promptascent.llm.budget import Budget, BudgetGuard
-from promptascent.llm.client import ModelClient
+from promptascent.llm.budget import BudgetGuard
 from promptascent.optimizers.base import Optimizer, OptimizerContext, OptimizerOutcome
+from promptascent.optimizers.estimate import SearchEstimate
 from promptascent.search.pool import Candidate, CandidatePool
-
-CV = "cv"  # split name of the final selection on every pooled example
-_SPLIT_LIMITS = ("calls", "task_calls", "optimizer_calls", "judge_calls")
+from promptascent.search.splits import CV, in_fold
 
 
 def make_folds(examples: list[Example], k: int, rng: random.Random) -> list[list[Example]]:
@@ -40,7 +37,8 @@ def make_folds(examples: list[Example], k: int, rng: random.Random) -> list[list
 
 class KFoldSelection(Optimizer):
     """Runs `inner`'s search once per fold and selects among the fold winners on all
-    pooled examples. It records the run under the inner optimizer's name and options."""
+    pooled examples (the winner by the run's objective, `choose_winner`, on "cv"). It
+    records the run under the inner optimizer's name and options."""
 
     screening_split = None  # no common screening: the fold winners meet only on "cv"
 
@@ -56,14 +54,14 @@ class KFoldSelection(Optimizer):
     def selection_split(self) -> str:
         return CV
 
-    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
+    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> SearchEstimate:
         n, k = train_size + dev_size, self.folds
         one = self.inner.estimate(n - n // k, max(1, n // k), example_tokens)
-        return {
-            **one,
-            "task": k * one["task"] + (k + 1) * n,
-            "optimizer": k * one["optimizer"],
-        }
+        return dataclasses.replace(
+            one,
+            task_calls=k * one.task_calls + (k + 1) * n,
+            optimizer_calls=k * one.optimizer_calls,
+        )
 
     def search(self, ctx: OptimizerContext) -> None:
         pooled = [*ctx.train, *ctx.dev]
@@ -72,14 +70,14 @@ class KFoldSelection(Optimizer):
         winners: list[tuple[int, Candidate, str]] = []  # fold, winner, its selection split
         for i in range(k):
             # Each fold's share of what is left once the final selection is paid for.
-            share = self._share(ctx, k - i, final=(k + 1) * len(pooled))
-            if share is None:
+            guard = ctx.guard.share(k - i, keep=(k + 1) * len(pooled))
+            if guard is None:
                 self.stop_early(ctx, f"fold {i + 1} not started: no budget left beside the final")
                 break
             ctx.emit(PhaseStarted(f"fold {i + 1}/{k}"))
             held_out = folds[i]
             rest = [ex for j, fold in enumerate(folds) if j != i for ex in fold]
-            outcome = self._run_fold(ctx, i + 1, rest, held_out, share)
+            outcome = self._run_fold(ctx, i + 1, rest, held_out, guard)
             winners.append((i + 1, ctx.pool.get(outcome.best.id), outcome.selection_split))
             if outcome.stopped_by and "unavailable" in outcome.stopped_by:
                 self.stopped_early = outcome.stopped_by  # the next fold would fail too
@@ -87,7 +85,7 @@ class KFoldSelection(Optimizer):
         ctx.emit(PhaseStarted(CV, (len(winners) + 1) * len(pooled)))
         seed = ctx.pool.get(ctx.seed_prompt.id)
         for fold, cand, split in winners:
-            held = cand.score(f"fold{fold}/{split}")
+            held = cand.score(in_fold(fold, split))
             mark = f"winner of fold {fold}"
             if held is not None:
                 mark += f" (held-out fold: {held:.3f})"
@@ -96,47 +94,27 @@ class KFoldSelection(Optimizer):
         for cand in [seed, *(c for _, c, _ in winners if c is not seed)]:
             self.evaluate(ctx, cand, pooled, CV)
 
-    def _share(self, ctx: OptimizerContext, folds_left: int, final: int) -> Budget | None:
-        """Count limits for the next fold: the run's limits, with every call limit set
-        capped at what is used now plus 1/folds_left of what is left beside `final`."""
-        budget = ctx.guard.budget
-        caps: dict[str, int] = {}
-        for name in _SPLIT_LIMITS:
-            left = ctx.guard.remaining(name)
-            cap = getattr(budget, name)
-            if left is None or cap is None:
-                continue
-            reserve = final if name in ("calls", "task_calls") else 0
-            share = int((left - reserve) // folds_left)
-            if share <= 0:
-                return None
-            caps[name] = int(cap - left) + share
-        return budget.merged(Budget(**caps))
-
     def _run_fold(
         self,
         ctx: OptimizerContext,
         fold: int,
         train: list[Example],
         dev: list[Example],
-        budget: Budget,
+        guard: BudgetGuard,
     ) -> OptimizerOutcome:
-        guard = BudgetGuard(budget, ctx.guard.meter, elapsed_before=ctx.guard.elapsed_seconds)
-        evaluator = copy.copy(ctx.evaluator)
-        evaluator.task_model = _with_guard(ctx.evaluator.task_model, guard)
-        pool = CandidatePool(ctx.pool.penalty)
-        pool.add(Candidate(ctx.seed_prompt, operation="seed"))
+        events = _FoldEvents(fold, ctx)
+        events.pool.add(Candidate(ctx.seed_prompt, operation="seed"))
         sub = dataclasses.replace(
             ctx,
             train=Dataset(f"train (fold {fold})", tuple(train)),
             dev=Dataset(f"dev (fold {fold})", tuple(dev)),
-            evaluator=evaluator,
-            optimizer_model=_with_guard(ctx.optimizer_model, guard),
-            judge_model=_with_guard(ctx.judge_model, guard) if ctx.judge_model else None,
+            evaluator=ctx.evaluator.with_guard(guard),
+            optimizer_model=ctx.optimizer_model.with_guard(guard),
+            judge_model=ctx.judge_model.with_guard(guard) if ctx.judge_model else None,
             rng=random.Random(ctx.rng.randrange(2**31)),
             guard=guard,
-            emit=_FoldEvents(fold, pool, ctx),
-            pool=pool,
+            emit=events,
+            pool=events.pool,
         )
         inner = type(self.inner)(self.inner.config)
         outcome = inner.optimize(sub)
@@ -144,32 +122,24 @@ class KFoldSelection(Optimizer):
         return outcome
 
 
-def _with_guard(client: ModelClient, guard: BudgetGuard) -> ModelClient:
-    """The same client (backend, caches, journal, meter) checking `guard` before calls."""
-    view = copy.copy(client)
-    view.guard = guard
-    return view
-
-
 class _FoldEvents:
-    """Forwards a fold's events to the run: its new candidates join the run's pool,
-    its evaluations are copied there under "fold{i}/<split>"."""
+    """The fold's pool and event sink: forwards a fold's events to the run; its new
+    candidates join the run's pool, its evaluations are recorded there under
+    "fold{i}/<split>"."""
 
-    def __init__(self, fold: int, pool: CandidatePool, ctx: OptimizerContext) -> None:
+    def __init__(self, fold: int, ctx: OptimizerContext) -> None:
         self.fold = fold
-        self.pool = pool
         self.ctx = ctx
+        self.pool = CandidatePool(ctx.pool.penalty, emit=self)
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, CandidateProposed):
             c = self.pool.get(event.candidate_id)
-            copy_ = Candidate(c.prompt, c.parents, c.operation, c.step, note=c.note)
-            _, new = self.ctx.pool.add(copy_)
-            if not new:
-                return  # proposed by an earlier fold (or the seed): recorded already
+            # Proposed by an earlier fold (or the seed): recorded already.
+            self.ctx.pool.propose(Candidate(c.prompt, c.parents, c.operation, c.step, note=c.note))
         elif isinstance(event, CandidateEvaluated):
-            split = f"fold{self.fold}/{event.split}"
             result = self.pool.get(event.candidate_id).evaluations[event.split]
-            self.ctx.pool.get(event.candidate_id).evaluations[split] = result
-            event = dataclasses.replace(event, split=split)
-        self.ctx.emit(event)
+            target = self.ctx.pool.get(event.candidate_id)
+            self.ctx.pool.record(target, in_fold(self.fold, event.split), result)
+        else:
+            self.ctx.emit(event)

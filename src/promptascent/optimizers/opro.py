@@ -24,26 +24,21 @@ import re
 from pydantic import Field
 
 from promptascent.data.example import Example
-from promptascent.events import StepFinished
 from promptascent.llm.types import CompletionRequest, Message
-from promptascent.optimizers.base import (
-    SUBSET,
-    Optimizer,
-    OptimizerConfig,
-    OptimizerContext,
-    final_selection_cost,
-    has_room,
-    load_template,
-)
+from promptascent.optimizers.base import OptimizerContext, load_template
+from promptascent.optimizers.estimate import SearchEstimate
+from promptascent.optimizers.options import SamplingOptions, ScreeningOptions, default
 from promptascent.optimizers.parsing import parse_instruction
 from promptascent.optimizers.registry import register
+from promptascent.optimizers.screening import NoRoom, ScreenThenSelect
 from promptascent.prompts.template import fill
 from promptascent.search.pool import Candidate
+from promptascent.search.splits import SUBSET
 
 _EXEMPLAR_CHARS = 600  # a train input longer than this is cut in the meta-prompt
 
 
-class OPROConfig(OptimizerConfig):
+class OPROConfig(ScreeningOptions, SamplingOptions):
     steps: int = Field(
         10,
         ge=1,
@@ -59,56 +54,47 @@ class OPROConfig(OptimizerConfig):
     exemplars: int = Field(
         3, ge=0, description="Train inputs with their targets shown in each meta-prompt."
     )
-    eval_examples: int = Field(20, ge=1, description="Dev examples each candidate is scored on.")
-    final_k: int = Field(3, ge=1, description="Candidates scored on the whole dev split.")
-    temperature: float = Field(1.0, ge=0.0, le=2.0, description="Optimizer-model temperature.")
-    max_tokens: int = Field(96, ge=8, description="Optimizer-model reply limit.")
+    # The paper samples the optimizer at 1.0 for diverse instructions.
+    temperature: float = default("temperature", 1.0, "paper: 1.0")
 
 
 @register
-class OPRO(Optimizer):
+class OPRO(ScreenThenSelect):
     name = "opro"
     Config = OPROConfig
     config: OPROConfig
 
-    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
+    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> SearchEstimate:
         c = self.config
         proposals = c.steps * c.candidates_per_step
         subset = min(c.eval_examples, dev_size)
-        return {
-            "task": subset * (1 + proposals) + c.final_k * dev_size,
-            "optimizer": proposals,
-            "optimizer_prompt_tokens": 80
+        return SearchEstimate(
+            task_calls=subset * (1 + proposals) + c.final_k * dev_size,
+            optimizer_calls=proposals,
+            optimizer_prompt_tokens=80
             + c.max_history * (c.max_tokens + 6)
             + c.exemplars * (example_tokens + 6),
-            "optimizer_max_tokens": c.max_tokens,
-        }
+            optimizer_max_tokens=c.max_tokens,
+        )
 
-    def search(self, ctx: OptimizerContext) -> None:
+    def explore(self, ctx: OptimizerContext, subset: list[Example]) -> None:
         c = self.config
-        subset = ctx.dev.sample(c.eval_examples, ctx.rng)
-        seed = ctx.pool.get(ctx.seed_prompt.id)
-        self.evaluate(ctx, seed, subset, SUBSET)
-        final_cost = self.final_reserve(final_selection_cost(ctx, c.final_k, len(subset)))
         template = load_template("opro_meta.txt")
-
         for step in range(1, c.steps + 1):
             # A budget too small for a whole step gets a smaller one, not none.
             per_step = next(
                 (
                     n
                     for n in range(c.candidates_per_step, 0, -1)
-                    if has_room(ctx, task=n * len(subset) + final_cost, optimizer=n)
+                    if self.has_room(ctx, task=n * len(subset), optimizer=n)
                 ),
                 0,
             )
             if not per_step:
-                self.stop_early(
-                    ctx,
+                raise NoRoom(
                     f"opro: stopped before step {step}; the call budget left is kept "
-                    "for the final selection on dev",
+                    "for the final selection on dev"
                 )
-                break
             history = list(reversed(ctx.pool.ranked(SUBSET)[: c.max_history]))
             exemplars = ctx.train.sample(c.exemplars, ctx.rng)
             history, meta_prompt = self._fit(ctx, template, history, exemplars)
@@ -117,15 +103,7 @@ class OPRO(Optimizer):
             request_seed = ctx.rng.randrange(2**31)
             fresh: list[Candidate] = []
             for i in range(per_step):
-                reply = self.ask(
-                    ctx,
-                    meta_prompt,
-                    temperature=c.temperature,
-                    max_tokens=c.max_tokens,
-                    sample_index=i,
-                    step=step,
-                    seed=request_seed,
-                )
+                reply = self.ask(ctx, meta_prompt, sample_index=i, step=step, seed=request_seed)
                 if reply is None:
                     continue
                 parsed = parse_instruction(_unwrap_trajectory_echo(reply), forbidden=forbidden)
@@ -141,12 +119,7 @@ class OPRO(Optimizer):
                     fresh.append(cand)
             for cand in fresh:
                 self.evaluate(ctx, cand, subset, SUBSET)
-            best = ctx.pool.best(SUBSET)
-            if best is not None:
-                ctx.emit(StepFinished(step, best.id, best.score(SUBSET) or 0.0))
-
-        # final_k finalists, the seed among them
-        self.select_final(ctx, ctx.pool.ranked(SUBSET), others=c.final_k - 1, screened=subset)
+            self.step_finished(ctx, step)
 
     def _fit(
         self,

@@ -33,35 +33,27 @@ from pydantic import Field
 from promptascent.data.example import Example
 from promptascent.evaluation.result import EvaluationResult
 from promptascent.events import StepFinished
-from promptascent.optimizers.base import (
-    SUBSET,
-    Optimizer,
-    OptimizerConfig,
-    OptimizerContext,
-    final_selection_cost,
-    has_room,
-    load_template,
-    task_calls_left,
-)
+from promptascent.optimizers.base import OptimizerContext, load_template
+from promptascent.optimizers.estimate import SearchEstimate
+from promptascent.optimizers.options import SamplingOptions, ScreeningOptions, default
 from promptascent.optimizers.registry import register
+from promptascent.optimizers.screening import NoRoom, ScreenThenSelect
 from promptascent.prompts.template import fill, template_fields
 from promptascent.search.pool import Candidate
+from promptascent.search.splits import SUBSET, train_minibatch
 
 _INPUT_CHARS = 300
 _SEGMENT = re.compile(r"[^\n.!?]*(?:[.!?]+|\n|$)")
 
 
-class PMPOConfig(OptimizerConfig):
+class PMPOConfig(ScreeningOptions, SamplingOptions):
     rounds: int = Field(3, ge=1, description="Rounds of locate, rewrite, select.")
     minibatch: int = Field(12, ge=2, description="Train examples the losses are measured on.")
     max_segments: int = Field(6, ge=0, description="Segments masked per round (0: none).")
     rewrite_segments: int = Field(2, ge=1, description="Harmful segments shown for rewriting.")
     variants: int = Field(4, ge=1, description="Rewrites proposed per round.")
     hard_examples: int = Field(3, ge=1, description="Lowest-probability examples shown.")
-    eval_examples: int = Field(20, ge=1, description="Dev examples each kept prompt is scored on.")
-    final_k: int = Field(3, ge=1, description="Candidates in the final selection on dev.")
-    temperature: float = Field(0.9, ge=0.0, le=2.0, description="Optimizer-model temperature.")
-    max_tokens: int = Field(160, ge=8, description="Optimizer-model reply limit.")
+    max_tokens: int = default("max_tokens", 160, "a rewrite of the whole instruction")
 
 
 @dataclass(frozen=True)
@@ -90,36 +82,32 @@ def masked(instruction: str, seg: Segment) -> str:
 
 
 @register
-class PMPO(Optimizer):
+class PMPO(ScreenThenSelect):
     name = "pmpo"
     Config = PMPOConfig
     config: PMPOConfig
     requires_likelihood: ClassVar[bool] = True
 
-    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
+    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> SearchEstimate:
         c = self.config
         batch = min(c.minibatch, train_size)
         subset = min(c.eval_examples, dev_size)
         per_round = batch * (1 + c.max_segments + c.variants) + subset * c.variants
-        return {
-            "task": subset + c.rounds * per_round + c.final_k * dev_size,
-            "optimizer": c.rounds * c.variants,
-            "optimizer_prompt_tokens": 120 + c.hard_examples * (example_tokens + 12),
-            "optimizer_max_tokens": c.max_tokens,
-        }
+        return SearchEstimate(
+            task_calls=subset + c.rounds * per_round + c.final_k * dev_size,
+            optimizer_calls=c.rounds * c.variants,
+            optimizer_prompt_tokens=120 + c.hard_examples * (example_tokens + 12),
+            optimizer_max_tokens=c.max_tokens,
+        )
 
-    def search(self, ctx: OptimizerContext) -> None:
-        c = self.config
-        subset = ctx.dev.sample(c.eval_examples, ctx.rng)
+    def planned_finalists(self, ctx: OptimizerContext) -> int:
+        """The finalists the next step could produce: the budget kept grows with them."""
+        return min(self.config.final_k, len(ctx.pool.ranked(SUBSET)) + 1)
+
+    def explore(self, ctx: OptimizerContext, subset: list[Example]) -> None:
         current = ctx.pool.get(ctx.seed_prompt.id)
-        self._need_room(ctx, task=len(subset))
-        self.evaluate(ctx, current, subset, SUBSET)
-        try:
-            for step in range(1, c.rounds + 1):
-                current = self._round(ctx, current, subset, step)
-        except _NoRoom:
-            self.stop_early(ctx, "the budget left is kept for the final selection on dev")
-        self.select_final(ctx, ctx.pool.ranked(SUBSET), others=c.final_k - 1, screened=subset)
+        for step in range(1, self.config.rounds + 1):
+            current = self._round(ctx, current, subset, step)
 
     def _round(
         self, ctx: OptimizerContext, current: Candidate, subset: list[Example], step: int
@@ -129,13 +117,13 @@ class PMPO(Optimizer):
         masks = segments(instruction)[: c.max_segments]
         batch_size = min(c.minibatch, len(ctx.train))
         full = batch_size * (1 + len(masks) + c.variants) + len(subset) * c.variants
-        left = self._task_calls_left(ctx)
+        left = self.task_calls_left(ctx, final=self.final_cost(ctx))
         if left is not None and left < full:
             # A small budget: no masking analysis; the rewrites are measured on the dev
             # subset directly, as many as fit.
             return self._short_round(ctx, current, subset, step, left)
         batch = ctx.train.sample(c.minibatch, ctx.rng)
-        split = f"train-{step}"
+        split = train_minibatch(step)
         base = self._loss_on(ctx, current, batch, split)
         # 1. Locate: the loss without each segment.
         harmful: list[tuple[float, Segment]] = []
@@ -163,7 +151,7 @@ class PMPO(Optimizer):
                 better.append(cand)
         # 3. Select: what lowered the minibatch loss competes on the dev subset.
         for cand in better:
-            self._need_room(ctx, task=len(subset))
+            self.need(ctx, task=len(subset))
             self.evaluate(ctx, cand, subset, SUBSET)
         return self._next(ctx, current, step)
 
@@ -179,11 +167,11 @@ class PMPO(Optimizer):
         hardest dev-subset examples, each scored on the subset."""
         n = min(self.config.variants, left // max(1, len(subset)))
         if n < 1:
-            raise _NoRoom
+            raise NoRoom
         base = self.evaluate(ctx, current, subset, SUBSET)
         meta = self._meta_prompt(ctx, current.prompt.instruction, [], base, subset)
         for cand in self._rewrites(ctx, current, meta, n, step):
-            self._need_room(ctx, task=len(subset))
+            self.need(ctx, task=len(subset))
             self.evaluate(ctx, cand, subset, SUBSET)
         return self._next(ctx, current, step)
 
@@ -191,20 +179,11 @@ class PMPO(Optimizer):
         self, ctx: OptimizerContext, current: Candidate, meta: str, n: int, step: int
     ) -> list[Candidate]:
         """Up to `n` new instructions from the optimizer model, as candidates."""
-        c = self.config
         out = []
         for i in range(n):
-            self._need_room(ctx, optimizer=1)
-            text = self.propose(
-                ctx,
-                meta,
-                temperature=c.temperature,
-                max_tokens=c.max_tokens,
-                sample_index=i,
-                seed=ctx.rng.randrange(2**31),
-                step=step,
-                forbidden=(current.prompt.instruction,),
-            )
+            self.need(ctx, optimizer=1)
+            forbidden = (current.prompt.instruction,)
+            text = self.propose(ctx, meta, sample_index=i, step=step, forbidden=forbidden)
             if not text:
                 continue
             cand = self.add_candidate(
@@ -225,20 +204,10 @@ class PMPO(Optimizer):
         ctx.emit(StepFinished(step, nxt.id, nxt.score(SUBSET) or 0.0))
         return nxt
 
-    def _task_calls_left(self, ctx: OptimizerContext) -> int | None:
-        """Task calls the search may still spend (the final selection's share kept)."""
-        left = task_calls_left(ctx)
-        if left is None:
-            return None
-        c = self.config
-        finalists = min(c.final_k, len(ctx.pool.ranked(SUBSET)) + 1)
-        screened = min(c.eval_examples, len(ctx.dev))
-        return left - self.final_reserve(final_selection_cost(ctx, finalists, screened))
-
     def _loss_on(
         self, ctx: OptimizerContext, cand: Candidate, batch: list[Example], split: str
     ) -> _Loss:
-        self._need_room(ctx, task=len(batch))
+        self.need(ctx, task=len(batch))
         result = self.evaluate(ctx, cand, batch, split)
         loss = result.mean_loss
         return _Loss(float("inf") if loss is None else loss, result)
@@ -274,21 +243,8 @@ class PMPO(Optimizer):
             },
         )
 
-    def _need_room(self, ctx: OptimizerContext, *, task: int = 0, optimizer: int = 0) -> None:
-        """Keeps the final selection's share of the budget (Optimizer.final_reserve)."""
-        c = self.config
-        finalists = min(c.final_k, len(ctx.pool.ranked(SUBSET)) + 1)
-        screened = min(c.eval_examples, len(ctx.dev))
-        final = self.final_reserve(final_selection_cost(ctx, finalists, screened))
-        if not has_room(ctx, task=task + final, optimizer=optimizer):
-            raise _NoRoom
-
 
 @dataclass(frozen=True)
 class _Loss:
     loss: float
     result: EvaluationResult
-
-
-class _NoRoom(Exception):
-    """The budget left only covers the final selection."""

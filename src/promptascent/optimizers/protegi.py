@@ -33,28 +33,21 @@ from promptascent.data.example import Example
 from promptascent.evaluation.result import ExampleResult
 from promptascent.events import StepFinished
 from promptascent.llm.types import CompletionRequest, Message
-from promptascent.optimizers.base import (
-    Optimizer,
-    OptimizerConfig,
-    OptimizerContext,
-    has_room,
-    load_template,
-    task_calls_left,
-)
+from promptascent.optimizers.base import Optimizer, OptimizerContext, load_template
+from promptascent.optimizers.estimate import SearchEstimate
+from promptascent.optimizers.options import SamplingOptions, default
 from promptascent.optimizers.parsing import Parsed, parse_instruction
 from promptascent.optimizers.registry import register
 from promptascent.prompts.template import fill
 from promptascent.search.bandits import make_selector
 from promptascent.search.minibatch import minibatches, sample_minibatch
 from promptascent.search.pool import Candidate
-
-BATCH = "dev-batch-{}"  # split name of the k-th dev minibatch the bandit pulls on
-TRAIN = "train-r{}"  # split name of the train minibatch of round r
+from promptascent.search.splits import batch, is_batch, train_round
 
 Error = tuple[Example, ExampleResult]
 
 
-class ProTeGiConfig(OptimizerConfig):
+class ProTeGiConfig(SamplingOptions):
     rounds: int = Field(3, ge=0, description="Rounds of expansion and selection (paper: 6).")
     beam_size: int = Field(4, ge=1, description="Prompts kept by each selection (paper: 4).")
     minibatch_size: int = Field(
@@ -99,10 +92,9 @@ class ProTeGiConfig(OptimizerConfig):
             "smaller bandit if need be; then only its best prompt and the seed are scored)."
         ),
     )
-    temperature: float = Field(
-        0.7, ge=0.0, le=2.0, description="Optimizer-model temperature (reference code: 0.7)."
-    )
-    max_tokens: int = Field(128, ge=8, description="Optimizer-model reply limit.")
+    temperature: float = default("temperature", 0.7, "reference code: 0.7")
+    # A gradient reply lists reasons; an edit rewrites the whole prompt.
+    max_tokens: int = default("max_tokens", 128, "a gradient lists several reasons")
 
 
 @register
@@ -144,7 +136,7 @@ class ProTeGi(Optimizer):
         first = min(self.config.bandit_batch, dev_size)
         return min(max(self.config.bandit_pulls, arms * first), arms * dev_size)
 
-    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
+    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> SearchEstimate:
         c = self.config
         task = optimizer = 0
         beam = 1
@@ -153,12 +145,12 @@ class ProTeGi(Optimizer):
             task, optimizer = task + t, optimizer + o
         final = (beam + 1 if c.rounds else 1) * dev_size
         shown = min(example_tokens, 100) + _OUTPUT_CHARS // 4 + 8
-        return {
-            "task": task + final,
-            "optimizer": optimizer,
-            "optimizer_prompt_tokens": 150 + c.errors_per_gradient * shown,
-            "optimizer_max_tokens": c.max_tokens,
-        }
+        return SearchEstimate(
+            task_calls=task + final,
+            optimizer_calls=optimizer,
+            optimizer_prompt_tokens=150 + c.errors_per_gradient * shown,
+            optimizer_max_tokens=c.max_tokens,
+        )
 
     def _parents_affordable(
         self, ctx: OptimizerContext, beam: int, scored: int
@@ -181,20 +173,14 @@ class ProTeGi(Optimizer):
         task, optimizer, after = self._round_cost(
             parents, len(ctx.train), len(ctx.dev), beam, self._keep(scored)
         )
-        final = self.final_reserve((min(after, scored) + 1) * len(ctx.dev))
-        need = {
-            "task_calls": task + final,
-            "optimizer_calls": optimizer,
-            "calls": task + optimizer + final,
-        }
-        for limit, amount in need.items():
-            left = ctx.guard.remaining(limit)
-            if left is not None and left < amount:
-                return (
-                    f"{limit} left ({left:g}) cannot pay for a round and the final "
-                    f"scoring ({amount})"
-                )
-        return None
+        final = (min(after, scored) + 1) * len(ctx.dev)
+        short = self.shortfall(ctx, task=task, optimizer=optimizer, final=final)
+        if short is None:
+            return None
+        return (
+            f"{short.limit} left ({short.left:g}) cannot pay for a round and the final "
+            f"scoring ({short.need})"
+        )
 
     def _keep(self, scored: int) -> int:
         """Arms a selection keeps: the beam; when only `scored` beam prompts reach the
@@ -212,14 +198,13 @@ class ProTeGi(Optimizer):
         arms = 1 + self._successors()
         _, optimizer, _ = self._round_cost(1, train, dev, 1)
         minibatch = min(c.minibatch_size, train)
-        final = self.final_reserve(2 * dev)
-        left = task_calls_left(ctx, optimizer=optimizer)
+        left = self.task_calls_left(ctx, optimizer=optimizer, final=2 * dev)
         if left is None or not dev:
             return None
-        pulls = min(self._bandit_budget(arms, dev), left - minibatch - final)
+        pulls = min(self._bandit_budget(arms, dev), left - minibatch)
         if pulls < arms * min(c.bandit_batch, dev):
             return None
-        if not has_room(ctx, task=minibatch + pulls + final, optimizer=optimizer):
+        if not self.affords(ctx, task=minibatch + pulls, optimizer=optimizer, final=2 * dev):
             return None
         return pulls
 
@@ -260,7 +245,7 @@ class ProTeGi(Optimizer):
             ctx.emit(StepFinished(round_, beam[0].id, _batch_mean(beam[0])))
         # The minibatches in the order the bandit pulls them: what the beam was
         # screened on comes first in a final selection on part of dev.
-        screened = [ex for batch in batches for ex in batch]
+        screened = [ex for b in batches for ex in b]
         self.select_final(ctx, beam, others=scored, screened=screened)
 
     def _expand(
@@ -269,7 +254,7 @@ class ProTeGi(Optimizer):
         """New candidates from `parent`'s errors on `train`: edits along each gradient,
         then paraphrases of each edit."""
         c = self.config
-        result = self.evaluate(ctx, parent, train, TRAIN.format(step))
+        result = self.evaluate(ctx, parent, train, train_round(step))
         by_id = {ex.id: ex for ex in train}
         errors = [
             (by_id[r.example_id], r)
@@ -325,15 +310,7 @@ class ProTeGi(Optimizer):
             group = sample_minibatch(errors, c.errors_per_gradient, ctx.rng)
             count = "one reason" if need == 1 else f"{need} reasons"
             meta = self._fit(ctx, template, {"prompt": instruction, "count": count}, group)
-            reply = self.ask(
-                ctx,
-                meta,
-                temperature=c.temperature,
-                max_tokens=c.max_tokens,
-                sample_index=i,
-                step=step,
-                seed=ctx.rng.randrange(2**31),
-            )
+            reply = self.ask(ctx, meta, sample_index=i, step=step)
             if reply is None:
                 continue
             reasons = [r for r in parse_reasons(reply, echo=meta) if _norm(r) not in seen]
@@ -358,15 +335,11 @@ class ProTeGi(Optimizer):
     ) -> Candidate | None:
         """One candidate from one optimizer reply; None (counted) when the reply is
         unusable or gives a prompt the pool already has. `note`: the critique it answers."""
-        c = self.config
         text = self.propose(
             ctx,
             meta,
-            temperature=c.temperature,
-            max_tokens=c.max_tokens,
             sample_index=sample_index,
             step=step,
-            seed=ctx.rng.randrange(2**31),
             parse=lambda reply: parse_prompt_reply(reply, forbidden=forbidden),
         )
         if text is None:
@@ -398,11 +371,11 @@ class ProTeGi(Optimizer):
         if len(arms) <= keep or not batches:
             return arms[:keep]
         by_id = {cand.id: cand for cand in arms}
-        names = {tuple(ex.id for ex in b): BATCH.format(k) for k, b in enumerate(batches)}
+        names = {tuple(ex.id for ex in b): batch(k) for k, b in enumerate(batches)}
 
-        def pull(arm: str, batch: Sequence[Example]) -> list[float]:
-            split = names[tuple(ex.id for ex in batch)]
-            return self.evaluate(ctx, by_id[arm], list(batch), split).selection_scores
+        def pull(arm: str, examples: Sequence[Example]) -> list[float]:
+            split = names[tuple(ex.id for ex in examples)]
+            return self.evaluate(ctx, by_id[arm], list(examples), split).selection_scores
 
         selection = make_selector(c.selector, c.exploration).select(
             list(by_id),
@@ -457,10 +430,7 @@ def _format_errors(errors: list[Error]) -> str:
 def _batch_mean(cand: Candidate) -> float:
     """The candidate's mean over every dev minibatch it was scored on (0.0 if none)."""
     scores = [
-        s
-        for split, ev in cand.evaluations.items()
-        if split.startswith(BATCH.format(""))
-        for s in ev.selection_scores
+        s for split, ev in cand.evaluations.items() if is_batch(split) for s in ev.selection_scores
     ]
     return sum(scores) / len(scores) if scores else 0.0
 

@@ -27,17 +27,11 @@ from typing import Literal
 from pydantic import Field
 
 from promptascent.data.example import Example
-from promptascent.events import StepFinished
-from promptascent.optimizers.base import (
-    SUBSET,
-    Optimizer,
-    OptimizerConfig,
-    OptimizerContext,
-    final_selection_cost,
-    has_room,
-    load_template,
-)
+from promptascent.optimizers.base import OptimizerContext, load_template
+from promptascent.optimizers.estimate import SearchEstimate
+from promptascent.optimizers.options import SamplingOptions, ScreeningOptions, default
 from promptascent.optimizers.registry import register
+from promptascent.optimizers.screening import ScreenThenSelect
 from promptascent.prompts.prompt import Prompt
 from promptascent.prompts.template import fill
 from promptascent.search.pool import Candidate
@@ -48,7 +42,7 @@ _SEPARATOR_CHARS = string.ascii_letters + string.digits + "!#$%&*+-./:;<=>?@[]^_
 _WORD = re.compile(r"[A-Za-z]{2,12}")
 
 
-class RandomConfig(OptimizerConfig):
+class RandomConfig(ScreeningOptions, SamplingOptions):
     separators: int = Field(8, ge=0, description="Seed copies with a random separator.")
     separator_tokens: int = Field(
         4, ge=1, description="Most pieces (words or character runs) in one separator."
@@ -61,36 +55,30 @@ class RandomConfig(OptimizerConfig):
     paraphrases: int = Field(
         8, ge=0, description="Random paraphrases of the seed by the optimizer model."
     )
-    eval_examples: int = Field(20, ge=1, description="Dev examples each candidate is scored on.")
-    final_k: int = Field(3, ge=1, description="Candidates scored on the whole dev split.")
-    temperature: float = Field(1.0, ge=0.0, le=2.0, description="Optimizer-model temperature.")
-    max_tokens: int = Field(96, ge=8, description="Optimizer-model reply limit.")
+    # Paraphrases without feedback: the most varied sampling is the point.
+    temperature: float = default("temperature", 1.0, "random paraphrases: as varied as OPRO's")
 
 
 @register
-class RandomSearch(Optimizer):
+class RandomSearch(ScreenThenSelect):
     name = "random"
     Config = RandomConfig
     config: RandomConfig
 
-    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
+    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> SearchEstimate:
         c = self.config
         subset = min(c.eval_examples, dev_size)
-        return {
-            "task": subset * (1 + c.separators + c.paraphrases) + c.final_k * dev_size,
-            "optimizer": c.paraphrases,
-            "optimizer_prompt_tokens": 40 + 2 * c.max_tokens,
-            "optimizer_max_tokens": c.max_tokens,
-        }
+        return SearchEstimate(
+            task_calls=subset * (1 + c.separators + c.paraphrases) + c.final_k * dev_size,
+            optimizer_calls=c.paraphrases,
+            optimizer_prompt_tokens=40 + 2 * c.max_tokens,
+            optimizer_max_tokens=c.max_tokens,
+        )
 
-    def search(self, ctx: OptimizerContext) -> None:
+    def explore(self, ctx: OptimizerContext, subset: list[Example]) -> None:
         c = self.config
-        subset = ctx.dev.sample(c.eval_examples, ctx.rng)
         seed = ctx.pool.get(ctx.seed_prompt.id)
-        self.evaluate(ctx, seed, subset, SUBSET)
-        final_cost = self.final_reserve(final_selection_cost(ctx, c.final_k, len(subset)))
         vocabulary = sorted({w for ex in ctx.train for w in _WORD.findall(ex.input_text)})
-
         fresh: list[Candidate] = []
         for _ in range(c.separators):
             sep = random_separator(ctx.rng, vocabulary, c.separator_tokens)
@@ -100,22 +88,17 @@ class RandomSearch(Optimizer):
             )
             if cand:
                 fresh.append(cand)
-        if not self._score(ctx, fresh, subset, final_cost, step=1):
-            self.select_final(ctx, ctx.pool.ranked(SUBSET), others=c.final_k - 1, screened=subset)
-            return
+        self.screen(ctx, fresh, subset, step=1, reason=_stopped(1))
 
         template = load_template("random_paraphrase.txt")
         fresh = []
         for i in range(c.paraphrases):
-            if not has_room(ctx, task=len(subset) + final_cost, optimizer=1):
+            if not self.has_room(ctx, task=len(subset), optimizer=1):
                 break
             text = self.propose(
                 ctx,
                 fill(template, {"instruction": ctx.seed_prompt.instruction}),
-                temperature=c.temperature,
-                max_tokens=c.max_tokens,
                 sample_index=i,
-                seed=ctx.rng.randrange(2**31),
                 step=2,
                 forbidden=(ctx.seed_prompt.instruction,),
             )
@@ -130,8 +113,7 @@ class RandomSearch(Optimizer):
             )
             if cand:
                 fresh.append(cand)
-        self._score(ctx, fresh, subset, final_cost, step=2)
-        self.select_final(ctx, ctx.pool.ranked(SUBSET), others=c.final_k - 1, screened=subset)
+        self.screen(ctx, fresh, subset, step=2, reason=_stopped(2))
 
     def _with_separator(self, ctx: OptimizerContext, sep: str) -> Prompt:
         """The seed with `sep` after the input (ending the user turn, as the paper puts
@@ -148,32 +130,12 @@ class RandomSearch(Optimizer):
         # raw: the seed's instruction is a template already, and `sep` has no braces
         return seed.with_instruction(f"{base}\n{sep}" if base else sep, raw=True)
 
-    def _score(
-        self,
-        ctx: OptimizerContext,
-        candidates: list[Candidate],
-        subset: list[Example],
-        final_cost: int,
-        *,
-        step: int,
-    ) -> bool:
-        """Scores candidates on the subset while the budget leaves room for the final
-        selection; False when it stopped for lack of room."""
-        complete = True
-        for cand in candidates:
-            if not has_room(ctx, task=len(subset) + final_cost):
-                self.stop_early(
-                    ctx,
-                    f"random: stopped in step {step}; the call budget left is kept "
-                    "for the final selection on dev",
-                )
-                complete = False
-                break
-            self.evaluate(ctx, cand, subset, SUBSET)
-        best = ctx.pool.best(SUBSET)
-        if best is not None:
-            ctx.emit(StepFinished(step, best.id, best.score(SUBSET) or 0.0))
-        return complete
+
+def _stopped(step: int) -> str:
+    return (
+        f"random: stopped in step {step}; the call budget left is kept for the final "
+        "selection on dev"
+    )
 
 
 def random_separator(rng: Random, vocabulary: list[str], max_pieces: int) -> str:

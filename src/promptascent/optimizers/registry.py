@@ -45,7 +45,7 @@ def create(
     return cls(config)
 
 
-_NOT_OPTIMIZERS = {"base", "registry", "parsing"}
+_NOT_OPTIMIZERS = {"base", "registry", "parsing", "screening", "options", "estimate", "kfold"}
 
 
 def _load_builtins() -> None:

@@ -20,37 +20,34 @@ for the report only.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from pydantic import Field
 
 from promptascent.data.example import Example
 from promptascent.errors import ContextOverflow
 from promptascent.events import StepFinished
 from promptascent.metrics.judge import PairwiseJudge, Preference
-from promptascent.optimizers.base import (
-    Optimizer,
-    OptimizerConfig,
-    OptimizerContext,
-    OptimizerOutcome,
-    load_template,
-)
+from promptascent.optimizers.base import Optimizer, OptimizerContext, load_template
+from promptascent.optimizers.estimate import SearchEstimate
+from promptascent.optimizers.options import SamplingOptions, default
 from promptascent.optimizers.registry import register
 from promptascent.prompts.fit import fit_pieces, prompt_limit
 from promptascent.prompts.prompt import Prompt
 from promptascent.prompts.template import fill
 from promptascent.search.pool import Candidate
+from promptascent.search.splits import PAIRWISE
 
-SPO_SPLIT = "spo"  # the selection "split": pairwise judge verdicts, no scores
 DEFAULT_REQUIREMENTS = "Answer each input correctly and helpfully."
 
 
-class SPOConfig(OptimizerConfig):
+class SPOConfig(SamplingOptions):
     rounds: int = Field(10, ge=1, description="Optimization rounds (the paper's default).")
     samples: int = Field(3, ge=1, description="Train inputs both prompts run on each round.")
     votes: int = Field(4, ge=1, description="Judge votes per round, A/B swapped every second.")
-    temperature: float = Field(0.7, ge=0.0, le=2.0, description="Optimizer-model temperature.")
-    max_tokens: int = Field(192, ge=16, description="Optimizer-model reply limit.")
+    temperature: float = default("temperature", 0.7, "MetaGPT's SPO optimizer setting")
+    # The reply is a whole prompt, often with its analysis around it.
+    max_tokens: int = Field(
+        192, ge=16, description="Optimizer-model reply limit (a whole prompt, with analysis)."
+    )
     judge_temperature: float = Field(0.3, ge=0.0, le=2.0, description="Judge temperature.")
     judge_max_tokens: int = Field(48, ge=4, description="Judge reply limit.")
     prompt_words: int | None = Field(
@@ -72,30 +69,34 @@ class SPO(Optimizer):
     config: SPOConfig
     needs_dev = False
 
-    def selection_split(self) -> str:
-        return SPO_SPLIT
-
-    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> dict[str, int]:
-        """Also "judge" calls, "judge_prompt_tokens" and "judge_max_tokens" per call.
-        Prompt tokens assume outputs as long as an example."""
-        c = self.config
-        return {
-            "task": c.rounds * 2 * min(c.samples, max(1, train_size)),
-            "optimizer": c.rounds,
-            "optimizer_prompt_tokens": 80 + c.samples * (3 * example_tokens + 10),
-            "optimizer_max_tokens": c.max_tokens,
-            "judge": c.rounds * c.votes,
-            "judge_prompt_tokens": 60 + c.samples * (4 * example_tokens + 10),
-            "judge_max_tokens": c.judge_max_tokens,
-        }
-
-    def optimize(self, ctx: OptimizerContext) -> OptimizerOutcome:
-        self._best_id = ctx.seed_prompt.id
+    def __init__(self, config: SPOConfig | None = None) -> None:
+        super().__init__(config)
+        self._best_id = ""  # the last prompt that won its round (the seed until one does)
         self._outputs: dict[tuple[str, str], str] = {}
-        outcome = super().optimize(ctx)
-        return replace(outcome, best=ctx.pool.get(self._best_id), selection_split=SPO_SPLIT)
+
+    def selection_split(self) -> str:
+        return PAIRWISE
+
+    def choose_winner(self, ctx: OptimizerContext, split: str) -> Candidate | None:
+        """The last prompt that won its round: SPO has no scores to rank."""
+        return ctx.pool.get(self._best_id or ctx.seed_prompt.id)
+
+    def estimate(self, train_size: int, dev_size: int, example_tokens: int) -> SearchEstimate:
+        """Prompt tokens assume outputs as long as an example."""
+        c = self.config
+        return SearchEstimate(
+            task_calls=c.rounds * 2 * min(c.samples, max(1, train_size)),
+            optimizer_calls=c.rounds,
+            optimizer_prompt_tokens=80 + c.samples * (3 * example_tokens + 10),
+            optimizer_max_tokens=c.max_tokens,
+            judge_calls=c.rounds * c.votes,
+            judge_prompt_tokens=60 + c.samples * (4 * example_tokens + 10),
+            judge_max_tokens=c.judge_max_tokens,
+        )
 
     def search(self, ctx: OptimizerContext) -> None:
+        self._best_id = ctx.seed_prompt.id
+        self._outputs = {}
         c = self.config
         judge = PairwiseJudge(
             ctx.judge_model or ctx.optimizer_model,
@@ -106,7 +107,9 @@ class SPO(Optimizer):
         requirements = ctx.requirements or ctx.task_description or DEFAULT_REQUIREMENTS
         template = load_template("spo_optimize.txt")
         for step in range(1, c.rounds + 1):
-            if not self._round_fits(ctx):
+            # A whole round at most: both prompts on every sample, one proposal, every
+            # vote; so no round is cut off mid-way.
+            if not self.affords(ctx, task=2 * c.samples, optimizer=1, judge=c.votes):
                 self.stop_early(ctx, "the budget left cannot pay for a whole round")
                 return
             best = ctx.pool.get(self._best_id)
@@ -121,15 +124,9 @@ class SPO(Optimizer):
             except ContextOverflow as e:
                 self.reject(ctx, f"meta-prompt: {e}", step)
                 continue
+            forbidden = (best.prompt.instruction,)
             text = self.propose(
-                ctx,
-                meta,
-                temperature=c.temperature,
-                max_tokens=c.max_tokens,
-                sample_index=0,
-                step=step,
-                seed=seed,
-                forbidden=(best.prompt.instruction,),
+                ctx, meta, sample_index=0, step=step, seed=seed, forbidden=forbidden
             )
             if text is None:
                 continue
@@ -168,22 +165,6 @@ class SPO(Optimizer):
             if cand is not None and won:
                 self._best_id = cand.id
             ctx.emit(StepFinished(step, self._best_id, _share(pref, won)))
-
-    def _round_fits(self, ctx: OptimizerContext) -> bool:
-        """Whether the call limits left pay for a whole round (at most: both prompts on
-        every sample, one proposal, every vote), so no round is cut off mid-way."""
-        c = self.config
-        task = 2 * c.samples
-        for limit, need in (
-            ("task_calls", task),
-            ("optimizer_calls", 1),
-            ("judge_calls", c.votes),
-            ("calls", task + 1 + c.votes),
-        ):
-            left = ctx.guard.remaining(limit)
-            if left is not None and need > left:
-                return False
-        return True
 
     def _outputs_of(
         self, ctx: OptimizerContext, prompt: Prompt, samples: list[Example]

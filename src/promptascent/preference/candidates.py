@@ -10,12 +10,13 @@ from typing import Any
 from promptascent.errors import BudgetExhausted, ConfigError, ModelError
 from promptascent.llm.client import ModelClient
 from promptascent.llm.types import CompletionRequest, Message
-from promptascent.optimizers.base import DEV, SUBSET, load_template
+from promptascent.optimizers.base import load_template
 from promptascent.optimizers.parsing import parse_instruction
 from promptascent.prompts.constraints import Constraints
 from promptascent.prompts.prompt import Prompt
 from promptascent.prompts.template import fill
 from promptascent.search.pool import Candidate
+from promptascent.search.splits import DEV, SUBSET
 from promptascent.store.run_store import RunStore
 
 PARAPHRASE_TEMPLATE = "random_paraphrase.txt"

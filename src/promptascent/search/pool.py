@@ -1,4 +1,8 @@
-"""Candidates and the pool that holds them, with lineage."""
+"""Candidates and the pool that holds them, with lineage.
+
+The pool is the run's record of candidates: a new candidate and each evaluation enter
+it through `propose` and `record`, which also emit the event the run store and the
+progress display follow (the store reads the evaluation back from the pool)."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from promptascent.evaluation.result import EvaluationResult
+from promptascent.events import CandidateEvaluated, CandidateProposed, EventSink, ignore
 from promptascent.prompts.prompt import Prompt
 
 
@@ -40,11 +45,15 @@ class Candidate:
 
 class CandidatePool:
     """All candidates of a run by id. Adding a prompt that is already there returns the
-    existing candidate (its first lineage is kept)."""
+    existing candidate (its first lineage is kept). `emit` receives the events of
+    `propose` and `record`."""
 
-    def __init__(self, penalty: Callable[[Prompt], float] | None = None) -> None:
+    def __init__(
+        self, penalty: Callable[[Prompt], float] | None = None, *, emit: EventSink = ignore
+    ) -> None:
         # Ranking objective: score minus penalty(prompt) (search/objective.py), if set.
         self.penalty = penalty
+        self.emit = emit
         self._by_id: dict[str, Candidate] = {}
         self._lock = threading.Lock()
 
@@ -56,6 +65,22 @@ class CandidatePool:
                 return existing, False
             self._by_id[candidate.id] = candidate
             return candidate, True
+
+    def propose(self, candidate: Candidate) -> tuple[Candidate, bool]:
+        """`add`, and a CandidateProposed event when the candidate is new."""
+        candidate, new = self.add(candidate)
+        if new:
+            c = candidate
+            self.emit(CandidateProposed(c.id, c.parents, c.operation, c.step))
+        return candidate, new
+
+    def record(self, candidate: Candidate, split: str, result: EvaluationResult) -> None:
+        """Stores `result` as the candidate's evaluation on `split`, then emits its
+        CandidateEvaluated event."""
+        with self._lock:
+            candidate.evaluations[split] = result
+        r = result
+        self.emit(CandidateEvaluated(candidate.id, split, r.mean, r.n, r.unparsed, r.errors))
 
     def __contains__(self, prompt_id: str) -> bool:
         return prompt_id in self._by_id
@@ -69,18 +94,24 @@ class CandidatePool:
     def all(self) -> list[Candidate]:
         return list(self._by_id.values())
 
-    def objective(self, candidate: Candidate, split: str) -> float | None:
-        """The candidate's score on `split` less its length penalty (if the pool has one)."""
+    def objective(
+        self, candidate: Candidate, split: str, extra: Callable[[Prompt], float] | None = None
+    ) -> float | None:
+        """The candidate's score on `split` less its length penalty (if the pool has one)
+        and less `extra` (an optimizer's own penalty, e.g. CAPO's), if given."""
         score = candidate.score(split)
-        if score is None or self.penalty is None:
-            return score
-        return score - self.penalty(candidate.prompt)
+        if score is None:
+            return None
+        if self.penalty is not None:
+            score -= self.penalty(candidate.prompt)
+        return score if extra is None else score - extra(candidate.prompt)
 
-    def ranked(self, split: str) -> list[Candidate]:
-        """Candidates scored on `split`, best objective first. At an equal objective the
-        lower likelihood loss wins (when scored by likelihood); remaining ties keep
-        insertion order (earlier, usually simpler, candidates win)."""
-        values = {c.id: self.objective(c, split) for c in self._by_id.values()}
+    def ranked(self, split: str, extra: Callable[[Prompt], float] | None = None) -> list[Candidate]:
+        """Candidates scored on `split`, best objective first (`extra`: see
+        `objective`). At an equal objective the lower likelihood loss wins (when scored
+        by likelihood); remaining ties keep insertion order (earlier, usually simpler,
+        candidates win)."""
+        values = {c.id: self.objective(c, split, extra) for c in self._by_id.values()}
         scored = [c for c in self._by_id.values() if values[c.id] is not None]
 
         def key(c: Candidate) -> tuple[float, float]:
@@ -89,6 +120,7 @@ class CandidatePool:
 
         return sorted(scored, key=key)
 
-    def best(self, split: str) -> Candidate | None:
-        ranked = self.ranked(split)
+    def best(self, split: str, extra: Callable[[Prompt], float] | None = None) -> Candidate | None:
+        """The first of `ranked`: the run's objective on `split`."""
+        ranked = self.ranked(split, extra)
         return ranked[0] if ranked else None
