@@ -402,3 +402,63 @@ def test_code_is_refused_where_no_task_file_names_it() -> None:
     for spec in ("os:system", {"name": "./m.py:score"}):
         with pytest.raises(ConfigError, match="code is named only in the task file you pass"):
             get_metric(spec)
+
+
+# Feedback: a sentence on each verdict, for an optimizer that reflects (GEPA).
+
+
+def test_choice_accuracy_feedback_says_what_was_expected_and_what_was_named() -> None:
+    e = ex("yes", choices=("yes", "no"))
+    assert ChoiceAccuracy().score("No.", e).feedback == "expected yes, got no"
+    assert ChoiceAccuracy().score("yes", e).feedback == "correct"
+    unparsed = ChoiceAccuracy().score("maybe", e)
+    assert unparsed.feedback == "expected yes, but the answer was not one of: yes, no"
+
+
+@pytest.mark.parametrize(
+    ("metric", "output", "target", "feedback"),
+    [
+        (ExactMatch(), "Rome", "Paris", "expected 'Paris', got 'rome'"),
+        (ExactMatch(), "  ", "Paris", "the output was empty"),
+        (Contains(), "It is Rome", "Paris", "the output did not contain 'Paris'"),
+        (Numeric(), "about 12", "13", "expected 13, got 12"),
+        (Numeric(), "no idea", "13", "expected 13, but the output held no number"),
+        (RegexMatch(r"ANSWER: (\w+)"), "Paris", "Paris", None),
+        (TokenF1(), "the red car", "the blue car", None),
+    ],
+)
+def test_built_in_metrics_give_feedback(
+    metric: Metric, output: str, target: str, feedback: str | None
+) -> None:
+    got = metric.score(output, ex(target)).feedback
+    if feedback is None:  # wording of its own: says what was expected
+        assert got is not None and target in got
+    else:
+        assert got == feedback
+
+
+def test_feedback_changes_neither_the_score_nor_equality() -> None:
+    e = ex("yes", choices=("yes", "no"))
+    verdict = ChoiceAccuracy().score("no", e)
+    assert verdict == Score(0.0, prediction="no")
+    assert (verdict.value, verdict.parsed) == (0.0, True)
+
+
+def test_a_user_metrics_feedback_reaches_the_result(tmp_path: Path) -> None:
+    from promptascent.evaluation.evaluator import Evaluator
+    from promptascent.llm.budget import Budget, BudgetGuard
+    from promptascent.llm.client import ModelClient
+    from promptascent.llm.scripted import ScriptedLLM
+    from promptascent.llm.usage import UsageMeter
+    from promptascent.metrics.builtin import CallableMetric
+    from promptascent.prompts.prompt import Prompt
+
+    def graded(output: str, example: Example) -> Score:
+        return Score(0.5, feedback=f"half right: {output}")
+
+    meter = UsageMeter()
+    llm = ScriptedLLM(lambda r: "seven", model_id="s")
+    client = ModelClient("task", llm, meter=meter, guard=BudgetGuard(Budget(), meter))
+    evaluator = Evaluator(client, CallableMetric("m:graded", graded))
+    result = evaluator.evaluate(Prompt("Count."), [ex("7")])
+    assert result.results[0].feedback == "half right: seven"

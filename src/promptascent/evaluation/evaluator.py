@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from promptascent.data.example import Example
 from promptascent.errors import ContextOverflow, ModelError
 from promptascent.evaluation.cache import EvaluationCache
-from promptascent.evaluation.likelihood import ChoiceScorer, LikelihoodScoring
+from promptascent.evaluation.likelihood import ChoiceScorer, ChoiceVerdict, LikelihoodScoring
 from promptascent.evaluation.result import EvaluationResult, ExampleResult, SelectBy
 from promptascent.events import EventSink, ExampleScored, ignore
 from promptascent.llm.budget import BudgetGuard
@@ -163,6 +163,7 @@ class Evaluator:
             cached=verdict.cached,
             loss=verdict.loss,
             gold_prob=verdict.gold_prob,
+            feedback=likelihood_feedback(verdict),
         )
 
     def _score(self, completion: Completion, example: Example) -> ExampleResult:
@@ -186,6 +187,7 @@ class Evaluator:
             prediction=verdict.prediction,
             finish_reason=completion.finish_reason,
             cached=completion.cached,
+            feedback=verdict.feedback,
         )
 
     def evaluate(self, prompt: Prompt, examples: Sequence[Example]) -> EvaluationResult:
@@ -217,3 +219,13 @@ class Evaluator:
                 assert exc is not None  # BudgetExhausted, or a bug: never swallowed
                 raise exc
             return EvaluationResult(prompt.id, tuple(f.result() for f in futures), self.select_by)
+
+
+def likelihood_feedback(verdict: ChoiceVerdict) -> str:
+    """The feedback on a choice scored by likelihood: the most likely choice against
+    the gold one, with the gold choice's probability."""
+    gold = verdict.choices[verdict.gold]
+    p = f"{verdict.gold_prob:.2f}"
+    if verdict.prediction == verdict.gold:
+        return f"correct: {gold} was the most likely answer (probability {p})"
+    return f"expected {gold}, but {verdict.predicted} was more likely ({gold}: probability {p})"

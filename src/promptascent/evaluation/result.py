@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
 
@@ -36,6 +36,9 @@ class ExampleResult:
     # and probability under the softmax over the choices; None when generating.
     loss: float | None = None
     gold_prob: float | None = None
+    # The metric's feedback on the output (Score.feedback), for reflection (GEPA);
+    # recomputed from the output on every run, so neither stored nor compared.
+    feedback: str | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

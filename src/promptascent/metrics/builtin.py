@@ -20,7 +20,21 @@ from promptascent.metrics.normalize import (
     tokens,
 )
 
-_UNPARSED = Score(0.0, parsed=False, prediction=None)
+
+def _unparsed(why: str) -> Score:
+    """An unparsed output (scores 0), with feedback saying why no answer was read."""
+    return Score(0.0, parsed=False, prediction=None, feedback=why)
+
+
+def _verdict(hit: bool, got: str, expected: str, *, prediction: str | None = None) -> Score:
+    """1 or 0 with feedback: "correct" or "expected X, got Y"."""
+    feedback = "correct" if hit else f"expected {expected}, got {got}"
+    chosen = got if prediction is None else prediction
+    return Score(1.0 if hit else 0.0, prediction=chosen, feedback=feedback)
+
+
+def _expected(targets: tuple[str, ...]) -> str:
+    return " or ".join(repr(t) for t in targets[:3])
 
 
 def _targets(example: Example, metric: str) -> tuple[str, ...]:
@@ -41,9 +55,9 @@ class ExactMatch:
         targets = _targets(example, self.name)
         got = normalize_text(output)
         if not got:
-            return _UNPARSED
+            return _unparsed("the output was empty")
         hit = any(got == normalize_text(t) for t in targets)
-        return Score(1.0 if hit else 0.0, prediction=got)
+        return _verdict(hit, repr(got), _expected(targets), prediction=got)
 
 
 class Contains:
@@ -56,12 +70,14 @@ class Contains:
     def score(self, output: str, example: Example) -> Score:
         targets = _targets(example, self.name)
         if not normalize_text(output):
-            return _UNPARSED
+            return _unparsed("the output was empty")
         text = match_form(output)
         for target in targets:
             if find_phrase(normalize_text(target), text) is not None:
-                return Score(1.0, prediction=target)
-        return Score(0.0, prediction=None)
+                return Score(1.0, prediction=target, feedback="correct")
+        return Score(
+            0.0, prediction=None, feedback=f"the output did not contain {_expected(targets)}"
+        )
 
 
 class ChoiceAccuracy:
@@ -87,9 +103,10 @@ class ChoiceAccuracy:
             output, example.choices, example.also_accept, example.target
         )
         if prediction is None:
-            return _UNPARSED
+            answers = ", ".join(example.choices)
+            return _unparsed(f"expected {example.target}, but the answer was not one of: {answers}")
         hit = same_choice(prediction, example.target)
-        return Score(1.0 if hit else 0.0, prediction=prediction)
+        return _verdict(hit, prediction, example.target)
 
 
 _NEGATED = re.compile(r"(?:\bnot|n't|\bnever)\s+$")
@@ -167,9 +184,11 @@ class RegexMatch:
         m = self.pattern.search(output)
         got = None if m is None else m.group(1) if self.pattern.groups else m.group(0)
         if got is None or not normalize_text(got):
-            return _UNPARSED
+            return _unparsed(
+                f"expected {_expected(targets)}, but no answer in the expected form was found"
+            )
         hit = any(normalize_text(got) == normalize_text(t) for t in targets)
-        return Score(1.0 if hit else 0.0, prediction=got)
+        return _verdict(hit, repr(got), _expected(targets), prediction=got)
 
 
 _UNITS = (
@@ -228,11 +247,12 @@ class Numeric:
         if not numbers:
             raise MetricError(f"{self.name}: example {example.id!r} has no numeric target")
         got = parse_number(output)
+        expected = " or ".join(_format_number(w) for w in numbers[:3])
         if got is None:
-            return _UNPARSED
+            return _unparsed(f"expected {expected}, but the output held no number")
         tol = self.tolerance
         hit = any(math.isclose(got, w, rel_tol=tol, abs_tol=tol) for w in numbers)
-        return Score(1.0 if hit else 0.0, prediction=_format_number(got))
+        return _verdict(hit, _format_number(got), expected)
 
 
 def _full_number(text: str) -> float | None:
@@ -255,9 +275,12 @@ class TokenF1:
         targets = _targets(example, self.name)
         got = tokens(output)
         if not got:
-            return _UNPARSED
+            return _unparsed("the output was empty")
         best = max(_f1(got, tokens(t)) for t in targets)
-        return Score(best, prediction=" ".join(got))
+        feedback = (
+            "correct" if best == 1.0 else f"token F1 {best:.2f}; expected {_expected(targets)}"
+        )
+        return Score(best, prediction=" ".join(got), feedback=feedback)
 
 
 def _f1(predicted: list[str], gold: list[str]) -> float:
