@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import time
 
-from scripted import optimizer_responder, task_responder
+from scripted import KEY, optimizer_responder, task_responder
 
 from promptascent.llm.types import CompletionRequest
 
@@ -33,3 +33,14 @@ def optimizer(request: CompletionRequest) -> str:
     _log("optimizer")
     time.sleep(float(os.environ.get("PA_CALL_DELAY", "0.002")))
     return optimizer_responder(request)
+
+
+def reflector(request: CompletionRequest) -> str:
+    """An optimizer model for GEPA's reflection and merge that keeps no state (a resumed
+    process must answer as the killed one did): the key on one request seed in three,
+    a distinct wrong instruction on the others."""
+    _log("optimizer")
+    time.sleep(float(os.environ.get("PA_CALL_DELAY", "0.002")))
+    if request.seed is not None and request.seed % 3 == 0:
+        return f"<prompt>{KEY}</prompt>"
+    return f"<prompt>Name the animal, variant {request.seed}.</prompt>"

@@ -33,7 +33,17 @@ from promptascent.llm.types import CompletionRequest
 from promptascent.store.run_store import RunStore
 
 TESTS = Path(__file__).resolve().parent
-LABELLED = ["ape", "opro", "protegi", "evoprompt-ga", "evoprompt-de", "capo", "exemplars", "random"]
+LABELLED = [
+    "ape",
+    "opro",
+    "protegi",
+    "evoprompt-ga",
+    "evoprompt-de",
+    "capo",
+    "exemplars",
+    "random",
+    "gepa",
+]
 # the splits a final selection scores on
 FINAL_SPLITS = {"dev", "dev-final"}
 
@@ -88,7 +98,7 @@ def test_at_100_task_calls_every_optimizer_searches_before_it_selects(
     assert result.test_best.mean > result.test_seed.mean
 
 
-@pytest.mark.parametrize("name", ["ape", "opro", "evoprompt-ga", "capo"])
+@pytest.mark.parametrize("name", ["ape", "opro", "evoprompt-ga", "capo", "gepa"])
 def test_the_key_instruction_wins_when_the_search_scored_it(tmp_path: Path, name: str) -> None:
     task = write_pet_task(tmp_path / "task")
     result = optimize(

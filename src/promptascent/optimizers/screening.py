@@ -45,7 +45,7 @@ class ScreenThenSelect(Optimizer):
 
     def search(self, ctx: OptimizerContext) -> None:
         self.prepare(ctx)
-        subset = ctx.dev.sample(self.config.eval_examples, ctx.rng)
+        subset = ctx.dev.sample(self.subset_size(ctx), ctx.rng)
         self.evaluate(ctx, ctx.pool.get(ctx.seed_prompt.id), subset, SUBSET)
         try:
             self.explore(ctx, subset)
@@ -61,6 +61,10 @@ class ScreenThenSelect(Optimizer):
 
     def prepare(self, ctx: OptimizerContext) -> None:
         """Set-up before the subset is drawn (default: none)."""
+
+    def subset_size(self, ctx: OptimizerContext) -> int:
+        """Dev examples in the subset (default: `eval_examples`); fixed for the run."""
+        return self.config.eval_examples
 
     @abstractmethod
     def explore(self, ctx: OptimizerContext, subset: list[Example]) -> None:
@@ -85,7 +89,7 @@ class ScreenThenSelect(Optimizer):
         """Task calls the full final selection on dev would take: each planned
         finalist on the dev examples beyond the screened subset (Optimizer.evaluate
         reuses those). The search keeps `final_reserve` of it."""
-        screened = min(self.config.eval_examples, len(ctx.dev))
+        screened = min(self.subset_size(ctx), len(ctx.dev))
         return self.planned_finalists(ctx) * max(0, len(ctx.dev) - screened)
 
     # The budget question, with the final selection kept.

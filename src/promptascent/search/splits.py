@@ -45,6 +45,16 @@ def train_minibatch(step: int) -> str:
     return f"train-{step}"
 
 
+def reflection(step: int) -> str:
+    """The train minibatch of step `step` a parent and its child run on (GEPA)."""
+    return f"train-reflect-{step}"
+
+
+def merge_check(step: int) -> str:
+    """The dev examples a merged candidate is first checked on at step `step` (GEPA)."""
+    return f"dev-merge-{step}"
+
+
 def in_fold(fold: int, split: str) -> str:
     """A split of fold `fold` of k-fold selection, as the run records it ("fold2/dev")."""
     return f"fold{fold}/{split}"
