@@ -466,3 +466,21 @@ def test_a_killed_gepa_run_resumes_to_the_same_result(tmp_path: Path) -> None:
         assert got == expected, where
         assert paid <= spent <= paid + IN_FLIGHT * len(landed), where
     assert sum(k.landed for k in kills) >= 3, describe(kills)
+
+
+def test_a_merge_is_checked_on_the_examples_each_parent_wins_in_turn_then_ties() -> None:
+    from promptascent.data.example import Example
+    from promptascent.optimizers.gepa import balanced_subsample
+
+    subset = [Example(f"e{i}", "x", target="y") for i in range(8)]
+    a = {"e0": 1.0, "e1": 1.0, "e2": 1.0, "e3": 0.0, "e4": 0.0, "e5": 0.0, "e6": 0.0}
+    b = {"e0": 0.0, "e1": 0.0, "e2": 0.0, "e3": 1.0, "e4": 0.0, "e5": 0.0, "e6": 0.0}
+    got = [ex.id for ex in balanced_subsample(subset, a, b, 5, random.Random(0))]
+    assert len(got) == 5
+    # a wins e0-e2, b wins e3 alone: b's one win comes second; then a's, then ties;
+    # e7 (not scored by both) never
+    assert got[1] == "e3" and {got[0], got[2]} <= {"e0", "e1", "e2"}
+    assert set(got[4:]) <= {"e4", "e5", "e6"} and "e7" not in got
+    assert balanced_subsample(subset, a, b, 5, random.Random(0)) == balanced_subsample(
+        subset, a, b, 5, random.Random(0)
+    )

@@ -24,8 +24,8 @@ there. Each step:
    instruction), where gepa's per-component merge could only return a parent: the
    optimizer model writes one instruction from the two (templates/gepa_merge.txt).
    As gepa, the merged candidate is checked on up to `merge_subsample` Pareto-set
-   examples where the parents differ and kept if it scores at least as well there as
-   the better parent; then it is scored on the rest of the Pareto set.
+   examples (those each parent wins, in turn, then ties) and kept if it scores at
+   least as well there as the better parent; then on the rest of the Pareto set.
 
 The search runs until the budget only pays for the final selection (or
 `max_iterations`); the finalists are the best on the Pareto set (the seed among them).
@@ -34,6 +34,7 @@ The search runs until the budget only pays for the final selection (or
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Iterator
 from typing import Literal
 
@@ -319,8 +320,7 @@ class GEPA(ScreenThenSelect):
         """Merges `pair` into one candidate; whether it was kept (module docstring)."""
         a, b = pair
         sa, sb = _values(a.evaluations[SUBSET]), _values(b.evaluations[SUBSET])
-        differ = [ex for ex in subset if ex.id in sa and ex.id in sb and sa[ex.id] != sb[ex.id]]
-        check = ctx.rng.sample(differ, min(self.config.merge_subsample, len(differ)))
+        check = balanced_subsample(subset, sa, sb, self.config.merge_subsample, ctx.rng)
         self.need(ctx, task=len(subset), optimizer=1)
         meta = fill(
             load_template("gepa_merge.txt"),
@@ -371,6 +371,25 @@ def _values(ev: EvaluationResult) -> dict[str, float]:
 
 def _mean(values: dict[str, float]) -> float:
     return sum(values.values()) / len(values) if values else 0.0
+
+
+def balanced_subsample(
+    subset: list[Example],
+    sa: dict[str, float],
+    sb: dict[str, float],
+    size: int,
+    rng: random.Random,
+) -> list[Example]:
+    """Up to `size` examples both parents were scored on, as gepa balances them: the
+    examples each parent wins, taken in turn, then ties (each group shuffled)."""
+    both = [ex for ex in subset if ex.id in sa and ex.id in sb]
+    a_wins = [ex for ex in both if sa[ex.id] > sb[ex.id]]
+    b_wins = [ex for ex in both if sb[ex.id] > sa[ex.id]]
+    ties = [ex for ex in both if sa[ex.id] == sb[ex.id]]
+    for group in (a_wins, b_wins, ties):
+        rng.shuffle(group)
+    turns = [ex for pair in itertools.zip_longest(a_wins, b_wins) for ex in pair if ex]
+    return [*turns, *ties][:size]
 
 
 def _better(child: EvaluationResult, parent: EvaluationResult) -> bool:
