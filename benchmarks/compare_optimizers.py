@@ -48,6 +48,9 @@ def main() -> int:
     ap.add_argument(
         "--calibration", default=None, help="none, contextual or pmi (likelihood scoring)"
     )
+    ap.add_argument(
+        "--select-by", default=None, help="accuracy or loss (likelihood scoring's selection)"
+    )
     ap.add_argument("--out", default="compare_optimizers.json", help="file in benchmarks/results")
     ap.add_argument("--runs-dir", default="/tmp/pa-compare/runs")
     ap.add_argument("--cache-dir", default="/tmp/pa-compare/cache")
@@ -82,7 +85,11 @@ def main() -> int:
                 )
             evaluation = {
                 k: v
-                for k, v in (("scoring", args.scoring), ("calibration", args.calibration))
+                for k, v in (
+                    ("scoring", args.scoring),
+                    ("calibration", args.calibration),
+                    ("select_by", args.select_by),
+                )
                 if v is not None
             }
             if evaluation:
@@ -110,6 +117,7 @@ def main() -> int:
                 "task_max_tokens": args.task_max_tokens,
                 "scoring": args.scoring,
                 "calibration": args.calibration,
+                "select_by": args.select_by,
                 "seeds": seeds,
                 "wall_seconds": spent + time.time() - began,
                 "rows": rows,

@@ -68,6 +68,7 @@ from promptascent.llm.embedded import EmbeddedLLM
 from promptascent.llm.factory import BackendFactory
 from promptascent.llm.usage import UsageMeter
 from promptascent.metrics.registry import get_metric
+from promptascent.prompts.answer_format import answer_format_line
 from promptascent.prompts.prompt import Demo, Prompt
 from promptascent.prompts.template import escape_braces
 from promptascent.runner import RunSettings, model_client
@@ -85,30 +86,20 @@ CONFIDENCE = 0.95
 # --------------------------------------------------------------------------- prompts
 
 
-def fixed_label_line(examples: Iterable[Example]) -> str | None:
-    """The answer line for a task whose examples all have one set of choices (listed in
-    the first example's order), None when the sets differ.
-
-    Not answer_format_line: that compares ordered tuples, so a task with one set in two
-    orders (entailed_polarity, fantasy_reasoning, strange_stories.boolean, ...) would get
-    the line pointing at listed options, while the converter lists none (it lists them
-    only when the sets differ)."""
-    examples = list(examples)
-    if len({frozenset(ex.choices or ()) for ex in examples}) != 1:
-        return None
-    labels = ", ".join(examples[0].choices or ())
-    return f"Answer with exactly one of: {labels}. Say nothing else."
-
-
-OPTIONS_LINE = "Answer with exactly one of the options, copied word for word. Say nothing else."
+def answer_line(examples: list[Example]) -> str | None:
+    """The answer line of the `format` prompt: promptascent's own (answer_format_line),
+    with the choices compared as sets. A task with one set in two orders
+    (entailed_polarity, fantasy_reasoning, strange_stories.boolean, ...) gets the line
+    naming them in the first example's order: answer_format_line compares ordered tuples
+    and would point at listed options, which the converter lists only where the sets
+    differ."""
+    return answer_format_line(examples[:1] if one_choice_set(examples) else examples)
 
 
 def prompts_for(task: SplitTask) -> dict[str, Prompt]:
     """The three hand-made prompts of the scan (see the module docstring)."""
-    every = [ex for d in (task.train, task.dev, task.test) for ex in d or ()]
-    line = fixed_label_line(every) if has_fixed_labels(task) else OPTIONS_LINE
     own = Prompt(escape_braces(task.seed_prompt))
-    with_format = Prompt(own.instruction, output_format=line)
+    with_format = Prompt(own.instruction, output_format=answer_line(all_examples(task)))
     demos = tuple(Demo(ex.input, ex.target or "") for ex in task.train.examples[:3])
     return {"own": own, "format": with_format, "shots": with_format.with_demos(demos)}
 
@@ -242,10 +233,18 @@ def majority_baseline(examples: list[Example], fixed_labels: bool) -> tuple[str,
     return f"option {best + 1}", [1.0 if i == best else 0.0 for i in positions]
 
 
+def all_examples(task: SplitTask) -> list[Example]:
+    return [ex for d in (task.train, task.dev, task.test) for ex in d or ()]
+
+
+def one_choice_set(examples: Iterable[Example]) -> bool:
+    """Whether every example has the same set of choices (in any order)."""
+    return len({frozenset(ex.choices or ()) for ex in examples}) == 1
+
+
 def has_fixed_labels(task: SplitTask) -> bool:
     """Whether every example of the task has the same set of choices."""
-    every = [ex for d in (task.train, task.dev, task.test) for ex in d or ()]
-    return len({frozenset(ex.choices or ()) for ex in every}) == 1
+    return one_choice_set(all_examples(task))
 
 
 # --------------------------------------------------------------------------- the scan

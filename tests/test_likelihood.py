@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scripted import KEY, PAIRS, animal_dataset, optimizer_model, write_animal_task
@@ -237,21 +238,49 @@ def test_animal_dataset_targets_are_among_their_choices() -> None:
     assert all(ex.target in (ex.choices or ()) for ex in animal_dataset("x", 6))
 
 
-def test_the_summary_shows_both_prompts_predictions_and_the_likelihood_note(
-    tmp_path: Path,
-) -> None:
+def summary_text(result: dict[str, Any]) -> str:
+    """What the terminal summary prints for a result.json content."""
     import io
 
     from rich.console import Console
 
     from promptascent.cli.summary import print_result
 
+    out = io.StringIO()
+    print_result(Console(file=out, width=200), result)
+    return out.getvalue()
+
+
+def test_the_summary_shows_both_prompts_predictions_and_the_likelihood_note(
+    tmp_path: Path,
+) -> None:
     result, _ = _run(tmp_path, "evaluation: {scoring: likelihood}\n")
     d = result.to_dict()
     d["test"]["best"]["mean"] = 0.0  # as if the best were no better than the majority class
-    out = io.StringIO()
-    print_result(Console(file=out, width=200), d)
-    text = out.getvalue()
+    text = summary_text(d)
     assert "predictions: seed " in text and "; best " in text
     assert "has not made the model better at the task" in text
     assert "answer format" not in text
+
+
+def test_a_gain_over_the_seed_at_the_majority_rate_is_not_announced_as_plain_success(
+    tmp_path: Path,
+) -> None:
+    result, _ = _run(tmp_path, "evaluation: {scoring: likelihood}\n")
+    d = result.to_dict()
+    d["best_candidate"] = "not-the-seed"
+    d["test"]["difference"] = {
+        "mean": 0.08,
+        "ci_low": 0.02,
+        "ci_high": 0.15,
+        "wins": 10,
+        "losses": 2,
+        "ties": 88,
+        "p_value": 0.04,
+    }
+    for best, expected in ((0.49, "but not always answering the majority class"), (0.9, "")):
+        d["test"]["majority_rate"] = 0.51
+        d["test"]["best"]["mean"] = best
+        text = summary_text(d)
+        assert "The best prompt beats the seed on held-out data" in text
+        assert (expected in text) if expected else ("majority class (below)" not in text)

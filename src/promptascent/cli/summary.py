@@ -60,6 +60,11 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
             console.print(
                 "The search found no prompt better than the seed on dev: the seed is returned."
             )
+        elif diff["ci_low"] > 0 and _at_or_below_majority(test):
+            console.print(
+                "The best prompt beats the seed on held-out data, but not always answering "
+                "the majority class (below)."
+            )
         elif diff["ci_low"] > 0:
             console.print("The best prompt beats the seed on held-out data.")
         else:
@@ -80,7 +85,7 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
             f"majority-class rate on test: {fmt(test['majority_rate'])}; predictions: "
             + "; ".join(shown)
         )
-        if test["best"] and test["best"]["mean"] <= test["majority_rate"]:
+        if _at_or_below_majority(test):
             if scoring == "generate":
                 why = "read its gain as a fix of the answer format, not as skill at the task."
             else:
@@ -177,3 +182,10 @@ def print_usage(console: Console, usage: dict[str, dict[str, float]]) -> None:
             f"{u['spent_dollars']:.4f}",
         )
     console.print(table)
+
+
+def _at_or_below_majority(test: dict[str, Any]) -> bool:
+    """Whether the best prompt's test score is no better than always answering the most
+    common class (False where there is no majority rate: not a classification task)."""
+    rate = test.get("majority_rate")
+    return rate is not None and bool(test["best"]) and test["best"]["mean"] <= rate
