@@ -542,8 +542,22 @@ def eval_(
 def refine(
     run: Annotated[str, typer.Argument(help="The run to refine (id, unique prefix or folder).")],
     feedback: Annotated[
-        str, typer.Option(help='What is wrong with the outputs, e.g. "answers are too long".')
-    ],
+        list[str],
+        typer.Option(
+            help='What is wrong with the outputs, e.g. "answers are too long" (repeatable).'
+        ),
+    ] = [],  # noqa: B006
+    candidate: Annotated[
+        str | None, typer.Option(help="Start from this candidate's prompt (default: the best).")
+    ] = None,
+    spans: Annotated[
+        bool,
+        typer.Option(
+            "--spans",
+            help="Add the span comments stored with the run on that prompt and its outputs "
+            "(made in `promptascent serve`).",
+        ),
+    ] = False,
     optimizer: Annotated[
         str | None, typer.Option("--optimizer", "-o", help="Optimizer (default: the run's).")
     ] = None,
@@ -553,13 +567,18 @@ def refine(
     budget: Annotated[
         str | None, typer.Option(help="Limits for the new run (default: the run's).")
     ] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(help="Name of the new run's folder (default: time-task-optimizer)."),
+    ] = None,
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
     cache_dir: CacheDir = DEFAULT_CACHE_DIR,
     no_cache: NoCache = False,
     refresh_cache: RefreshCache = False,
     quiet: Quiet = False,
 ) -> None:
-    """Continue a finished run from its best prompt, with your feedback as a requirement."""
+    """Continue a finished run from its best prompt (or a candidate's), with your
+    comments as requirements."""
     from promptascent.refinement import refine as refine_run
 
     settings = _settings(runs_dir, cache_dir, no_cache, refresh_cache, quiet)
@@ -570,10 +589,13 @@ def refine(
         lambda: refine_run(
             run_dir,
             feedback,
+            candidate=candidate,
+            spans=spans,
             optimizer=optimizer,
             options=_options(option),
             budget=Budget.parse(budget) if budget else None,
             settings=settings,
+            run_id=run_id,
         ),
     )
     print_result(out, result.to_dict())
