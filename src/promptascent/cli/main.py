@@ -761,6 +761,27 @@ def prefer(
     print_ranking(ui, result, _resume_hint("prefer", result.run_dir, runs_dir))
 
 
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to bind (default 127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+    cache_dir: CacheDir = DEFAULT_CACHE_DIR,
+) -> None:
+    """A local web app: runs and compares, start, follow and stop runs, rank outputs by
+    preference, comment on spans and refine (docs/web.md). Prints a token that every
+    change needs."""
+    from promptascent.web.server import serve as run_server
+
+    def announce(line: str) -> None:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+        out.file.flush()
+
+    run_server(runs_dir, cache_dir, host=host, port=port, announce=announce)
+
+
 def _resolve_run(run: str, runs_dir: Path) -> Path:
     direct = Path(run)
     if (direct / FILENAME).is_file():
