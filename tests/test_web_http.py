@@ -194,3 +194,18 @@ def test_unknown_runs_are_not_found(web: TestClient) -> None:
     assert web.get("/runs/first/candidates/nope").status_code == 404
     assert web.post("/runs/nope/stop", headers=AUTH).status_code == 409
     assert web.post("/runs/nope/resume", headers=AUTH).status_code == 404
+
+
+def test_a_run_another_process_holds_is_not_started_or_resumed_here(
+    web: TestClient, tmp_path: Path, run_dir: Path
+) -> None:
+    task = scripted_task(tmp_path / "locked")
+    with RunLock(tmp_path / "runs" / "held"):  # a terminal's run, not recorded yet
+        r = web.post("/runs", headers=AUTH, data={"task_file": str(task), "run_id": "held"})
+    assert r.status_code == 409 and "is in use by process" in r.json()["error"]
+    store = RunStore.open_existing(run_dir)
+    store.put("status", "interrupted")
+    store.close()
+    with RunLock(run_dir):
+        r = web.post("/runs/first/resume", headers=AUTH)
+    assert r.status_code == 409 and "is in use by process" in r.json()["error"]

@@ -174,7 +174,7 @@ def create_app(settings: WebSettings) -> Starlette:
         task_file = checked_task_file(_field(form, "task_file"))
         p = await run_in_threadpool(_plan, task_file)
         run_id = _field(form, "run_id", "") or new_run_id(p.task.name, p.optimizer.name)
-        workers.optimize(task_file, check_run_id(run_id))
+        await run_in_threadpool(workers.optimize, task_file, check_run_id(run_id))
         return JSONResponse({"run_id": run_id, "url": f"/runs/{run_id}"}, 202)
 
     async def stop_run(request: Request, form: FormData) -> Response:
@@ -190,7 +190,7 @@ def create_app(settings: WebSettings) -> Starlette:
             return JSONResponse({"run_id": folder.name, "url": f"/prefer/{folder.name}"}, 202)
         if view["status"] not in ("interrupted", "failed", "running"):
             raise Conflict(f"run {folder.name} is {view['status']}: nothing to resume")
-        workers.resume(folder.name)
+        await run_in_threadpool(workers.resume, folder.name)
         return JSONResponse({"run_id": folder.name, "url": f"/runs/{folder.name}"}, 202)
 
     async def add_feedback(request: Request, form: FormData) -> Response:
@@ -202,7 +202,7 @@ def create_app(settings: WebSettings) -> Starlette:
         folder = run_view.run_folder(runs_dir, request.path_params["run_id"])
         candidate = _field(form, "candidate")
         new_id = _field(form, "run_id", "") or f"{folder.name[:150]}-refined-{secrets.token_hex(2)}"
-        workers.refine(folder.name, candidate, check_run_id(new_id))
+        await run_in_threadpool(workers.refine, folder.name, candidate, check_run_id(new_id))
         return JSONResponse({"run_id": new_id, "url": f"/runs/{new_id}"}, 202)
 
     async def start_prefer(form: FormData) -> Response:

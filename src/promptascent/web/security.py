@@ -96,7 +96,7 @@ class AccessMiddleware:
             if self.access.token_ok(header or request.query_params.get(TOKEN_FIELD)):
                 return None
             return "refused: reading from another address needs the token"
-        if header is not None:
+        if header:
             return None if self.access.token_ok(header) else "refused: wrong token"
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from promptascent.store.run_lock import RunLock
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 LOGS = ".serve"
 STOP_WAIT_SECONDS = 20.0
+START_WAIT_SECONDS = 30.0  # a start answers once its run is recorded (or failed)
 
 
 class Conflict(Exception):
@@ -137,7 +139,26 @@ class Workers:
                 )
             worker = Worker(run_id, command, process, log)
             self._workers[run_id] = worker
-            return worker
+        _wait_started(worker, run_dir)
+        return worker
+
+
+def _wait_started(worker: Worker, run_dir: Path) -> None:
+    """Returns once the worker has recorded its run (its page can be shown); a
+    worker that ended first raises its last line (a bad task, a run in use) as
+    ConfigError, or Conflict when it names a lock."""
+    deadline = time.monotonic() + START_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if worker.process.poll() is not None:
+            if worker.process.returncode == 0:
+                return
+            line = _last_line(worker.log).removeprefix("error: ")
+            raise (Conflict if "in use by" in line else ConfigError)(
+                line or f"the worker ended with status {worker.process.returncode}"
+            )
+        if _recorded(run_dir):
+            return
+        time.sleep(0.05)
 
 
 def _check_unlocked(run_dir: Path) -> None:
