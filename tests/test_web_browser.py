@@ -63,12 +63,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("web")
-    finished_run(root)
+def start_server(root: Path, *, delay: str) -> Server:
+    """`promptascent serve` as a user starts it (default host), once it answers."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "PA_CALL_DELAY": "0.05"}
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "PA_CALL_DELAY": delay}
     process = subprocess.Popen(
         [sys.executable, "-m", "promptascent", "serve", "--port", str(port),
          "--runs-dir", str(root / "runs"), "--cache-dir", str(root / "cache")],
@@ -82,14 +80,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200:
-                break
+                return Server(root, port, token, process)
         except httpx.TransportError:
             pass
         assert time.monotonic() < deadline and process.poll() is None, "server did not start"
         time.sleep(0.1)
-    yield Server(root, port, token, process)
-    process.send_signal(signal.SIGINT)
-    process.wait(60)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("web")
+    finished_run(root)
+    server = start_server(root, delay="0.05")
+    yield server
+    server.process.send_signal(signal.SIGINT)
+    server.process.wait(60)
 
 
 @pytest.fixture(scope="module")
@@ -301,3 +306,28 @@ def test_a_page_under_another_host_name_is_refused(browser: object, server: Serv
         assert "Host header" in page.content()
     finally:
         context.close()
+
+
+def test_ctrl_c_at_the_server_stops_its_runs_resumably(tmp_path: Path) -> None:
+    server = start_server(tmp_path, delay="0.3")
+    try:
+        task = scripted_task(tmp_path / "task")
+        started = httpx.post(
+            f"{server.url}/runs",
+            headers={"X-Promptascent-Token": server.token},
+            data={"task_file": str(task), "run_id": "long"},
+            timeout=60,
+        )
+        assert started.status_code == 202, started.text
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(60) == 130  # as Ctrl-C ends every command
+    finally:
+        if server.process.poll() is None:
+            server.process.kill()
+    assert server.process.stdout is not None
+    assert "the runs it was running are interrupted" in server.process.stdout.read()
+    store = stored(tmp_path / "runs" / "long")
+    try:
+        assert store.get("status") == "interrupted"
+    finally:
+        store.close()

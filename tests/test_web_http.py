@@ -3,6 +3,7 @@ write, the Host check, escaping, and what the write routes check and store."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,9 @@ def test_a_bad_host_header_is_refused(web: TestClient, host: str) -> None:
     assert web.post("/runs", headers={"host": host, **AUTH}).status_code == 403
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1:8765", "localhost:8765", "LOCALHOST:8765"])
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1:8765", "localhost:8765", "LOCALHOST:8765", "[::1]:8765"]
+)
 def test_the_loopback_names_of_this_server_are_accepted(web: TestClient, host: str) -> None:
     assert web.get("/", headers={"host": host}).status_code == 200
 
@@ -209,3 +212,46 @@ def test_a_run_another_process_holds_is_not_started_or_resumed_here(
     with RunLock(run_dir):
         r = web.post("/runs/first/resume", headers=AUTH)
     assert r.status_code == 409 and "is in use by process" in r.json()["error"]
+
+
+def test_the_bound_address_is_also_a_good_host() -> None:
+    assert Access(TOKEN, "192.0.2.1", 80).host_ok("192.0.2.1:80")
+    assert Access(TOKEN, "::", 80).host_ok("[::]:80")
+    assert not Access(TOKEN, "127.0.0.1", 80).host_ok("192.0.2.1:80")
+
+
+def test_a_worker_that_fails_before_its_run_is_recorded_is_a_400_with_its_error(
+    web: TestClient, tmp_path: Path
+) -> None:
+    task = scripted_task(tmp_path / "broken")
+    (task.parent / "broken_metric.py").write_text("raise RuntimeError('no metric today')\n")
+    text = task.read_text().replace("metric: choice_accuracy", 'metric: "./broken_metric.py:score"')
+    task.write_text(text)
+    r = web.post("/runs", headers=AUTH, data={"task_file": str(task), "run_id": "broken"})
+    assert r.status_code == 400 and "no metric today" in r.json()["error"]
+    assert not (tmp_path / "runs" / "broken" / "run.sqlite").exists()
+    assert "no metric today" in (tmp_path / "runs" / ".serve" / "broken.log").read_text()
+
+
+def test_compares_are_listed_and_shown(web: TestClient, tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "compare-20261203-000000-animals"
+    folder.mkdir()
+    row = {
+        "optimizer": "ape", "seed": 0, "run_id": "first", "status": "finished",
+        "test_seed": {"mean": 0.25}, "test_best": {"mean": 0.75},
+        "difference": {"mean": 0.5, "ci_low": 0.25, "ci_high": 0.75}, "task_calls": 90,
+    }  # fmt: skip
+    (folder / "compare.json").write_text(json.dumps({"task": "animals", "rows": [row]}))
+    index = web.get("/")
+    assert f'href="/compares/{folder.name}"' in index.text
+    page = web.get(f"/compares/{folder.name}")
+    assert page.status_code == 200
+    assert "+0.500 [+0.250, +0.750]" in page.text and 'href="/runs/first"' in page.text
+    assert web.get("/compares/nope").status_code == 404
+
+
+def test_the_full_report_link_shows_the_run_page_until_the_report_is_wired(
+    web: TestClient,
+) -> None:
+    report = web.get("/runs/first/report")
+    assert report.status_code == 200 and "Best so far" in report.text

@@ -779,7 +779,11 @@ def serve(
         out.print(line, markup=False, highlight=False, soft_wrap=True)
         out.file.flush()
 
-    run_server(runs_dir, cache_dir, host=host, port=port, announce=announce)
+    try:
+        run_server(runs_dir, cache_dir, host=host, port=port, announce=announce)
+    except KeyboardInterrupt:  # uvicorn hands the signal on once it has shut down
+        err.print("server stopped; the runs it was running are interrupted and can be resumed")
+        sys.exit(130)
 
 
 def _resolve_run(run: str, runs_dir: Path) -> Path:

@@ -21,7 +21,7 @@ def serve(
     *,
     host: str = DEFAULT_HOST,
     port: int = DEFAULT_PORT,
-    announce: Callable[[str], None] = print,
+    announce: Callable[[str], None],
 ) -> None:
     """Serves until interrupted; `announce` gets the lines to show the person (the
     address with the token). ConfigError when the web extra is not installed."""
