@@ -209,6 +209,27 @@ def test_the_best_combination_by_mean_minibatch_score_gets_the_full_evaluation(
     assert full[0]["scores"]["dev-subset"]["n"] == 20
 
 
+def test_a_full_evaluation_follows_every_minibatch_full_eval_steps_trials_and_the_last(
+    tmp_path: Path,
+) -> None:
+    task = write_pet_task(tmp_path / "task")
+    result = optimize(
+        task,
+        optimizer="mipro",
+        options={"num_trials": 10, "minibatch_full_eval_steps": 3},
+        settings=settings(tmp_path),
+    )
+    order = [
+        e["split"]
+        for e in events(result.run_dir, "CandidateEvaluated")
+        if e["split"].startswith("dev-trial-")
+        or (e["split"] == "dev-subset" and e["candidate_id"] != result.seed.id)
+    ]
+    full = [i for i, split in enumerate(order) if split == "dev-subset"]
+    # after trials 3, 6 and 9, and the closing one after trial 10
+    assert [order[i - 1] for i in full] == [f"dev-trial-{t}" for t in (3, 6, 9, 10)]
+
+
 def test_mipro_by_likelihood_finds_the_key(tmp_path: Path) -> None:
     task = write_pet_task(tmp_path / "task")
     task.write_text(task.read_text().replace("evaluation: {", "evaluation: {scoring: likelihood, "))
@@ -241,6 +262,20 @@ def test_mipro_under_k_fold_selection_and_constraints_finds_the_key_within_budge
     # demo sets that make the prompt longer than 40 tokens are rejected, never scored
     reasons = {e["reason"] for e in events(result.run_dir, "ReplyRejected")}
     assert any(r.startswith("constraint: ") for r in reasons), reasons
+
+
+def test_every_candidate_keeps_the_protected_span(tmp_path: Path) -> None:
+    task = write_pet_task(tmp_path / "task")
+    text = task.read_text().replace(
+        f"seed_prompt: {PET_SEED}", f"seed_prompt: {PET_SEED} Be brief."
+    )
+    task.write_text(text + "constraints: {protected: ['Be brief.']}\n")
+    result = optimize(
+        task, optimizer="mipro", budget={"task_calls": 300}, settings=settings(tmp_path)
+    )
+    instructions = [c["prompt"]["instruction"] for c in candidates(result.run_dir)]
+    assert len(instructions) > 3 and all("Be brief." in i for i in instructions)
+    assert result.best.prompt.instruction == PET_KEY + "\nBe brief."
 
 
 def test_malformed_replies_are_rejected_proposals_and_never_crash(tmp_path: Path) -> None:
@@ -506,13 +541,13 @@ def test_mipro_on_the_embedded_model(tmp_path: Path, embedded: EmbeddedLLM) -> N
     task.write_text(
         "name: tiny-navigate\n"
         f"data:\n  folder: {REPO / 'examples/data/navigate'}\n"
-        "  limits: {train: 6, dev: 4, test: 6}\n"
+        "  limits: {train: 6, dev: 4, test: 4}\n"
         "task_params: {max_tokens: 12}\n"
-        "evaluation: {concurrency: 1}\n"
+        "evaluation: {concurrency: 1, train_gap_examples: 0}\n"
         "seed: 0\n",
         encoding="utf-8",
     )
-    budget: dict[str, float] = {"task_calls": 30, "optimizer_calls": 3}
+    budget: dict[str, float] = {"task_calls": 20, "optimizer_calls": 2}
     s = RunSettings(
         runs_dir=tmp_path / "runs",
         cache_dir=tmp_path / "cache",
@@ -523,7 +558,7 @@ def test_mipro_on_the_embedded_model(tmp_path: Path, embedded: EmbeddedLLM) -> N
         optimizer="mipro",
         options={
             "max_tokens": 64,
-            "num_candidates": 2,
+            "num_candidates": 1,
             "bootstrap_examples": 3,
             "max_bootstrapped_demos": 1,
             "max_labeled_demos": 1,
@@ -534,11 +569,11 @@ def test_mipro_on_the_embedded_model(tmp_path: Path, embedded: EmbeddedLLM) -> N
         settings=s,
     )
     assert result.status in ("finished", "budget")
-    assert result.search_usage["task"]["calls"] <= 30
-    assert result.search_usage["optimizer"]["calls"] <= 3
+    assert result.search_usage["task"]["calls"] <= 20
+    assert result.search_usage["optimizer"]["calls"] <= 2
     seed_dev, best_dev = result.seed.score("dev"), result.best.score("dev")
     assert seed_dev is not None and best_dev is not None and best_dev >= seed_dev
-    assert result.test_seed is not None and result.test_seed.n == 6
+    assert result.test_seed is not None and result.test_seed.n == 4
     print(
         f"\nseed dev {seed_dev} test {result.test_seed.mean}; best dev {best_dev} "
         f"test {result.test_best.mean if result.test_best else None}; "

@@ -296,6 +296,8 @@ class MIPRO(ScreenThenSelect):
         """The optimizer model's summary of some train examples; None (counted as a
         rejected reply) when the reply holds none."""
         examples = list(ctx.train)[: self.config.view_data_batch_size]
+        if not examples:
+            return None
         template = load_template("mipro_summary.txt")
         text = ""
         for k in range(len(examples), 0, -1):
