@@ -400,6 +400,15 @@ def test_zero_shot_searches_instructions_only(tmp_path: Path) -> None:
     assert result.best.prompt.instruction == PET_KEY
 
 
+def test_the_estimate_bounds_what_a_run_spends(tmp_path: Path) -> None:
+    task = write_pet_task(tmp_path / "task")
+    opts = {"num_trials": 12}
+    result = optimize(task, optimizer="mipro", options=opts, settings=settings(tmp_path))
+    estimate = registry.create("mipro", opts).estimate(30, 63, 4)
+    assert result.search_usage["task"]["calls"] <= estimate.task_calls
+    assert result.search_usage["optimizer"]["calls"] == estimate.optimizer_calls == 4
+
+
 # The parts of the algorithm.
 
 
