@@ -55,6 +55,12 @@ def merge_check(step: int) -> str:
     return f"dev-merge-{step}"
 
 
+def expansion(n: int) -> str:
+    """The train minibatch of the n-th expansion step, whose errors a node is
+    rewritten from (PromptAgent)."""
+    return f"train-expand-{n}"
+
+
 def in_fold(fold: int, split: str) -> str:
     """A split of fold `fold` of k-fold selection, as the run records it ("fold2/dev")."""
     return f"fold{fold}/{split}"
