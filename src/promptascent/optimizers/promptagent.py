@@ -87,7 +87,7 @@ class PromptAgentConfig(ScreeningOptions, SamplingOptions):
         2,
         ge=0,
         description=(
-            "Early stop and the reward floor apply only below this depth (PromptAgent: 2)."
+            "Early stop and the reward floor apply only to nodes deeper than this (PromptAgent: 2)."
         ),
     )
     w_exp: float = Field(2.5, ge=0.0, description="Exploration weight of UCT (PromptAgent: 2.5).")
