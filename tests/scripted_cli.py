@@ -36,9 +36,10 @@ def optimizer(request: CompletionRequest) -> str:
 
 
 def reflector(request: CompletionRequest) -> str:
-    """An optimizer model for GEPA's reflection and merge that keeps no state (a resumed
-    process must answer as the killed one did): the key on one request seed in three,
-    a distinct wrong instruction on the others."""
+    """An optimizer model for GEPA's reflection and merge, and PromptAgent's feedback
+    (read as one reason) and rewrite, that keeps no state (a resumed process must
+    answer as the killed one did): the key on one request seed in three, a distinct
+    wrong instruction on the others."""
     _log("optimizer")
     time.sleep(float(os.environ.get("PA_CALL_DELAY", "0.002")))
     if request.seed is not None and request.seed % 3 == 0:

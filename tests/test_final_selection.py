@@ -44,6 +44,7 @@ LABELLED = [
     "random",
     "gepa",
     "mipro",
+    "promptagent",
 ]
 # the splits a final selection scores on
 FINAL_SPLITS = {"dev", "dev-final"}
@@ -99,7 +100,9 @@ def test_at_100_task_calls_every_optimizer_searches_before_it_selects(
     assert result.test_best.mean > result.test_seed.mean
 
 
-@pytest.mark.parametrize("name", ["ape", "opro", "evoprompt-ga", "capo", "gepa", "mipro"])
+@pytest.mark.parametrize(
+    "name", ["ape", "opro", "evoprompt-ga", "capo", "gepa", "mipro", "promptagent"]
+)
 def test_the_key_instruction_wins_when_the_search_scored_it(tmp_path: Path, name: str) -> None:
     task = write_pet_task(tmp_path / "task")
     result = optimize(
@@ -111,7 +114,14 @@ def test_the_key_instruction_wins_when_the_search_scored_it(tmp_path: Path, name
 
 @pytest.mark.parametrize(
     ("name", "finalists"),
-    [("ape", 3), ("opro", 3), ("evoprompt-de", 3), ("exemplars", 4), ("random", 3)],
+    [
+        ("ape", 3),
+        ("opro", 3),
+        ("evoprompt-de", 3),
+        ("exemplars", 4),
+        ("random", 3),
+        ("promptagent", 3),
+    ],
 )
 def test_a_large_budget_keeps_the_final_on_the_whole_dev_split(
     tmp_path: Path, name: str, finalists: int

@@ -19,32 +19,37 @@ Then the beam and the new candidates are arms of a best-arm identification bandi
 `bandit_pulls` task calls; the `beam_size` best form the next beam. After `rounds`
 rounds the beam and the seed are scored on the whole dev split; the best there wins
 (a smaller final selection when the budget is small: Optimizer.select_final).
+The errors' formatting and the tolerant reading of reasons and edited prompts are
+optimizers/feedback.py (shared with PromptAgent).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import Field
 
 from promptascent.data.example import Example
-from promptascent.evaluation.result import ExampleResult
 from promptascent.events import StepFinished
-from promptascent.llm.types import CompletionRequest, Message
 from promptascent.optimizers.base import Optimizer, OptimizerContext, load_template
 from promptascent.optimizers.estimate import SearchEstimate
+from promptascent.optimizers.feedback import (
+    OUTPUT_CHARS,
+    Error,
+    failures,
+    fit_errors,
+    norm,
+    parse_prompt_reply,
+    parse_reasons,
+)
 from promptascent.optimizers.options import SamplingOptions, default
-from promptascent.optimizers.parsing import Parsed, parse_instruction
 from promptascent.optimizers.registry import register
 from promptascent.prompts.template import fill
 from promptascent.search.bandits import make_selector
 from promptascent.search.minibatch import minibatches, sample_minibatch
 from promptascent.search.pool import Candidate
 from promptascent.search.splits import batch, is_batch, train_round
-
-Error = tuple[Example, ExampleResult]
 
 
 class ProTeGiConfig(SamplingOptions):
@@ -144,7 +149,7 @@ class ProTeGi(Optimizer):
             t, o, beam = self._round_cost(beam, train_size, dev_size)
             task, optimizer = task + t, optimizer + o
         final = (beam + 1 if c.rounds else 1) * dev_size
-        shown = min(example_tokens, 100) + _OUTPUT_CHARS // 4 + 8
+        shown = min(example_tokens, 100) + OUTPUT_CHARS // 4 + 8
         return SearchEstimate(
             task_calls=task + final,
             optimizer_calls=optimizer,
@@ -255,14 +260,7 @@ class ProTeGi(Optimizer):
         then paraphrases of each edit."""
         c = self.config
         result = self.evaluate(ctx, parent, train, train_round(step))
-        by_id = {ex.id: ex for ex in train}
-        errors = [
-            (by_id[r.example_id], r)
-            for r in result.results
-            if r.score is not None and r.score < 1.0 and r.example_id in by_id
-        ]
-        # Under likelihood scoring the worst failures first: the lowest gold probability.
-        errors.sort(key=lambda pair: 1.0 if pair[1].gold_prob is None else pair[1].gold_prob)
+        errors = failures(result, train)
         if not errors:
             return []  # right on the whole minibatch: nothing to correct
         instruction = parent.prompt.instruction
@@ -271,11 +269,12 @@ class ProTeGi(Optimizer):
             for j in range(c.edits_per_gradient):
                 if len(out) >= c.max_expansion:
                     return out
-                meta = self._fit(
-                    ctx,
+                meta = fit_errors(
+                    ctx.optimizer_model,
                     load_template("protegi_edit.txt"),
                     {"prompt": instruction, "gradient": gradient},
                     group,
+                    reply_tokens=c.max_tokens,
                 )
                 edit = self._new(ctx, meta, j, step, (instruction,), parent, "edit", note=gradient)
                 if edit is None:
@@ -309,16 +308,17 @@ class ProTeGi(Optimizer):
                 break
             group = sample_minibatch(errors, c.errors_per_gradient, ctx.rng)
             count = "one reason" if need == 1 else f"{need} reasons"
-            meta = self._fit(ctx, template, {"prompt": instruction, "count": count}, group)
+            fields = {"prompt": instruction, "count": count}
+            meta = fit_errors(ctx.optimizer_model, template, fields, group, c.max_tokens)
             reply = self.ask(ctx, meta, sample_index=i, step=step)
             if reply is None:
                 continue
-            reasons = [r for r in parse_reasons(reply, echo=meta) if _norm(r) not in seen]
+            reasons = [r for r in parse_reasons(reply, echo=meta) if norm(r) not in seen]
             if not reasons:
                 self.reject(ctx, "no usable reason", step)
                 continue
             for reason in reasons[:need]:
-                seen.add(_norm(reason))
+                seen.add(norm(reason))
                 out.append((reason, group))
         return out
 
@@ -390,41 +390,8 @@ class ProTeGi(Optimizer):
         )
         return [by_id[a] for a in selection.selected]
 
-    def _fit(
-        self, ctx: OptimizerContext, template: str, fields: dict[str, str], errors: list[Error]
-    ) -> str:
-        """The template filled with as many of `errors` as fit in the optimizer model's
-        context with room for the reply (at least one: if even that is too long, the
-        call fails and is counted)."""
-        model = ctx.optimizer_model
-        text = ""
-        for k in range(len(errors), 0, -1):
-            text = fill(template, {**fields, "errors": _format_errors(errors[:k])})
-            request = CompletionRequest(messages=(Message("user", text),))
-            if model.prompt_tokens(request) + self.config.max_tokens <= model.context_length:
-                break
-        return text
 
-
-# Formatting and tolerant parsing of the model's replies.
-
-_INPUT_CHARS = 300
-_OUTPUT_CHARS = 120
-
-
-def _clip(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
-
-
-def _format_errors(errors: list[Error]) -> str:
-    blocks = []
-    for ex, r in errors:
-        target = " / ".join(ex.targets) or "(not given)"
-        output = _clip(r.output, _OUTPUT_CHARS) or "(empty)"
-        text = _clip(ex.input_text, _INPUT_CHARS)
-        blocks.append(f"Input: {text}\nExpected: {target}\nModel output: {output}")
-    return "\n\n".join(blocks)
+# Helpers.
 
 
 def _batch_mean(cand: Candidate) -> float:
@@ -433,76 +400,3 @@ def _batch_mean(cand: Candidate) -> float:
         s for split, ev in cand.evaluations.items() if is_batch(split) for s in ev.selection_scores
     ]
     return sum(scores) / len(scores) if scores else 0.0
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"\W+", " ", text.casefold()).strip()
-
-
-_START = re.compile(r"<start>(.*?)(?=<end>|</start>|<start>|$)", re.IGNORECASE | re.DOTALL)
-_MARKER = re.compile(r"^\s*(?:\(?\d{1,2}[.):]|[-*\u2022]|reason\s*\d*\s*[:.)-])\s*", re.IGNORECASE)
-_TAG = re.compile(r"</?[a-z_]+>", re.IGNORECASE)
-
-
-def parse_reasons(
-    reply: str, *, echo: str = "", min_chars: int = 12, max_chars: int = 400
-) -> list[str]:
-    """The reasons in a gradient reply, in order, without duplicates: the texts between
-    <START> and <END> (the paper's format; an unclosed one runs on), else the items
-    of a numbered or bulleted list (continuation lines joined, text before the list
-    dropped), else each line that does not end in ":". Items that are too short or
-    long, hold tags, or repeat part of the question (`echo`) are dropped."""
-    if re.search(r"<start>", reply, re.IGNORECASE):
-        items = [m.group(1) for m in _START.finditer(reply)]
-    else:
-        items = _list_items(reply)
-    echoed = _norm(echo)
-    out: list[str] = []
-    for item in items:
-        text = _clean_reason(_MARKER.sub("", _TAG.sub(" ", item), count=1))
-        norm = _norm(text)
-        if not min_chars <= len(text) <= max_chars or _TAG.search(text):
-            continue
-        if not norm or (echoed and norm in echoed) or norm in (_norm(x) for x in out):
-            continue
-        out.append(text)
-    return out
-
-
-_QUOTES = {'"': '"', "'": "'", "`": "`", "\u201c": "\u201d"}
-
-
-def _clean_reason(text: str) -> str:
-    """Whitespace collapsed, surrounding quotes off, first letter capital. (Not
-    parsing.clean: its preamble rule would cut "The prompt is vague" to "Vague".)"""
-    text = " ".join(text.split())
-    if len(text) >= 2 and _QUOTES.get(text[0]) == text[-1]:
-        text = text[1:-1].strip()
-    return text[:1].upper() + text[1:]
-
-
-def _list_items(reply: str) -> list[str]:
-    lines = reply.splitlines()
-    if not any(_MARKER.match(line) for line in lines):
-        return [line for line in lines if line.strip() and not line.rstrip().endswith(":")]
-    items: list[list[str]] = []
-    inside = False  # a blank line ends an item; lines before the list are chatter
-    for line in lines:
-        if _MARKER.match(line):
-            items.append([line])
-            inside = True
-        elif not line.strip():
-            inside = False
-        elif inside:
-            items[-1].append(line)
-    return [" ".join(x.strip() for x in item) for item in items]
-
-
-def parse_prompt_reply(reply: str, *, forbidden: tuple[str, ...] = ()) -> Parsed:
-    """The prompt in an edit or paraphrase reply: inside <prompt> (our templates) or
-    <START>/<END> (the paper's), else the reply minus chatter; rejected as in
-    parsing.parse_instruction."""
-    m = _START.search(reply)
-    if m is not None:
-        reply = f"<prompt>{m.group(1)}</prompt>"
-    return parse_instruction(reply, tag="prompt", forbidden=forbidden)

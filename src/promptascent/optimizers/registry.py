@@ -45,7 +45,16 @@ def create(
     return cls(config)
 
 
-_NOT_OPTIMIZERS = {"base", "registry", "parsing", "screening", "options", "estimate", "kfold"}
+_NOT_OPTIMIZERS = {
+    "base",
+    "registry",
+    "parsing",
+    "screening",
+    "options",
+    "estimate",
+    "kfold",
+    "feedback",
+}
 
 
 def _load_builtins() -> None:

@@ -60,6 +60,12 @@ def trial(t: int) -> str:
     return f"dev-trial-{t}"
 
 
+def expansion(n: int) -> str:
+    """The train minibatch of the n-th expansion step, whose errors a node is
+    rewritten from (PromptAgent)."""
+    return f"train-expand-{n}"
+
+
 def in_fold(fold: int, split: str) -> str:
     """A split of fold `fold` of k-fold selection, as the run records it ("fold2/dev")."""
     return f"fold{fold}/{split}"
