@@ -62,6 +62,9 @@ from promptascent.prompts.answer_format import answer_format_line
 from promptascent.prompts.constraints import Constraints, split_keep_tags
 from promptascent.prompts.export import export_prompt
 from promptascent.prompts.prompt import Demo, Prompt
+from promptascent.report import Report, run_report
+from promptascent.report.rows import candidate_rows, to_dataframe
+from promptascent.report.run_facts import read_run
 from promptascent.search.objective import LengthPenalty, prompt_tokens
 from promptascent.search.pool import Candidate, CandidatePool
 from promptascent.search.splits import CV, DEV, TEST, TRAIN
@@ -118,6 +121,22 @@ class RunResult:
     @property
     def best_prompt(self) -> Prompt:
         return self.best.prompt
+
+    def report(self) -> Report:
+        """The run's report (promptascent.report.run_report), from its run store."""
+        return run_report(self.run_dir)
+
+    def _repr_html_(self) -> str:
+        """The report, in a notebook cell (Jupyter calls this)."""
+        return self.report().html_fragment()
+
+    def candidate_rows(self) -> list[dict[str, Any]]:
+        """Every candidate of the run as a dict (report/rows.py: candidate_rows)."""
+        return candidate_rows(read_run(self.run_dir))
+
+    def to_dataframe(self) -> Any:
+        """`candidate_rows()` as a pandas DataFrame; ImportError without pandas."""
+        return to_dataframe(self.candidate_rows())
 
     def to_dict(self) -> dict[str, Any]:
         def ev(e: EvaluationResult | None) -> dict[str, Any] | None:
