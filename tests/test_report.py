@@ -243,7 +243,7 @@ def test_model_output_and_data_are_escaped_in_html_and_markdown(tmp_path: Path) 
 
 
 def test_report_of_an_interrupted_run_says_it_is_partial_and_shows_what_was_recorded(
-    tmp_path: Path,
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
 
@@ -272,6 +272,17 @@ def test_report_of_an_interrupted_run_says_it_is_partial_and_shows_what_was_reco
     screened = [c["scores"]["dev-subset"]["mean"] for c in recorded if "dev-subset" in c["scores"]]
     assert [y for _, y in page.series("dev-subset")] == screened and screened
     assert "Partial report" in report.markdown()
+
+    # Resumed (with progress on stderr, by default), the run ends and its report is whole.
+    monkeypatch.setattr(
+        "promptascent.runner.Runner._backend",
+        lambda self, role: optimizer_model() if role == "optimizer" else task_model(),
+    )
+    capsys.readouterr()
+    promptascent.resume(run_dir)
+    captured = capsys.readouterr()
+    assert captured.out == "" and re.search(r"calls \d+ task calls \d+/150", captured.err)
+    assert not run_report(run_dir).partial
 
 
 def test_report_cli_writes_html_and_markdown_beside_the_run_or_into_out(
@@ -485,6 +496,27 @@ def test_optimize_shows_progress_with_calls_and_dollars_on_stderr_only(
     assert captured.out == ""
     assert re.search(r"calls \d+ task calls \d+/150 \$0\.0000/\$2\.00", captured.err)
     assert "test" in captured.err and "best 1.000" in captured.err
+
+
+def test_compare_and_refine_show_progress_on_stderr_and_refine_stays_beside_its_run(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = write_animal_task(tmp_path / "t")
+    comparison = promptascent.compare(
+        spec, ["ape"], budget={"task_calls": 120}, options={"ape": APE}, settings=settings(tmp_path)
+    )
+    captured = capsys.readouterr()
+    assert captured.out == "" and re.search(r"calls \d+ task calls \d+/120", captured.err)
+    monkeypatch.chdir(tmp_path / "t")  # not where the runs are: ./runs would be wrong
+    first = comparison.rows[0].result.run_dir
+    monkeypatch.setattr(
+        "promptascent.runner.Runner._backend",
+        lambda self, role: optimizer_model() if role == "optimizer" else task_model(),
+    )
+    refined = promptascent.refine(first, "answers are too long", budget={"task_calls": 100})
+    captured = capsys.readouterr()
+    assert refined.run_dir.parent == first.parent  # beside its run, as without progress
+    assert captured.out == "" and re.search(r"calls \d+ task calls \d+/100", captured.err)
 
 
 def test_optimize_with_progress_off_prints_nothing(tmp_path: Path, capsys: Any) -> None:

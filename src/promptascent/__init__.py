@@ -312,7 +312,8 @@ def refine(
 
     if isinstance(budget, dict):
         budget = Budget.from_mapping(budget, where="budget")
-    shown = _with_progress(settings, progress)
+    # Without settings a refined run goes beside the run it refines (refinement.py).
+    shown = _with_progress(settings or RunSettings(runs_dir=Path(run_dir).parent), progress)
     return _run_shown(
         shown,
         lambda: refine_run(
