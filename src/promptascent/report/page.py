@@ -53,7 +53,7 @@ def page(title: str, body: Sequence[str]) -> str:
     """A whole self-contained HTML document."""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body><main class=\"pa\">\n"
+        f'<title>{esc(title)}</title><style>{_CSS}</style></head><body><main class="pa">\n'
         + "\n".join(body)
         + "\n</main></body></html>\n"
     )
