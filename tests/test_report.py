@@ -364,22 +364,33 @@ def test_the_terminal_summary_and_the_report_say_the_same_verdict(finished: RunR
 # A run of a few hundred candidates
 
 
-def test_lineage_of_three_hundred_candidates_renders_every_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("shape", ["bushy", "chain"])
+def test_lineage_of_hundreds_of_candidates_renders_every_one_once(
+    tmp_path: Path, shape: str
+) -> None:
+    """300 candidates as a tree (each the child of candidate i // 2), and 1,200 as one
+    chain (deeper than Python's recursion limit)."""
     from promptascent.prompts.prompt import Prompt
 
     run_dir = tmp_path / "big"
     store = RunStore(run_dir)
-    parent: tuple[str, ...] = ()
-    ids = []
-    for i in range(300):
-        c = Candidate(Prompt(f"Prompt number {i}."), parents=parent, operation="mutate", step=i)
+    store._conn.execute("PRAGMA synchronous=OFF")  # a test of rendering, not durability
+    ids: list[str] = []
+    for i in range(300 if shape == "bushy" else 1200):
+        parents = () if not ids else (ids[i // 2] if shape == "bushy" else ids[-1],)
+        c = Candidate(Prompt(f"Prompt number {i}."), parents=parents, operation="mutate", step=i)
         store.add_candidate(c)
         ids.append(c.id)
-        parent = (ids[i // 2],)  # a deep and bushy tree
     store.put("config", {"task": {"name": "big"}, "optimizer": {"name": "x"}, "budget": {}})
     store.put("status", "interrupted")
     store.close()
-    assert sorted(Page(run_report(run_dir).html()).candidates()) == sorted(ids)
+    html = run_report(run_dir).html()
+    shown = Page(html).candidates()
+    if shape == "chain":
+        assert shown == ids
+    else:
+        assert sorted(shown) == sorted(ids)
+    assert html.count("<details") == html.count("</details>")
 
 
 # The compare page

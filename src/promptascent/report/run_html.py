@@ -213,44 +213,66 @@ def _running_max(xy: list[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def _lineage(facts: RunFacts) -> list[str]:
+    return [
+        '<h2 id="lineage">Candidate lineage</h2>',
+        f"<p>{len(facts.candidates)} candidates; each under the parent it was made from "
+        "(operation, step, score on dev or its screening subset). The path to the best "
+        "prompt (bold) is open.</p>",
+        f'<div class="tree">{lineage_tree(facts)}</div>',
+    ]
+
+
+def lineage_tree(facts: RunFacts) -> str:
+    """Every candidate once, nested under its first parent in nested <details> (a
+    leaf is a plain line), built without recursion: a chain of any length renders."""
     known = {c.id: c for c in facts.candidates}
     children: dict[str | None, list[CandidateFacts]] = {}
     for c in facts.candidates:
         parent = next((p for p in c.parents if p in known and p != c.id), None)
         children.setdefault(parent, []).append(c)
     on_path = _ancestors(facts.best_id, known)
-
-    def node(c: CandidateFacts, seen: frozenset[str]) -> str:
-        shown = c.shown_score()
-        score = f"{shown[0]} {shown[1]:.3f}" if shown else "not scored on dev"
-        also = [p for p in c.parents[1:] if p in known]
-        label = (
-            f"<code>{esc(c.id)}</code> {esc(c.operation)}, step {c.step}, {esc(score)}"
-            + (f", also from {esc(', '.join(also))}" if also else "")
-            + (f' <span class="muted">{esc(c.note[:120])}</span>' if c.note else "")
-            + f'<br><span class="muted">{esc(_preview(c.prompt.instruction))}</span>'
-        )
+    parts: list[str] = []
+    done: set[str] = set()
+    # Roots first; then anything a parent cycle would hide (never made by a search).
+    todo: list[CandidateFacts | None] = list(reversed(children.get(None, [])))
+    while todo or len(done) < len(known):
+        if not todo:
+            todo.append(next(c for c in facts.candidates if c.id not in done))
+        c = todo.pop()
+        if c is None:  # the end of a candidate's children
+            parts.append("</details>")
+            continue
+        if c.id in done:
+            continue
+        done.add(c.id)
+        label = _node_label(c, known)
         cls = ' class="best"' if c.id == facts.best_id else ""
-        kids = [k for k in children.get(c.id, []) if k.id not in seen]
+        kids = [k for k in children.get(c.id, []) if k.id not in done]
         if not kids:
-            return (
+            parts.append(
                 f'<div{cls} data-candidate="{esc(c.id)}" style="margin-left:1.2rem">{label}</div>'
             )
-        inner = "".join(node(k, seen | {k.id}) for k in kids)
+            continue
         opened = " open" if c.id in on_path else ""
-        return (
+        parts.append(
             f'<details{opened} data-candidate="{esc(c.id)}"><summary{cls}>{label} '
-            f'<span class="muted">({len(kids)} children)</span></summary>{inner}</details>'
+            f'<span class="muted">({len(kids)} children)</span></summary>'
         )
+        todo.append(None)
+        todo.extend(reversed(kids))
+    return "".join(parts)
 
-    roots = "".join(node(c, frozenset({c.id})) for c in children.get(None, []))
-    return [
-        '<h2 id="lineage">Candidate lineage</h2>',
-        f"<p>{len(facts.candidates)} candidates; each under the parent it was made from "
-        "(operation, step, score on dev or its screening subset). The path to the best "
-        "prompt (bold) is open.</p>",
-        f'<div class="tree">{roots}</div>',
-    ]
+
+def _node_label(c: CandidateFacts, known: dict[str, CandidateFacts]) -> str:
+    shown = c.shown_score()
+    score = f"{shown[0]} {shown[1]:.3f}" if shown else "not scored on dev"
+    also = [p for p in c.parents[1:] if p in known]
+    return (
+        f"<code>{esc(c.id)}</code> {esc(c.operation)}, step {c.step}, {esc(score)}"
+        + (f", also from {esc(', '.join(also))}" if also else "")
+        + (f' <span class="muted">{esc(c.note[:120])}</span>' if c.note else "")
+        + f'<br><span class="muted">{esc(_preview(c.prompt.instruction))}</span>'
+    )
 
 
 def _ancestors(candidate_id: str, known: dict[str, CandidateFacts]) -> set[str]:
