@@ -262,6 +262,8 @@ def test_report_of_an_interrupted_run_says_it_is_partial_and_shows_what_was_reco
     assert "Partial report: the run has not ended (status: interrupted)" in html
     assert f"promptascent optimize --resume {run_dir.name}" in html
     assert "there is no held-out test yet" in html
+    best_so_far = report.facts.best_id  # type: ignore[union-attr]
+    assert f"--format text --candidate {best_so_far}</code>" in html
     store = RunStore.open_existing(run_dir)
     try:
         recorded = store.candidates()

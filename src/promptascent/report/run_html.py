@@ -121,9 +121,11 @@ def _prompts(facts: RunFacts) -> list[str]:
     )
     out.append(f'<h3>Word diff, seed to best</h3><pre id="diff">{diff}</pre>')
     fmt_name, text = w.exported(best)
+    # A run without a result names its best so far: export needs the candidate then.
+    which = f" --candidate {facts.best_id}" if facts.partial else ""
     out.append(
         f"<h3>The best prompt as exported</h3><p>(<code>promptascent export {esc(facts.run_id)}"
-        f" --format {fmt_name}</code>)</p>{pre(text)}"
+        f" --format {fmt_name}{esc(which)}</code>)</p>{pre(text)}"
     )
     return out
 
