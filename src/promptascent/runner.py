@@ -70,7 +70,7 @@ from promptascent.search.pool import Candidate, CandidatePool
 from promptascent.search.splits import CV, DEV, TEST, TRAIN
 from promptascent.store.files import write_atomic
 from promptascent.store.run_lock import RunLock
-from promptascent.store.run_store import FILENAME, RunStore
+from promptascent.store.run_store import EXAMPLES_KEY, FILENAME, RunStore
 
 DEFAULT_RUNS_DIR = Path("runs")
 DEFAULT_CACHE_DIR = Path(".promptascent/cache")
@@ -784,10 +784,6 @@ class _Spending:
             dollars=sum(u.dollars for u in usage.values()),
             limits=dict(self.limits),
         )
-
-
-# The run store key of the examples of the dev and test splits (what the report shows).
-EXAMPLES_KEY = "examples"
 
 
 def _examples_to_record(data: TaskData) -> dict[str, list[dict[str, Any]]]:

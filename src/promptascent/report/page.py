@@ -35,6 +35,7 @@ _CSS = """
 .pa details > summary { cursor: pointer; }
 .pa .tree > details { margin-left: 0; }
 .pa .best { font-weight: 700; }
+.pa .tree div { margin-left: 1.2rem; }
 .pa .differs td:first-child { border-left: 4px solid #e69f00; }
 .pa .plot text { font-size: 11px; }
 .pa .plot .plot-title { font-size: 13px; font-weight: 600; }

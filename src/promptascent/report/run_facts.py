@@ -18,13 +18,12 @@ from promptascent.evaluation.result import EvaluationResult, ExampleResult, comp
 from promptascent.evaluation.stats import PairedComparison
 from promptascent.prompts.prompt import Prompt
 from promptascent.search.splits import CV, DEV, FINAL, SUBSET, TEST
-from promptascent.store.run_store import RunStore
+from promptascent.store.run_store import EXAMPLES_KEY, RunStore
 
 ENDED = ("finished", "budget", "stopped")
 # The splits a candidate's score is shown on (lineage, score against length), in order
 # of preference: the whole selection split first, the screening subset last.
 SCORE_SPLITS = (DEV, FINAL, CV, SUBSET)
-_EXAMPLES_KEY = "examples"  # runner.EXAMPLES_KEY (the report does not import the runner)
 _PREFER_CONFIG = "prefer_config"  # preference/session.py CONFIG_KEY
 
 
@@ -190,7 +189,7 @@ def read_run(run_dir: Path) -> RunFacts:
         compared_on = _compared_on(result, candidates, seed_id, best_id)
         seed_rows = store.evaluations(seed_id, compared_on) if compared_on else []
         best_rows = store.evaluations(best_id, compared_on) if compared_on else []
-        recorded = (store.get(_EXAMPLES_KEY) or {}).get(compared_on or "", [])
+        recorded = (store.get(EXAMPLES_KEY) or {}).get(compared_on or "", [])
         usage = result["usage"] if result else store.usage()
         elapsed = store.get("elapsed_seconds")
         origin = store.get("origin")

@@ -239,25 +239,23 @@ def lineage_tree(facts: RunFacts) -> str:
     todo: list[CandidateFacts | None] = list(reversed(children.get(None, [])))
     while todo or len(done) < len(known):
         if not todo:
-            todo.append(next(c for c in facts.candidates if c.id not in done))
-        c = todo.pop()
-        if c is None:  # the end of a candidate's children
+            todo.append(next(x for x in facts.candidates if x.id not in done))
+        node = todo.pop()
+        if node is None:  # the end of a candidate's children
             parts.append("</details>")
             continue
-        if c.id in done:
+        if node.id in done:
             continue
-        done.add(c.id)
-        label = _node_label(c, known)
-        cls = ' class="best"' if c.id == facts.best_id else ""
-        kids = [k for k in children.get(c.id, []) if k.id not in done]
+        done.add(node.id)
+        label = _node_label(node, known)
+        cls = ' class="best"' if node.id == facts.best_id else ""
+        kids = [k for k in children.get(node.id, []) if k.id not in done]
         if not kids:
-            parts.append(
-                f'<div{cls} data-candidate="{esc(c.id)}" style="margin-left:1.2rem">{label}</div>'
-            )
+            parts.append(f'<div{cls} data-candidate="{esc(node.id)}">{label}</div>')
             continue
-        opened = " open" if c.id in on_path else ""
+        opened = " open" if node.id in on_path else ""
         parts.append(
-            f'<details{opened} data-candidate="{esc(c.id)}"><summary{cls}>{label} '
+            f'<details{opened} data-candidate="{esc(node.id)}"><summary{cls}>{label} '
             f'<span class="muted">({len(kids)} children)</span></summary>'
         )
         todo.append(None)
