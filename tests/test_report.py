@@ -363,6 +363,28 @@ def test_the_terminal_summary_and_the_report_say_the_same_verdict(finished: RunR
     assert said and said in buf.getvalue() and said in run_report(finished.run_dir).html()
 
 
+def test_a_run_recorded_before_examples_and_spending_were_stored_gets_a_report(
+    finished: RunResult, tmp_path: Path
+) -> None:
+    """Older stores have no `examples` key and no BudgetSpent events: the example table
+    shows ids without inputs, the search plot is against the step."""
+    import shutil
+
+    old = tmp_path / finished.run_id
+    shutil.copytree(finished.run_dir, old)
+    conn = sqlite3.connect(old / "run.sqlite")
+    with conn:
+        conn.execute("DELETE FROM run WHERE key = 'examples'")
+        conn.execute("DELETE FROM events WHERE kind = 'BudgetSpent'")
+    conn.close()
+    html = run_report(old).html()
+    body = html.split('id="example-table"', 1)[1]
+    assert body.count('<span class="muted">not recorded</span>') == 18
+    assert ">step</text>" in html and "task-model calls spent" not in html
+    steps = {c.id: c.step for c in run_report(old).facts.candidates}  # type: ignore[union-attr]
+    assert {x for x, _ in Page(html).series("dev")} <= {float(s) for s in steps.values()}
+
+
 # A run of a few hundred candidates
 
 
