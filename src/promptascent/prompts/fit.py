@@ -2,7 +2,7 @@
 
 A judge or optimizer prompt quotes inputs and outputs whose length the framework does
 not control. MetaGPT's SPO sent judge prompts longer than the model's context on every
-call (FINDINGS.md); here the quoted texts are cut, fairly, before the call instead.
+call (docs/findings.md); here the quoted texts are cut, fairly, before the call instead.
 """
 
 from __future__ import annotations

@@ -55,6 +55,11 @@ def merge_check(step: int) -> str:
     return f"dev-merge-{step}"
 
 
+def trial(t: int) -> str:
+    """The dev minibatch trial `t` of the Bayesian search scores a combination on (MIPRO)."""
+    return f"dev-trial-{t}"
+
+
 def in_fold(fold: int, split: str) -> str:
     """A split of fold `fold` of k-fold selection, as the run records it ("fold2/dev")."""
     return f"fold{fold}/{split}"

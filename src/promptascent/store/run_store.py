@@ -3,8 +3,9 @@
 Tables: `run` (key -> JSON: config, status, result), `candidates` (prompt, lineage),
 `evaluations` (per-example outputs and scores), `scores` (per candidate and split),
 `events`, `usage` (per role), `preferences` (a person's verdicts on duels, in the
-order they were made; see promptascent.preference). Nothing is pickled: every value
-is JSON or a column.
+order they were made; see promptascent.preference), `span_comments` (a person's
+comments on spans of a prompt or an output; see promptascent.span_feedback).
+Nothing is pickled: every value is JSON or a column.
 
 Durability: WAL with `synchronous=FULL`, so every committed write is on disk when the
 call returns and survives a power loss (the config, status and a person's verdicts
@@ -25,10 +26,11 @@ from promptascent.evaluation.result import EvaluationResult
 from promptascent.preference.duel import Record
 from promptascent.prompts.prompt import Prompt
 from promptascent.search.pool import Candidate
+from promptascent.span_feedback import SpanComment
 from promptascent.store.failures import FileKind, check_integrity, file_errors, guarded
 from promptascent.store.files import fsync_dir
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 FILENAME = "run.sqlite"
 # The `run` key of the dev and test examples (id, input text, expected answer), which
 # reports show beside the outputs (promptascent.report reads the store only).
@@ -61,6 +63,11 @@ CREATE TABLE IF NOT EXISTS preferences (
   candidate_a TEXT NOT NULL, candidate_b TEXT NOT NULL,
   output_a TEXT NOT NULL, output_b TEXT NOT NULL,
   choice TEXT NOT NULL, error TEXT, ts REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS span_comments (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, candidate_id TEXT NOT NULL, target TEXT NOT NULL,
+  start INTEGER NOT NULL, "end" INTEGER NOT NULL, span TEXT NOT NULL, comment TEXT NOT NULL,
+  split TEXT, example_id TEXT, ts REAL NOT NULL
 );
 """
 
@@ -119,6 +126,7 @@ class RunStore:
             scores = {r[1] for r in self._conn.execute("PRAGMA table_info(scores)")}
             if "mean_loss" not in scores:
                 self._conn.execute("ALTER TABLE scores ADD COLUMN mean_loss REAL")
+        # version 5 added the `span_comments` table: _SCHEMA has just created it
         self.put("schema_version", SCHEMA_VERSION)
 
     @classmethod
@@ -255,6 +263,17 @@ class RunStore:
             )
 
     @guarded
+    def add_span_comment(self, comment: SpanComment) -> None:
+        """Stores one span comment (its own transaction). Kept by a resume, which
+        clears only what it re-derives."""
+        d = comment.to_dict()
+        with self._lock:
+            self._conn.execute(
+                f"INSERT INTO span_comments ({_SPAN_SQL}) VALUES ({', '.join('?' * len(_SPAN))})",
+                tuple(d[k] for k in _SPAN),
+            )
+
+    @guarded
     def set_usage(self, usage: dict[str, dict[str, float]]) -> None:
         with self._lock:
             self._conn.executemany(
@@ -329,6 +348,15 @@ class RunStore:
         return [Record.from_dict(dict(zip(_PREFERENCE_COLUMNS, row, strict=True))) for row in cur]
 
     @guarded
+    def span_comments(self, candidate_id: str | None = None) -> list[SpanComment]:
+        """The span comments (on one candidate, or all), in the order they were made."""
+        where, args = ("WHERE candidate_id = ?", (candidate_id,)) if candidate_id else ("", ())
+        cur = self._conn.execute(
+            f"SELECT {_SPAN_SQL} FROM span_comments {where} ORDER BY seq", args
+        )
+        return [SpanComment.from_dict(dict(zip(_SPAN, row, strict=True))) for row in cur]
+
+    @guarded
     def events(self) -> list[dict[str, Any]]:
         return [
             {"seq": seq, "ts": ts, "kind": kind, **json.loads(data)}
@@ -340,6 +368,10 @@ _PREFERENCE_COLUMNS = (
     "round", "example_id", "input", "candidate_a", "candidate_b",
     "output_a", "output_b", "choice", "error", "ts",
 )  # fmt: skip
+
+
+_SPAN = ("candidate_id", "target", "start", "end", "span", "comment", "split", "example_id", "ts")
+_SPAN_SQL = ", ".join(f'"{k}"' for k in _SPAN)  # "end" is an SQL keyword
 
 
 def _finite(x: float) -> float | None:
