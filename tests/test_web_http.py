@@ -12,6 +12,7 @@ from starlette.testclient import TestClient
 from web_support import finished_run, scripted_task
 
 from promptascent.prompts.prompt import Prompt
+from promptascent.report import compare_report, run_report
 from promptascent.search.pool import Candidate
 from promptascent.store.run_lock import RunLock
 from promptascent.store.run_store import RunStore
@@ -250,8 +251,39 @@ def test_compares_are_listed_and_shown(web: TestClient, tmp_path: Path) -> None:
     assert web.get("/compares/nope").status_code == 404
 
 
-def test_the_full_report_link_shows_the_run_page_until_the_report_is_wired(
-    web: TestClient,
+def test_the_full_report_link_serves_the_report_page_with_no_script_allowed(
+    web: TestClient, run_dir: Path
 ) -> None:
     report = web.get("/runs/first/report")
-    assert report.status_code == 200 and "Best so far" in report.text
+    assert report.status_code == 200
+    assert report.text == run_report(run_dir).html()  # the page `promptascent report` writes
+    assert "<svg" in report.text and "<script" not in report.text
+    policy = report.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy and "script-src" not in policy
+
+
+def test_a_run_with_nothing_to_report_yet_shows_its_live_page(
+    web: TestClient, tmp_path: Path
+) -> None:
+    folder = tmp_path / "runs" / "empty"
+    folder.mkdir()
+    RunStore(folder).close()  # a run that recorded nothing yet
+    page = web.get("/runs/empty/report")
+    assert page.status_code == 200 and "Best so far" in page.text
+
+
+def test_a_compare_has_a_full_report(web: TestClient, tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "compare-20261203-000000-animals"
+    folder.mkdir()
+    row = {
+        "optimizer": "ape", "seed": 0, "run_id": "first", "status": "finished",
+        "test_seed": {"mean": 0.25, "ci_low": 0.0, "ci_high": 0.5},
+        "test_best": {"mean": 0.75, "ci_low": 0.5, "ci_high": 1.0},
+        "difference": {"mean": 0.5, "ci_low": 0.25, "ci_high": 0.75, "p_value": 0.01},
+        "task_calls": 90,
+    }  # fmt: skip
+    (folder / "compare.json").write_text(json.dumps({"task": "animals", "rows": [row]}))
+    assert f'href="/compares/{folder.name}/report"' in web.get(f"/compares/{folder.name}").text
+    report = web.get(f"/compares/{folder.name}/report")
+    assert report.status_code == 200
+    assert report.text == compare_report(folder).html()

@@ -34,7 +34,7 @@ if _run_as_module() and sys.path and sys.path[0] in ("", os.getcwd()):
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from promptascent.compare import Comparison
 from promptascent.config.task import TaskSpec, load_task, task_from_dict
@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from promptascent.preference.session import PreferResult
 
 __version__ = "0.1.0"
+T = TypeVar("T")
 
 
 def optimize(
@@ -66,6 +67,7 @@ def optimize(
     length_penalty: float | None = None,
     scoring: str | None = None,
     settings: RunSettings | None = None,
+    progress: bool = True,
 ) -> RunResult:
     """Runs one optimization and returns its result (best prompt, test scores against
     the seed with confidence intervals, usage per role, where the run was written).
@@ -78,6 +80,10 @@ def optimize(
     drafted, `examples` synthetic examples are made into the folder `out` (with its
     task.yaml), the optimizer is chosen unless `optimizer` is given; see
     docs/describe.md. The result's notes say that its test split is synthetic.
+
+    `progress` (on by default) draws the live progress on stderr, as the CLI does:
+    each phase, the best score so far, and the calls and dollars spent against the
+    budget; `progress=False` prints nothing. Nothing is ever printed to stdout.
     """
     from promptascent.describe.pipeline import (
         DescribedTaskSpec,
@@ -96,17 +102,21 @@ def optimize(
         described = described_from_dict(task)
     elif task is None:
         raise PromptascentError("optimize: give a task (file, mapping, TaskSpec) or a description")
+    settings = _with_progress(settings, progress)
     if described is not None:
-        return _optimize_described(
-            described,
-            out=out,
-            examples=examples,
-            optimizer=optimizer,
-            options=options,
-            budget=budget,
-            seed=seed,
-            models=models,
-            settings=settings,
+        return _run_shown(
+            settings,
+            lambda: _optimize_described(
+                described,
+                out=out,
+                examples=examples,
+                optimizer=optimizer,
+                options=options,
+                budget=budget,
+                seed=seed,
+                models=models,
+                settings=settings,
+            ),
         )
     if out is not None or examples is not None:
         raise PromptascentError("optimize: `out` and `examples` go with a description")
@@ -129,7 +139,38 @@ def optimize(
         length_penalty=length_penalty,
         scoring=scoring,
     )
-    return Runner(p, settings).run()
+    return _run_shown(settings, Runner(p, settings).run)
+
+
+def _with_progress(settings: RunSettings | None, progress: bool) -> RunSettings | None:
+    """The settings with the live progress display (cli/progress.py) on stderr added
+    to their sinks (a copy: the caller's settings are not changed)."""
+    if not progress:
+        return settings
+    from dataclasses import replace
+
+    from rich.console import Console
+
+    from promptascent.cli.progress import ProgressDisplay
+
+    console = Console(stderr=True)
+    if not console.is_terminal:  # a log or a captured stream: its last state, unclipped
+        console = Console(stderr=True, width=160)
+    settings = settings or RunSettings()
+    return replace(settings, sinks=[*settings.sinks, ProgressDisplay(console)])
+
+
+def _run_shown(settings: RunSettings | None, work: Callable[[], T]) -> T:
+    """Runs `work` with the settings' progress display (if any) started and stopped."""
+    from promptascent.cli.progress import ProgressDisplay
+
+    display = next(
+        (s for s in (settings.sinks if settings else []) if isinstance(s, ProgressDisplay)), None
+    )
+    if display is None:
+        return work()
+    with display:
+        return work()
 
 
 def _optimize_described(
@@ -170,16 +211,22 @@ def compare(
     seeds: list[int] | tuple[int, ...] = (0,),
     options: dict[str, dict[str, Any]] | None = None,
     settings: RunSettings | None = None,
+    progress: bool = True,
 ) -> Comparison:
     """Runs each optimizer (once per seed) under the same budget on the same splits and
-    returns the comparison; each run is recorded as `optimize` records it."""
+    returns the comparison; each run is recorded as `optimize` records it. `progress`
+    as in `optimize`."""
     from promptascent.compare import compare as run_compare
 
     spec = load_task(task) if isinstance(task, (str, Path)) else task
     if isinstance(budget, dict):
         budget = Budget.from_mapping(budget, where="budget")
-    return run_compare(
-        spec, optimizers, budget=budget, seeds=seeds, options=options, settings=settings
+    shown = _with_progress(settings, progress)
+    return _run_shown(
+        shown,
+        lambda: run_compare(
+            spec, optimizers, budget=budget, seeds=seeds, options=options, settings=shown
+        ),
     )
 
 
@@ -235,11 +282,17 @@ def prefer(
     )
 
 
-def resume(run_dir: str | Path, *, settings: RunSettings | None = None) -> RunResult:
-    """Continues an interrupted run from its folder (see `promptascent.runner.resume_run`)."""
+def resume(
+    run_dir: str | Path, *, settings: RunSettings | None = None, progress: bool = True
+) -> RunResult:
+    """Continues an interrupted run from its folder (see `promptascent.runner.resume_run`);
+    `progress` as in `optimize`."""
     from promptascent.runner import resume_run
 
-    return resume_run(Path(run_dir), sinks=settings.sinks if settings else None)
+    shown = _with_progress(settings, progress)
+    return _run_shown(
+        shown, lambda: resume_run(Path(run_dir), sinks=shown.sinks if shown else None)
+    )
 
 
 def refine(
@@ -252,24 +305,30 @@ def refine(
     options: dict[str, Any] | None = None,
     budget: Budget | dict[str, float] | None = None,
     settings: RunSettings | None = None,
+    progress: bool = True,
 ) -> RunResult:
     """Continues a finished run from its best prompt (or `candidate`'s) with each
     `feedback` comment on its outputs, and with `spans` the span comments stored on
     that prompt, as new requirements; a new run, recording where it came from (see
-    `promptascent.refinement`)."""
+    `promptascent.refinement`). `progress` as in `optimize`."""
     from promptascent.refinement import refine as refine_run
 
     if isinstance(budget, dict):
         budget = Budget.from_mapping(budget, where="budget")
-    return refine_run(
-        run_dir,
-        feedback,
-        candidate=candidate,
-        spans=spans,
-        optimizer=optimizer,
-        options=options,
-        budget=budget,
-        settings=settings,
+    # Without settings a refined run goes beside the run it refines (refinement.py).
+    shown = _with_progress(settings or RunSettings(runs_dir=Path(run_dir).parent), progress)
+    return _run_shown(
+        shown,
+        lambda: refine_run(
+            run_dir,
+            feedback,
+            candidate=candidate,
+            spans=spans,
+            optimizer=optimizer,
+            options=options,
+            budget=budget,
+            settings=shown,
+        ),
     )
 
 

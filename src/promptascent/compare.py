@@ -13,6 +13,8 @@ from promptascent.config.task import TaskSpec
 from promptascent.errors import ConfigError
 from promptascent.llm.budget import Budget
 from promptascent.llm.factory import BackendFactory
+from promptascent.report import Report, comparison_report
+from promptascent.report.rows import to_dataframe
 from promptascent.runner import Plan, Runner, RunResult, RunSettings, plan
 from promptascent.store.files import write_atomic
 
@@ -31,10 +33,12 @@ class CompareRow:
             "seed": self.seed,
             "run_id": r["run_id"],
             "status": r["status"],
+            "seed_candidate": r["seed_candidate"],
             "best_candidate": r["best_candidate"],
             "test_seed": r["test"]["seed"],
             "test_best": r["test"]["best"],
             "difference": r["test"]["difference"],
+            "majority_rate": r["test"]["majority_rate"],
             "task_calls": usage["task"]["calls"],
             "task_tokens": usage["task"]["tokens"],
             "optimizer_calls": usage["optimizer"]["calls"],
@@ -55,6 +59,27 @@ class Comparison:
 
     def to_dict(self) -> dict[str, Any]:
         return {"task": self.task, "rows": [row.to_dict() for row in self.rows]}
+
+    def report(self) -> Report:
+        """The compare page (promptascent.report), from this comparison's rows."""
+        return comparison_report(self.to_dict(), self.folder)
+
+    def _repr_html_(self) -> str:
+        """The compare page, in a notebook cell (Jupyter calls this)."""
+        return self.report().html_fragment()
+
+    def candidate_rows(self) -> list[dict[str, Any]]:
+        """Every candidate of every run, as RunResult.candidate_rows gives them, each
+        row starting with the run's optimizer, seed and run id."""
+        return [
+            {"optimizer": row.optimizer, "seed": row.seed, "run_id": row.result.run_id, **c}
+            for row in self.rows
+            for c in row.result.candidate_rows()
+        ]
+
+    def to_dataframe(self) -> Any:
+        """`candidate_rows()` as a pandas DataFrame; ImportError without pandas."""
+        return to_dataframe(self.candidate_rows())
 
 
 def split_options(pairs: dict[str, Any], names: Sequence[str]) -> dict[str, dict[str, Any]]:

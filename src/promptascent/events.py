@@ -92,6 +92,21 @@ class SearchStopped(Event):
 
 
 @dataclass(frozen=True)
+class BudgetSpent(Event):
+    """What the run has spent so far, against its limits: emitted by the runner after
+    each scored example and each candidate evaluation (`after` names the event it
+    follows). `calls` and `task_calls` are logical calls (cache hits included), as the
+    call limits count them; `dollars` as the dollar limit counts them; `limits` holds
+    the run's `calls`, `task_calls` and `dollars` limits that are set."""
+
+    after: str
+    calls: int
+    task_calls: int
+    dollars: float
+    limits: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class RunResumed(Event):
     run_id: str
     resumes: int
@@ -108,11 +123,14 @@ EventSink = Callable[[Event], None]
 
 
 class EventBus:
-    """Fans events out to subscribers, in order, from any thread."""
+    """Fans events out to subscribers, in order, from any thread. `follow_up(event)`,
+    if given, may answer an event with another one, sent right after it under the same
+    lock (so no other event comes between them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, follow_up: Callable[[Event], Event | None] | None = None) -> None:
         self._sinks: list[EventSink] = []
         self._lock = threading.Lock()
+        self._follow_up = follow_up
 
     def subscribe(self, sink: EventSink) -> None:
         self._sinks.append(sink)
@@ -121,6 +139,10 @@ class EventBus:
         with self._lock:
             for sink in self._sinks:
                 sink(event)
+            then = self._follow_up(event) if self._follow_up else None
+            if then is not None:
+                for sink in self._sinks:
+                    sink(then)
 
 
 def ignore(event: Event) -> None:

@@ -11,7 +11,6 @@ import json
 import random
 import secrets
 import time
-from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
@@ -28,10 +27,11 @@ from promptascent.estimate import RunEstimate as RunEstimate
 from promptascent.estimate import estimate as estimate
 from promptascent.evaluation.cache import EvaluationCache
 from promptascent.evaluation.evaluator import Evaluator, TaskParams
-from promptascent.evaluation.result import EvaluationResult, compare
+from promptascent.evaluation.result import EvaluationResult, compare, majority_rate
 from promptascent.evaluation.scoring import SCORINGS, ScoringChoice, resolve_scoring
 from promptascent.evaluation.stats import PairedComparison
 from promptascent.events import (
+    BudgetSpent,
     CandidateEvaluated,
     CandidateProposed,
     Event,
@@ -62,12 +62,15 @@ from promptascent.prompts.answer_format import answer_format_line
 from promptascent.prompts.constraints import Constraints, split_keep_tags
 from promptascent.prompts.export import export_prompt
 from promptascent.prompts.prompt import Demo, Prompt
+from promptascent.report import Report, run_report
+from promptascent.report.rows import candidate_rows, to_dataframe
+from promptascent.report.run_facts import read_run
 from promptascent.search.objective import LengthPenalty, prompt_tokens
 from promptascent.search.pool import Candidate, CandidatePool
 from promptascent.search.splits import CV, DEV, TEST, TRAIN
 from promptascent.store.files import write_atomic
 from promptascent.store.run_lock import RunLock
-from promptascent.store.run_store import FILENAME, RunStore
+from promptascent.store.run_store import EXAMPLES_KEY, FILENAME, RunStore
 
 DEFAULT_RUNS_DIR = Path("runs")
 DEFAULT_CACHE_DIR = Path(".promptascent/cache")
@@ -118,6 +121,22 @@ class RunResult:
     @property
     def best_prompt(self) -> Prompt:
         return self.best.prompt
+
+    def report(self) -> Report:
+        """The run's report (promptascent.report.run_report), from its run store."""
+        return run_report(self.run_dir)
+
+    def _repr_html_(self) -> str:
+        """The report, in a notebook cell (Jupyter calls this)."""
+        return self.report().html_fragment()
+
+    def candidate_rows(self) -> list[dict[str, Any]]:
+        """Every candidate of the run as a dict (report/rows.py: candidate_rows)."""
+        return candidate_rows(read_run(self.run_dir))
+
+    def to_dataframe(self) -> Any:
+        """`candidate_rows()` as a pandas DataFrame; ImportError without pandas."""
+        return to_dataframe(self.candidate_rows())
 
     def to_dict(self) -> dict[str, Any]:
         def ev(e: EvaluationResult | None) -> dict[str, Any] | None:
@@ -408,7 +427,7 @@ class Runner:
         self.plan = plan
         self.settings = settings or RunSettings()
         self.meter = UsageMeter()
-        self.bus = EventBus()
+        self.bus = EventBus(follow_up=_Spending(self.meter, plan.budget))
         for sink in self.settings.sinks:
             self.bus.subscribe(sink)
         self.factory = BackendFactory()
@@ -503,6 +522,9 @@ class Runner:
             store.put("config", self._config())
             if self.origin is not None:
                 store.put("origin", self.origin)
+        # The inputs and expected answers of the examples the report shows beside the
+        # outputs: the report reads the run store only (promptascent.report).
+        store.put(EXAMPLES_KEY, _examples_to_record(p.data))
         origin = store.get("origin")
         store.put("status", "running")
         try:
@@ -728,6 +750,8 @@ class _StoreWriter:
     def __call__(self, event: Event) -> None:
         if isinstance(event, ExampleScored):
             return
+        if isinstance(event, BudgetSpent) and event.after != "CandidateEvaluated":
+            return  # the spending at each evaluation is kept; per example is too much
         if isinstance(event, CandidateProposed):
             self.store.add_candidate(self.pool.get(event.candidate_id))
         elif isinstance(event, CandidateEvaluated):
@@ -735,6 +759,40 @@ class _StoreWriter:
             self.store.add_evaluation(cand.id, event.split, cand.evaluations[event.split])
             self.store.put("elapsed_seconds", self.guard.elapsed_seconds)
         self.store.add_event(event.ts, event.kind, event.to_dict())
+
+
+class _Spending:
+    """The bus's follow-up (EventBus): after each scored example and each candidate
+    evaluation, what the run has spent so far against its call and dollar limits (for
+    the live progress, and stored after each evaluation for the report's plot)."""
+
+    _LIMITS = ("calls", "task_calls", "dollars")
+
+    def __init__(self, meter: UsageMeter, budget: Budget) -> None:
+        self.meter = meter
+        limits = budget.limits()
+        self.limits = {k: float(limits[k]) for k in self._LIMITS if k in limits}
+
+    def __call__(self, event: Event) -> Event | None:
+        if not isinstance(event, (ExampleScored, CandidateEvaluated)):
+            return None
+        usage = self.meter.snapshot()
+        return BudgetSpent(
+            after=event.kind,
+            calls=sum(u.calls for u in usage.values()),
+            task_calls=usage["task"].calls,
+            dollars=sum(u.dollars for u in usage.values()),
+            limits=dict(self.limits),
+        )
+
+
+def _examples_to_record(data: TaskData) -> dict[str, list[dict[str, Any]]]:
+    """Each dev and test example's id, input text and expected answer, by split."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for split, ds in ((DEV, data.dev), (TEST, data.test)):
+        if ds is not None and len(ds):
+            out[split] = [{"id": ex.id, "input": ex.input_text, "target": ex.target} for ex in ds]
+    return out
 
 
 def new_run_id(task: str, optimizer: str) -> str:
@@ -793,8 +851,7 @@ def _payment_notes(usage: dict[str, dict[str, float]], journal: Journal) -> list
 def _majority_rate(test: Dataset | None) -> float | None:
     if test is None or not test.labelled or not len(test):
         return None
-    counts = Counter(ex.target for ex in test)
-    return counts.most_common(1)[0][1] / len(test)
+    return majority_rate([ex.target for ex in test])
 
 
 def _recorded(run_dir: Path) -> bool:

@@ -880,6 +880,55 @@ def show(
     _print_win_record(run, runs_dir)
 
 
+@app.command()
+def report(
+    target: Annotated[
+        str,
+        typer.Argument(help="A run (id, unique prefix or folder) or a compare folder."),
+    ],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Folder for report.html and report.md (default: the run's folder)."
+        ),
+    ] = None,
+    runs_dir: RunsDir = DEFAULT_RUNS_DIR,
+) -> None:
+    """Write a run's report (one self-contained HTML page and a Markdown summary), or a
+    comparison's compare page: see docs/report.md."""
+    from promptascent.report import compare_report, run_report
+
+    compare_dir = _compare_folder(target, runs_dir)
+    folder = compare_dir or _resolve_run(target, runs_dir)
+    written = compare_report(folder) if compare_dir else run_report(folder)
+    html, md = written.write(out_dir or folder)
+    if written.partial:
+        out.print(
+            "partial report: the run has not ended; it shows what was recorded so far",
+            markup=False,
+        )
+    out.print(f"report written to {html} and {md}", markup=False)
+
+
+def _compare_folder(target: str, runs_dir: Path) -> Path | None:
+    """The compare folder `target` names (a folder holding compare.json, by path, by
+    name in `runs_dir`, or by a unique prefix of a compare-... name), or None."""
+    from promptascent.report.compare_page import FILENAME as COMPARE_FILE
+
+    for folder in (Path(target), runs_dir / target):
+        if (folder / COMPARE_FILE).is_file():
+            return folder
+    if not target.startswith("compare-") or not runs_dir.is_dir():
+        return None
+    matches = sorted(d for d in runs_dir.glob(f"{target}*") if (d / COMPARE_FILE).is_file())
+    if len(matches) > 1:
+        raise ConfigError(
+            f"compare {target!r} is ambiguous in {runs_dir}: "
+            + ", ".join(m.name for m in matches[:5])
+        )
+    return matches[0] if matches else None
+
+
 def _print_win_record(run: str, runs_dir: Path) -> None:
     """A preference run's ranking with win records (nothing for other runs)."""
     from promptascent.preference.loop import standings

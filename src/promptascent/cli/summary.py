@@ -11,6 +11,13 @@ from rich.table import Table
 from promptascent.cli.terminal import terminal_markup, terminal_text
 from promptascent.prompts.export import export_prompt
 from promptascent.prompts.prompt import Prompt
+from promptascent.report.verdict import (
+    confidence_label,
+    difference_line,
+    majority_note,
+    stop_line,
+    verdict,
+)
 from promptascent.search.splits import FINAL
 
 
@@ -22,7 +29,7 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
     """Prints a run's result.json content: test scores, difference, usage, where it is."""
     test = result["test"]
     table = Table(title="held-out test split" if test["seed"] else "selection split")
-    level = f"{round(100 * result.get('confidence', 0.95))}% CI"
+    level = confidence_label(result.get("confidence", 0.95))
     for col in ("prompt", "score", level, "n", "unparsed", "errors"):
         table.add_column(col)
     if test["seed"]:
@@ -51,24 +58,8 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
         console.print(f"scoring: {terminal_markup(scoring)}{extra}")
     diff = test.get("difference")
     if diff:
-        console.print(
-            f"best - seed on test: {diff['mean']:+.3f}  {level} [{diff['ci_low']:+.3f}, "
-            f"{diff['ci_high']:+.3f}]  (wins {diff['wins']}, losses {diff['losses']}, "
-            f"ties {diff['ties']}, p={diff['p_value']:.3f})"
-        )
-        if result["best_candidate"] == result["seed_candidate"]:
-            console.print(
-                "The search found no prompt better than the seed on dev: the seed is returned."
-            )
-        elif diff["ci_low"] > 0 and _at_or_below_majority(test):
-            console.print(
-                "The best prompt beats the seed on held-out data, but not always answering "
-                "the majority class (below)."
-            )
-        elif diff["ci_low"] > 0:
-            console.print("The best prompt beats the seed on held-out data.")
-        else:
-            console.print("No significant improvement over the seed on held-out data.")
+        console.print(difference_line(diff, result.get("confidence", 0.95)))
+        console.print(verdict(result))
     skipped = sum((ev or {}).get("skipped", 0) for ev in (test["seed"], test["best"]))
     if skipped:
         console.print(
@@ -85,15 +76,9 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
             f"majority-class rate on test: {fmt(test['majority_rate'])}; predictions: "
             + "; ".join(shown)
         )
-        if _at_or_below_majority(test):
-            if scoring == "generate":
-                why = "read its gain as a fix of the answer format, not as skill at the task."
-            else:
-                why = "it has not made the model better at the task than that."
-            console.print(
-                "note: the best prompt scores at or below always answering the majority "
-                f"class: {why}"
-            )
+        note = majority_note(test, scoring)
+        if note:
+            console.print(f"note: {note}")
     console.print(
         f"selected on {result['selection_split']}: seed {fmt(result['selection_scores']['seed'])}, "
         f"best {fmt(result['selection_scores']['best'])}; {result['candidates']} candidates, "
@@ -131,13 +116,9 @@ def print_result(console: Console, result: dict[str, Any]) -> None:
             "lineage: "
             + " <- ".join(f"{x['id']} ({x['operation']}, step {x['step']})" for x in lineage)
         )
-    stopped = str(result.get("stopped_by") or "")
-    if result.get("status") == "budget" and stopped.startswith("budget ("):
-        console.print(f"the search stopped early: {terminal_markup(stopped[len('budget (') : -1])}")
-    elif result.get("status") == "budget":
-        console.print(f"the search stopped when the budget ({terminal_markup(stopped)}) ran out")
-    elif result.get("status") == "stopped":
-        console.print(f"the search stopped early: {terminal_markup(stopped)}")
+    stop = stop_line(result)
+    if stop:
+        console.print(terminal_markup(stop))
     print_usage(console, result["usage"])
     judge = result.get("judge")
     if judge:
@@ -182,10 +163,3 @@ def print_usage(console: Console, usage: dict[str, dict[str, float]]) -> None:
             f"{u['spent_dollars']:.4f}",
         )
     console.print(table)
-
-
-def _at_or_below_majority(test: dict[str, Any]) -> bool:
-    """Whether the best prompt's test score is no better than always answering the most
-    common class (False where there is no majority rate: not a classification task)."""
-    rate = test.get("majority_rate")
-    return rate is not None and bool(test["best"]) and test["best"]["mean"] <= rate

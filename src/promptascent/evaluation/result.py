@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -152,6 +153,14 @@ class EvaluationResult:
             "skipped": self.skipped,
             "mean_loss": self.mean_loss,
         }
+
+
+def majority_rate(targets: Sequence[str | None]) -> float | None:
+    """How often the most common expected answer occurs: the score of always answering
+    the majority class. None without targets, or when some example has none."""
+    if not targets or any(t is None for t in targets):
+        return None
+    return Counter(targets).most_common(1)[0][1] / len(targets)
 
 
 def compare(

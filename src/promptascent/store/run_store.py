@@ -32,6 +32,9 @@ from promptascent.store.files import fsync_dir
 
 SCHEMA_VERSION = 5
 FILENAME = "run.sqlite"
+# The `run` key of the dev and test examples (id, input text, expected answer), which
+# reports show beside the outputs (promptascent.report reads the store only).
+EXAMPLES_KEY = "examples"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS run (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -120,6 +120,16 @@ def create_app(settings: WebSettings) -> Starlette:
         except NotFound as e:
             return not_found(str(e))
 
+        return await run_in_threadpool(
+            lambda: page("compare.html", compare=run_view.compare_view(folder))
+        )
+
+    async def compare_report_page(request: Request) -> Response:
+        try:
+            folder = run_view.compare_folder(runs_dir, request.path_params["name"])
+        except NotFound as e:
+            return not_found(str(e))
+
         def fallback() -> Response:
             return page("compare.html", compare=run_view.compare_view(folder))
 
@@ -292,6 +302,7 @@ def create_app(settings: WebSettings) -> Starlette:
         Route("/runs/{run_id}/refine", _write(refine), methods=["POST"]),
         Route("/runs/{run_id}/candidates/{candidate_id}", candidate_page),
         Route("/compares/{name}", compare_page),
+        Route("/compares/{name}/report", compare_report_page),
         Route("/prefer", _write(start_prefer, with_request=False), methods=["POST"]),
         Route("/prefer/{run_id}", prefer_page),
         Route("/prefer/{run_id}/state", prefer_state),
