@@ -132,6 +132,12 @@ def test_the_run_list_and_a_run_page(page: sync_api.Page, server: Server) -> Non
     expect(page.locator("#status")).to_have_text("finished")
     assert page.locator("#candidates tbody tr").count() >= 2
     server.shot(page, "run-page")
+    page.click("text=full report")
+    page.wait_for_url(f"{server.url}/runs/first/report")
+    expect(page.locator("#verdict")).to_contain_text("beats the seed")
+    assert page.locator("svg.plot circle").count() >= 2  # every candidate's score
+    expect(page.locator("#example-table")).to_be_visible()
+    server.shot(page, "report")
 
 
 def test_a_run_started_in_the_browser_shows_candidates_as_they_come(
