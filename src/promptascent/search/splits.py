@@ -55,6 +55,17 @@ def merge_check(step: int) -> str:
     return f"dev-merge-{step}"
 
 
+def trial(step: int, k: int) -> str:
+    """The k-th train minibatch of step `step` a candidate must get right (PromptWizard)."""
+    return f"train-trial-{step}-{k}"
+
+
+def example_scan(k: int) -> str:
+    """The k-th train chunk the best instruction runs on to find the examples it gets
+    wrong, which become its demonstrations (PromptWizard)."""
+    return f"train-scan-{k}"
+
+
 def in_fold(fold: int, split: str) -> str:
     """A split of fold `fold` of k-fold selection, as the run records it ("fold2/dev")."""
     return f"fold{fold}/{split}"
