@@ -226,12 +226,12 @@ class PromptWizard(ScreenThenSelect):
         self._seen = ctx.train.sample(c.seen_set_size, ctx.rng)
         size = min(c.eval_examples, len(ctx.dev))
         left = ctx.guard.task_calls_left()
-        if left is not None:
-            search = left - self.final_reserve(c.final_k * len(ctx.dev))
+        search = None if left is None else left - self.final_reserve(c.final_k * len(ctx.dev))
+        if search is not None:
             size = max(1, min(size, int(search * SUBSET_SHARE)))
         self._subset_size = size
         # Stage 1 leaves stage 2 its scan's first chunk and two screenings, so that a
-        # small budget still tries examples.
+        # small budget still tries examples; but at most a quarter of the search.
         planned = (
             (1 if c.few_shot_count else 0)
             + c.refine_task_eg_iterations
@@ -240,6 +240,12 @@ class PromptWizard(ScreenThenSelect):
         )
         scan = min(c.few_shot_count or CRITIQUE_EXAMPLES, len(self._seen))
         self._reserve = scan + size * min(2, planned)
+        if search is not None:
+            self._reserve = min(self._reserve, max(0, (search - size) // 4))
+
+    @property
+    def _subset_size_now(self) -> int:
+        return self._subset_size or self.config.eval_examples
 
     def subset_size(self, ctx: OptimizerContext) -> int:
         """`eval_examples`, fewer on a small budget (SUBSET_SHARE)."""
@@ -278,19 +284,25 @@ class PromptWizard(ScreenThenSelect):
         for _ in range(c.mutate_refine_iterations):
             step = self._next_step()
             batches = list(itertools.islice(batches_of, per_trial))
-            trials = [self._trial(ctx, base, batches, step)]
-            for r in range(c.mutation_rounds):
-                trials += self._mutate(ctx, base, batches, step, r)
-            top = rank(trials)[0]
-            if c.refine_instruction:
-                refined = self._refine_trial(ctx, top, batches, step)
-                if refined is not None:
-                    trials.append(refined)
-                    top = rank([top, refined])[0]
-            base = top.candidate
-            passed = [t for t in rank(trials) if t.right >= c.min_correct_count]
-            self._screen_trials(ctx, [top, *passed], subset)
+            trials: list[Trial] = []
+            stopped: NoRoom | None = None
+            try:
+                trials.append(self._trial(ctx, base, batches, step))
+                for r in range(c.mutation_rounds):
+                    self._mutate(ctx, base, batches, step, r, trials)
+                if c.refine_instruction:
+                    self._refine_trial(ctx, rank(trials)[0], batches, step, trials)
+            except NoRoom as stop:
+                # What was tried is still screened: each trial kept room for that.
+                stopped = stop
+            if trials:
+                ranked = rank(trials)
+                base = ranked[0].candidate
+                passed = [t for t in ranked if t.right >= c.min_correct_count]
+                self._screen_trials(ctx, [ranked[0], *passed], subset)
             self.step_finished(ctx, step)
+            if stopped is not None:
+                raise stopped
 
     def _trial(
         self, ctx: OptimizerContext, cand: Candidate, batches: list[list[Example]], step: int
@@ -299,7 +311,8 @@ class PromptWizard(ScreenThenSelect):
         docstring, step 2). A minibatch with a failed call is not right; the failed
         call is no failure to criticise."""
         c = self.config
-        self._need_in_stage1(ctx, task=sum(len(b) for b in batches))
+        # Room for the trial and for screening its candidate, should it be the best.
+        self._need_in_stage1(ctx, task=sum(len(b) for b in batches) + self._subset_size_now)
         right = asked = 0
         failures: list[Trace] = []
         successes: list[Trace] = []
@@ -326,10 +339,14 @@ class PromptWizard(ScreenThenSelect):
         batches: list[list[Example]],
         step: int,
         sample_index: int,
-    ) -> list[Trial]:
-        """One mutation call: `style_variation` versions of `base`, each tried."""
+        trials: list[Trial],
+    ) -> None:
+        """One mutation call: `style_variation` versions of `base`, each tried (its
+        trial appended to `trials`)."""
         c = self.config
-        self._need_in_stage1(ctx, task=sum(len(b) for b in batches), optimizer=1)
+        self._need_in_stage1(
+            ctx, task=sum(len(b) for b in batches) + self._subset_size_now, optimizer=1
+        )
         styles = thinking_styles()
         styles = ctx.rng.sample(styles, min(c.style_variation, len(styles)))
         meta = fill(
@@ -343,8 +360,7 @@ class PromptWizard(ScreenThenSelect):
         )
         reply = self.ask(ctx, meta, sample_index=sample_index, step=step)
         if reply is None:
-            return []
-        out = []
+            return
         for parsed in parse_variations(reply, forbidden=(base.prompt.instruction,))[
             : c.style_variation
         ]:
@@ -354,21 +370,27 @@ class PromptWizard(ScreenThenSelect):
             prompt = base.prompt.with_instruction(parsed.text)
             cand = self._add(ctx, prompt, base, "mutate", step)
             if cand is not None:
-                out.append(self._trial(ctx, cand, batches, step))
-        return out
+                trials.append(self._trial(ctx, cand, batches, step))
 
     def _refine_trial(
-        self, ctx: OptimizerContext, top: Trial, batches: list[list[Example]], step: int
-    ) -> Trial | None:
+        self,
+        ctx: OptimizerContext,
+        top: Trial,
+        batches: list[list[Example]],
+        step: int,
+        trials: list[Trial],
+    ) -> None:
         """Critique `top` against its failures (or its successes, when it had none),
-        refine it, and try the refined instruction."""
+        refine it, and try the refined instruction (its trial appended to `trials`)."""
         traces = top.failures or top.successes
         if not traces:
-            return None
-        self._need_in_stage1(ctx, task=sum(len(b) for b in batches), optimizer=2)
+            return
+        task = sum(len(b) for b in batches) + self._subset_size_now
+        self._need_in_stage1(ctx, task=task, optimizer=2)
         shown: list[tuple[Example, ExampleResult | None]] = list(traces)
         cand = self._critique_and_refine(ctx, top.candidate, shown, not top.failures, step)
-        return None if cand is None else self._trial(ctx, cand, batches, step)
+        if cand is not None:
+            trials.append(self._trial(ctx, cand, batches, step))
 
     def _screen_trials(
         self, ctx: OptimizerContext, trials: list[Trial], subset: list[Example]
@@ -466,6 +488,8 @@ class PromptWizard(ScreenThenSelect):
         if not c.few_shot_count and not c.refine_task_eg_iterations:
             return ()  # nothing would use what the scan finds
         want = c.few_shot_count or CRITIQUE_EXAMPLES
+        # Examples with the same input as one found before teach nothing new.
+        inputs: set[str] = set()
         for k, start in enumerate(range(0, len(self._seen), want)):
             if len(self._failures) >= want:
                 break
@@ -473,8 +497,9 @@ class PromptWizard(ScreenThenSelect):
             self.need(ctx, task=len(chunk) + len(subset))
             result = self.evaluate(ctx, best, chunk, example_scan(k))
             for ex, r in zip(chunk, result.results, strict=True):
-                if r.score is None:
+                if r.score is None or ex.input_text in inputs:
                     continue
+                inputs.add(ex.input_text)
                 (self._successes if r.score >= 1.0 else self._failures).append((ex, r))
         if not c.few_shot_count:
             return ()

@@ -58,17 +58,32 @@ def parse_variations(reply: str, *, forbidden: tuple[str, ...]) -> list[Parsed]:
     ]
 
 
-def parse_critique(reply: str, *, min_chars: int = 12) -> Parsed:
+def repetitive(text: str) -> bool:
+    """Whether `text` loops (a small model repeating itself): 12 words or more, fewer
+    than a third of them distinct."""
+    words = text.casefold().split()
+    return len(words) >= 12 and len(set(words)) < len(words) / 3
+
+
+def _too_short(text: str) -> bool:
+    return len(text) < 12 or len(text.split()) < 3
+
+
+def parse_critique(reply: str) -> Parsed:
     """A critique: its reasons as a list when it gave several, else its text; tags
-    removed, clipped to CRITIQUE_CHARS."""
+    removed, clipped to CRITIQUE_CHARS. Under three words, or looping, it is none."""
     items = [" ".join(_TAG.sub(" ", b).split()) for b in blocks(reply)]
     items = [x for x in items if x]
     if not items:
         return Parsed(None, "empty critique")
     text = items[0] if len(items) == 1 else "\n".join(f"- {x}" for x in items)
-    if len(text) < min_chars:
+    if _too_short(text):
         return Parsed(None, "critique too short")
-    return Parsed(_clip(text, CRITIQUE_CHARS))
+    if repetitive(text):
+        return Parsed(None, "critique repeats itself")
+    if len(text) > CRITIQUE_CHARS:
+        text = text[: CRITIQUE_CHARS - 3].rstrip() + "..."
+    return Parsed(text)
 
 
 @dataclass(frozen=True)
@@ -140,8 +155,10 @@ def parse_reasoning(reply: str) -> Parsed:
     paragraph = text.strip().split("\n\n", 1)[0]
     lines = [x for x in paragraph.splitlines() if x.strip() and not _ANSWER_LINE.match(x)]
     text = " ".join(" ".join(lines).split())
-    if len(text) < 8:
+    if _too_short(text):
         return Parsed(None, "reasoning: empty or too short")
+    if repetitive(text):
+        return Parsed(None, "reasoning repeats itself")
     return Parsed(_clip_sentence(text, REASONING_CHARS))
 
 
@@ -150,12 +167,17 @@ _PERSONA_PREFIX = re.compile(r"^\s*\[?(?:agent description|expert)\]?\s*:\s*", r
 
 def parse_persona(reply: str) -> Parsed:
     """An expert persona: the first paragraph of the reply, without a heading or what
-    follows a new "[Instruction]", in one line, 20 to PERSONA_CHARS characters."""
+    follows a new "[Instruction]", in one line, cut near PERSONA_CHARS. It speaks to
+    the model ("you", as the template asks); a reply that does not is none."""
     text = re.split(r"\[instruction\]", reply, maxsplit=1, flags=re.IGNORECASE)[0]
     text = _PERSONA_PREFIX.sub("", clean(_TAG.sub(" ", text)), count=1)
     text = " ".join(text.strip().split("\n\n", 1)[0].split())
     if len(text) < 20:
         return Parsed(None, "persona: empty or too short")
+    if not re.search(r"\byou(?:r)?\b", text, re.IGNORECASE):
+        return Parsed(None, "persona: not in the second person")
+    if repetitive(text):
+        return Parsed(None, "persona repeats itself")
     return Parsed(_clip_sentence(text, PERSONA_CHARS))
 
 
