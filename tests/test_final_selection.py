@@ -43,6 +43,7 @@ LABELLED = [
     "exemplars",
     "random",
     "gepa",
+    "promptwizard",
 ]
 # the splits a final selection scores on
 FINAL_SPLITS = {"dev", "dev-final"}
@@ -98,7 +99,7 @@ def test_at_100_task_calls_every_optimizer_searches_before_it_selects(
     assert result.test_best.mean > result.test_seed.mean
 
 
-@pytest.mark.parametrize("name", ["ape", "opro", "evoprompt-ga", "capo", "gepa"])
+@pytest.mark.parametrize("name", ["ape", "opro", "evoprompt-ga", "capo", "gepa", "promptwizard"])
 def test_the_key_instruction_wins_when_the_search_scored_it(tmp_path: Path, name: str) -> None:
     task = write_pet_task(tmp_path / "task")
     result = optimize(

@@ -28,7 +28,8 @@ Stage 2, the examples, from the best on the subset so far:
 
 5. Selection: the instruction runs on the seen set in chunks until it has got
    `few_shot_count` examples wrong (PromptWizard's negative examples); those, filled
-   up with ones it got right, become demonstrations (labels as the data gives them).
+   up with ones it got right, become demonstrations (labels as the data gives them;
+   an input already met is skipped).
 6. `refine_task_eg_iterations` times, at a seeded coin toss as the reference: either
    the instruction is critiqued with the examples and refined (demonstrations kept),
    or the examples are critiqued and the optimizer model synthesises
@@ -43,6 +44,12 @@ Each of 5-8 is a candidate scored on the subset; the next builds on it when it s
 at least as well as the one before. Lineage operations: `mutate`, `refine`,
 `examples`, `persona`. The scaffold's final selection then picks the winner among the
 seed and the best on the subset.
+
+The budget: every step asks first whether the budget pays for it beside the final
+selection (`ScreenThenSelect.need`); a trial also keeps room to screen its candidate,
+and stage 1 keeps a reserve for stage 2 (its scan's first chunk and two screenings,
+at most a quarter of the search), so a small budget still tries examples. The subset
+is `eval_examples`, at most a tenth of the search's task calls (SUBSET_SHARE).
 """
 
 from __future__ import annotations
@@ -243,10 +250,6 @@ class PromptWizard(ScreenThenSelect):
         if search is not None:
             self._reserve = min(self._reserve, max(0, (search - size) // 4))
 
-    @property
-    def _subset_size_now(self) -> int:
-        return self._subset_size or self.config.eval_examples
-
     def subset_size(self, ctx: OptimizerContext) -> int:
         """`eval_examples`, fewer on a small budget (SUBSET_SHARE)."""
         return self.config.eval_examples if self._subset_size is None else self._subset_size
@@ -312,7 +315,7 @@ class PromptWizard(ScreenThenSelect):
         call is no failure to criticise."""
         c = self.config
         # Room for the trial and for screening its candidate, should it be the best.
-        self._need_in_stage1(ctx, task=sum(len(b) for b in batches) + self._subset_size_now)
+        self._need_in_stage1(ctx, task=sum(len(b) for b in batches) + self.subset_size(ctx))
         right = asked = 0
         failures: list[Trace] = []
         successes: list[Trace] = []
@@ -345,7 +348,7 @@ class PromptWizard(ScreenThenSelect):
         trial appended to `trials`)."""
         c = self.config
         self._need_in_stage1(
-            ctx, task=sum(len(b) for b in batches) + self._subset_size_now, optimizer=1
+            ctx, task=sum(len(b) for b in batches) + self.subset_size(ctx), optimizer=1
         )
         styles = thinking_styles()
         styles = ctx.rng.sample(styles, min(c.style_variation, len(styles)))
@@ -385,7 +388,7 @@ class PromptWizard(ScreenThenSelect):
         traces = top.failures or top.successes
         if not traces:
             return
-        task = sum(len(b) for b in batches) + self._subset_size_now
+        task = sum(len(b) for b in batches) + self.subset_size(ctx)
         self._need_in_stage1(ctx, task=task, optimizer=2)
         shown: list[tuple[Example, ExampleResult | None]] = list(traces)
         cand = self._critique_and_refine(ctx, top.candidate, shown, not top.failures, step)
