@@ -181,7 +181,26 @@ def test_every_stage_adds_its_candidates_with_their_operations(tmp_path: Path) -
             assert c["prompt"]["instruction"] == PET_KEY
     persona = next(c for c in rows if c["operation"] == "persona")
     assert persona["prompt"]["system"] == PERSONA
+    # it builds on the demonstrations (with their reasoning): they scored as well
+    assert by_id[persona["parents"][0]]["note"] == "reasoning"
     assert result.best.prompt.instruction == PET_KEY
+
+
+def test_with_a_length_penalty_longer_prompts_that_score_the_same_are_not_built_on(
+    tmp_path: Path,
+) -> None:
+    """Demonstrations and a persona score no better than the key alone: with a length
+    penalty every stage-2 step builds on the key, and the key wins."""
+    task = write_pet_task(tmp_path / "task")
+    task.write_text(task.read_text() + "length_penalty: 0.05\n")
+    result = optimize(task, optimizer="promptwizard", settings=settings(tmp_path, pw_model()))
+    rows = candidates(result.run_dir)
+    key = next(
+        c for c in rows if c["prompt"]["instruction"] == PET_KEY and not c["prompt"]["demos"]
+    )
+    later = [c for c in rows if c["operation"] in ("examples", "persona")]
+    assert later and all(c["parents"] == [key["id"]] for c in later)
+    assert result.best.id == key["id"]
 
 
 # Stage 1.
