@@ -341,6 +341,16 @@ def test_synthetic_examples_are_labelled_by_the_optimizer_and_malformed_ones_cou
     reasons = Counter(e["reason"] for e in events(result.run_dir, "ReplyRejected"))
     assert reasons["synthetic example: no [Question] and [Answer]"] >= 1
     assert reasons["synthetic example: the answer is not a choice"] >= 1
+    # no more than few_shot_count are kept
+    one = optimize(
+        task,
+        optimizer="promptwizard",
+        options={"refine_task_eg_iterations": 4, "generate_reasoning": False, "few_shot_count": 1},
+        settings=settings(tmp_path / "one", pw_model()),
+    )
+    rows = candidates(one.run_dir)
+    synthetic = [c for c in rows if c["note"].startswith("synthetic examples")]
+    assert synthetic and all(len(c["prompt"]["demos"]) == 1 for c in synthetic)
 
 
 def test_reasoning_comes_before_the_answer_and_the_metric_still_reads_it(
@@ -463,6 +473,33 @@ def test_at_100_task_calls_both_stages_run(tmp_path: Path) -> None:
     ops = {c["operation"] for c in candidates(result.run_dir)}
     assert {"mutate", "examples"} <= ops
     assert result.best.prompt.instruction == PET_KEY and not result.screening_only
+
+
+def test_stage_one_leaves_the_examples_stage_its_reserve(tmp_path: Path) -> None:
+    """Every mutant is right everywhere, so each passes and is screened: stage 1
+    alone could spend 100 task calls. It stops at its reserve, and the examples
+    stage still scores demonstrations before the final selection."""
+
+    def task_reply(request: CompletionRequest) -> str:
+        user = request.messages[-1].content
+        animal = user.split()[-1]
+        if len(request.messages) == 1 and user == f"{PET_SEED}\n\n{animal}":
+            return "maybe"
+        return "yes" if animal in PETS else "no"
+
+    task = write_pet_task(tmp_path / "task")
+    result = optimize(
+        task,
+        optimizer="promptwizard",
+        budget={"task_calls": 100},
+        settings=settings(tmp_path, pw_model(), ScriptedLLM(task_reply, model_id="all-right")),
+    )
+    assert result.search_usage["task"]["calls"] <= 100
+    rows = candidates(result.run_dir)
+    screened = [c for c in rows if c["operation"] == "examples" and "dev-subset" in c["scores"]]
+    assert screened, Counter(c["operation"] for c in rows)
+    stops = [e["reason"] for e in events(result.run_dir, "SearchStopped")]
+    assert any("instruction stage ended early" in r for r in stops)
 
 
 def test_the_estimate_bounds_an_unlimited_run(tmp_path: Path) -> None:

@@ -485,8 +485,9 @@ class PromptWizard(ScreenThenSelect):
         self, ctx: OptimizerContext, best: Candidate, subset: list[Example], step: int
     ) -> tuple[Shot, ...]:
         """Runs `best` on the seen set in chunks until it got `few_shot_count` examples
-        wrong (CRITIQUE_EXAMPLES when no demonstrations are wanted); returns those,
-        filled up with ones it got right, in the order scanned, as demonstrations."""
+        wrong (CRITIQUE_EXAMPLES when no demonstrations are wanted), or the budget
+        only pays for screening beside the final selection; returns those, filled up
+        with ones it got right, in the order scanned, as demonstrations."""
         c = self.config
         if not c.few_shot_count and not c.refine_task_eg_iterations:
             return ()  # nothing would use what the scan finds
@@ -497,6 +498,8 @@ class PromptWizard(ScreenThenSelect):
             if len(self._failures) >= want:
                 break
             chunk = self._seen[start : start + want]
+            if k and not self.has_room(ctx, task=len(chunk) + len(subset)):
+                break  # the budget ends the scan: what it found is used
             self.need(ctx, task=len(chunk) + len(subset))
             result = self.evaluate(ctx, best, chunk, example_scan(k))
             for ex, r in zip(chunk, result.results, strict=True):
