@@ -586,6 +586,8 @@ def test_variations_are_read_as_instructions_and_bad_ones_say_why() -> None:
     )
     assert [p.text for p in got] == ["Name the pet.", None, None]
     assert [p.reason for p in got[1:]] == ["too short", "repeats the parent"]
+    numbered = parse_variations("<START>3. Name the pet.<END>", forbidden=())
+    assert numbered[0].text == "Name the pet."
 
 
 def test_a_critique_keeps_its_reasons_and_drops_empty_replies() -> None:

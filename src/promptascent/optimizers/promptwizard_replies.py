@@ -52,10 +52,9 @@ def blocks(reply: str) -> list[str]:
 
 def parse_variations(reply: str, *, forbidden: tuple[str, ...]) -> list[Parsed]:
     """Each item of a reply read as an instruction (parsing.parse_instruction: the
-    reply must not just repeat one of `forbidden`)."""
-    return [
-        parse_instruction(f"<prompt>{item}</prompt>", forbidden=forbidden) for item in blocks(reply)
-    ]
+    reply must not just repeat one of `forbidden`), without a leading list number."""
+    items = [_ITEM.sub("", item, count=1) for item in blocks(reply)]
+    return [parse_instruction(f"<prompt>{item}</prompt>", forbidden=forbidden) for item in items]
 
 
 def repetitive(text: str) -> bool:
