@@ -449,7 +449,7 @@ class PromptWizard(ScreenThenSelect):
         best = ctx.pool.best(SUBSET) or ctx.pool.get(ctx.seed_prompt.id)
         current = best
         step = self._next_step()
-        shots = self._select_shots(ctx, best, subset, step)
+        shots = self._select_shots(ctx, best, subset)
         if shots:
             demos = tuple(s.demo for s in shots)
             failed = {ex.id for ex, _ in self._failures}
@@ -482,7 +482,7 @@ class PromptWizard(ScreenThenSelect):
             self.step_finished(ctx, step)
 
     def _select_shots(
-        self, ctx: OptimizerContext, best: Candidate, subset: list[Example], step: int
+        self, ctx: OptimizerContext, best: Candidate, subset: list[Example]
     ) -> tuple[Shot, ...]:
         """Runs `best` on the seen set in chunks until it got `few_shot_count` examples
         wrong (CRITIQUE_EXAMPLES when no demonstrations are wanted), or the budget
