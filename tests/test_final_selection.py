@@ -45,6 +45,7 @@ LABELLED = [
     "gepa",
     "mipro",
     "promptagent",
+    "promptwizard",
 ]
 # the splits a final selection scores on
 FINAL_SPLITS = {"dev", "dev-final"}
@@ -101,7 +102,8 @@ def test_at_100_task_calls_every_optimizer_searches_before_it_selects(
 
 
 @pytest.mark.parametrize(
-    "name", ["ape", "opro", "evoprompt-ga", "capo", "gepa", "mipro", "promptagent"]
+    "name",
+    ["ape", "opro", "evoprompt-ga", "capo", "gepa", "mipro", "promptagent", "promptwizard"],
 )
 def test_the_key_instruction_wins_when_the_search_scored_it(tmp_path: Path, name: str) -> None:
     task = write_pet_task(tmp_path / "task")

@@ -56,7 +56,7 @@ from promptascent.prompts.prompt import Demo, Prompt
 from promptascent.prompts.template import fill
 from promptascent.search.minibatch import sample_minibatch
 from promptascent.search.pool import Candidate
-from promptascent.search.splits import BOOTSTRAP, SUBSET, trial
+from promptascent.search.splits import BOOTSTRAP, SUBSET, tpe_trial
 
 if TYPE_CHECKING:
     import optuna
@@ -369,7 +369,7 @@ class MIPRO(ScreenThenSelect):
                 search.fail(asked)
                 continue
             batch = sample_minibatch(subset, batch_size, ctx.rng)
-            value = self.evaluate(ctx, cand, batch, trial(t)).selection_mean
+            value = self.evaluate(ctx, cand, batch, tpe_trial(t)).selection_mean
             if math.isnan(value):  # every call failed: not a score
                 search.fail(asked)
             else:

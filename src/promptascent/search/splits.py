@@ -55,7 +55,7 @@ def merge_check(step: int) -> str:
     return f"dev-merge-{step}"
 
 
-def trial(t: int) -> str:
+def tpe_trial(t: int) -> str:
     """The dev minibatch trial `t` of the Bayesian search scores a combination on (MIPRO)."""
     return f"dev-trial-{t}"
 
@@ -64,6 +64,17 @@ def expansion(n: int) -> str:
     """The train minibatch of the n-th expansion step, whose errors a node is
     rewritten from (PromptAgent)."""
     return f"train-expand-{n}"
+
+
+def batch_trial(step: int, k: int) -> str:
+    """The k-th train minibatch of step `step` a candidate must get right (PromptWizard)."""
+    return f"train-trial-{step}-{k}"
+
+
+def example_scan(k: int) -> str:
+    """The k-th train chunk the best instruction runs on to find the examples it gets
+    wrong, which become its demonstrations (PromptWizard)."""
+    return f"train-scan-{k}"
 
 
 def in_fold(fold: int, split: str) -> str:
