@@ -18,9 +18,12 @@ from promptascent.config.task import load_task
 from promptascent.errors import ConfigError
 from promptascent.prompts.export import export_prompt
 from promptascent.prompts.export_tools import (
+    PromptfooTest,
+    example_fields,
     registry_to_template,
     to_dspy,
     to_langchain,
+    to_promptfoo,
     to_registry,
 )
 from promptascent.prompts.prompt import Demo, Prompt
@@ -398,3 +401,33 @@ def test_promptfoo_export_of_a_run_without_examples_says_so(tmp_path: Path) -> N
     with pytest.raises(ConfigError, match="recorded no test or dev examples"):
         export_run(run, "promptfoo")
     assert json.loads(export_run(run, "registry")) == {"type": "text", "prompt": "Q: {{input}}"}
+
+
+def test_promptfoo_export_passes_on_any_accepted_answer_and_fills_named_fields() -> None:
+    p = Prompt("C: {context}\nQ: {question}")
+    tests = [
+        PromptfooTest("a", example_fields(p, {"question": "q", "context": "c"}), ("x", "y")),
+        PromptfooTest("b", example_fields(p, {"question": "q2", "context": "c2"}), ("z",)),
+    ]
+    equals = yaml.safe_load(
+        to_promptfoo(p, tests, metric={"name": "exact_match"}, description="d", split="test")
+    )
+    check_promptfoo_shape(equals)
+    assert equals["tests"][0] == {
+        "description": "a",
+        "vars": {"context": "c", "question": "q"},
+        "assert": [
+            {
+                "type": "assert-set",
+                "threshold": 0.5,
+                "assert": [{"type": "equals", "value": "x"}, {"type": "equals", "value": "y"}],
+            }
+        ],
+    }
+    assert equals["tests"][1]["assert"] == [{"type": "equals", "value": "z"}]
+    contains = yaml.safe_load(
+        to_promptfoo(p, tests, metric="contains", description="d", split="test")
+    )
+    assert contains["tests"][0]["assert"] == [{"type": "icontains-any", "value": ["x", "y"]}]
+    chat = json.loads(equals["prompts"][0]["raw"])
+    assert nunjucks(chat[-1]["content"], **equals["tests"][0]["vars"]) == "C: c\nQ: q"
