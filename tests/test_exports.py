@@ -342,11 +342,21 @@ def test_cli_exports_each_format_and_no_secret(animal_run: Path, tmp_path: Path)
 
     runs = tmp_path / "runs"
     shutil.copytree(animal_run, runs / "r")
+    store = RunStore.open_existing(runs / "r")
+    try:  # the run's task names a key and a server: neither is any export's business
+        config = store.get("config")
+        config["task"]["models"]["task"].update(
+            {"api_key_env": "SECRET_ENV_NAME", "api_key_file": "/secret/key/file"}
+        )
+        store.put("config", config)
+    finally:
+        store.close()
     for fmt in ("promptfoo", "langchain", "dspy", "registry"):
         proc = cli("export", "r", "--format", fmt, cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip()
-        assert "api_key" not in proc.stdout and "scripted_cli" not in proc.stdout
+        for secret in ("SECRET_ENV_NAME", "/secret/key/file", "api_key", "scripted_cli"):
+            assert secret not in proc.stdout, (fmt, secret)
 
 
 def test_cli_export_refuses_an_unknown_format_and_a_run_without_a_best_prompt(
