@@ -3,8 +3,10 @@ by the real library where it installs (the `dev` extra), on a scripted run's sto
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -286,7 +288,9 @@ def test_promptfoo_export_escapes_literal_braces_for_nunjucks(
     assert [{"role": m["role"], "content": nunjucks(m["content"], input="cat")} for m in chat] == (
         messages(braces, input="cat")
     )
-    assert chat[-1]["content"] == "{{ '{' }}% raw %} {{ '{' }}# no comment #} {{ '{' }}{{input}}}"
+    assert chat[-1]["content"] == (
+        "{{ '{' }}% raw %} {{ '{' }}# no comment {{ '#' }}} {{ '{' }}{{input}}}"
+    )
 
 
 def test_promptfoo_export_maps_contains_to_icontains_and_other_metrics_to_no_assertion(
@@ -441,3 +445,45 @@ def test_promptfoo_export_passes_on_any_accepted_answer_and_fills_named_fields()
     assert contains["tests"][0]["assert"] == [{"type": "icontains-any", "value": ["x", "y"]}]
     chat = json.loads(equals["prompts"][0]["raw"])
     assert nunjucks(chat[-1]["content"], **equals["tests"][0]["vars"]) == "C: c\nQ: q"
+
+
+# promptfoo is an npm package, not in the Python venv: this test runs when a promptfoo
+# binary is named by $PROMPTFOO_BIN or is on PATH (docs/export.md), and is skipped
+# otherwise.
+PROMPTFOO = os.environ.get("PROMPTFOO_BIN") or shutil.which("promptfoo")
+
+
+@pytest.mark.skipif(PROMPTFOO is None, reason="no promptfoo binary ($PROMPTFOO_BIN)")
+def test_promptfoo_validates_the_export_and_its_echo_provider_gets_the_scored_messages(
+    tmp_path: Path,
+) -> None:
+    assert PROMPTFOO is not None
+    p = Prompt(
+        "{{% raw %}} {{# no comment #}} {{{input}}} {{{{x}}}}: {question}",
+        system='Reply as {"label": ...} {%',
+        demos=(Demo({"input": "a {{b}}", "question": "q"}, "c"),),
+    )
+    tests = [
+        PromptfooTest("t1", {"input": 'say "hi" {{x}}', "question": "why?"}, ("x", "y")),
+        PromptfooTest("t2", {"input": "b", "question": "q"}, ("z",)),
+    ]
+    config = tmp_path / "promptfooconfig.yaml"
+    config.write_text(
+        to_promptfoo(p, tests, metric="exact_match", description="d", split="test"),
+        encoding="utf-8",
+    )
+    env = {
+        **os.environ,
+        "PROMPTFOO_CONFIG_DIR": str(tmp_path / ".promptfoo"),
+        "PROMPTFOO_DISABLE_TELEMETRY": "1",
+        "PROMPTFOO_DISABLE_UPDATE": "1",
+    }
+    run = functools.partial(
+        subprocess.run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    valid = run([PROMPTFOO, "validate", "-c", str(config)])
+    assert valid.returncode == 0 and "Configuration is valid" in valid.stdout, valid.stderr
+    run([PROMPTFOO, "eval", "-c", str(config), "-o", "out.json", "--no-cache"])
+    results = json.loads((tmp_path / "out.json").read_text())["results"]["results"]
+    sent = {r["testCase"]["description"]: json.loads(r["response"]["output"]) for r in results}
+    assert sent == {t.id: messages(p, **t.fields) for t in tests}

@@ -211,9 +211,14 @@ def _dspy_prefix(name: str) -> str:
 
 # ----------------------------------------------------------------------------- promptfoo
 
-# Nunjucks (promptfoo's templates) starts a tag at `{{`, `{%` and `{#`.
-_NUNJUCKS_OPEN = re.compile(r"\{(?=[{%#])|\{$")
-_LITERAL_BRACE = "{{ '{' }}"
+# Nunjucks (promptfoo's templates) starts a tag at `{{`, `{%` and `{#`, and a `#}` outside
+# a comment is an error ("unexpected end of comment").
+_NUNJUCKS_SPECIAL = re.compile(r"\{(?=[{%#])|#(?=\})")
+_NUNJUCKS_SPECIAL_BEFORE_FIELD = re.compile(r"\{(?=[{%#])|#(?=\})|\{$")
+
+
+def _nunjucks_literal(m: re.Match[str]) -> str:
+    return "{{ '" + m.group(0) + "' }}"
 
 
 def _nunjucks_text(segs: list[Segment]) -> str:
@@ -223,8 +228,8 @@ def _nunjucks_text(segs: list[Segment]) -> str:
             out += "{{" + s.name + "}}"
             continue
         before_field = i + 1 < len(segs) and isinstance(segs[i + 1], Field)
-        pattern = _NUNJUCKS_OPEN if before_field else re.compile(r"\{(?=[{%#])")
-        out += pattern.sub(_LITERAL_BRACE, s)
+        pattern = _NUNJUCKS_SPECIAL_BEFORE_FIELD if before_field else _NUNJUCKS_SPECIAL
+        out += pattern.sub(_nunjucks_literal, s)
     return out
 
 
@@ -275,7 +280,8 @@ def to_promptfoo(
     split: str,
 ) -> str:
     """A promptfooconfig.yaml: the prompt as promptfoo's JSON chat prompt with
-    `{{field}}` variables (literal `{` before `{`, `%` or `#` written as `{{ '{' }}`),
+    `{{field}}` variables (a literal `{` before `{`, `%`, `#` or a field written as
+    `{{ '{' }}`, a `#` before `}` as `{{ '#' }}`),
     the `split` examples as tests, and the metric as an assertion where one maps."""
     chat = [{"role": role, "content": _nunjucks_text(segs)} for role, segs in chat_segments(prompt)]
     name = metric_name(metric)
