@@ -460,7 +460,7 @@ def test_promptfoo_validates_the_export_and_its_echo_provider_gets_the_scored_me
     assert PROMPTFOO is not None
     p = Prompt(
         "{{% raw %}} {{# no comment #}} {{{input}}} {{{{x}}}}: {question}",
-        system='Reply as {"label": ...} {%',
+        system='Reply as {"label": ...} {%. Not file://x, package:x.',
         demos=(Demo({"input": "a {{b}}", "question": "q"}, "c"),),
     )
     tests = [
@@ -487,3 +487,40 @@ def test_promptfoo_validates_the_export_and_its_echo_provider_gets_the_scored_me
     results = json.loads((tmp_path / "out.json").read_text())["results"]["results"]
     sent = {r["testCase"]["description"]: json.loads(r["response"]["output"]) for r in results}
     assert sent == {t.id: messages(p, **t.fields) for t in tests}
+
+    # The assertions mean what the metric means: any accepted answer passes. The echo
+    # provider replies with the prompt, so an answer equal to (or in) that reply passes.
+    echo = next(r["response"]["output"] for r in results if r["testCase"]["description"] == "t2")
+    for metric, targets, passes in (
+        ("exact_match", ("wrong", echo), True),
+        ("exact_match", ("wrong", "also wrong"), False),
+        ("contains", ("nope", "WHY?"), True),
+        ("contains", ("nope", "never"), False),
+        ("contains", ("file://x", "{% raw %}"), True),  # neither a file nor a tag
+        ("contains", ("package:x",), True),
+    ):
+        case = PromptfooTest("t", tests[1 if metric == "exact_match" else 0].fields, targets)
+        config.write_text(
+            to_promptfoo(p, [case], metric=metric, description="d", split="test"),
+            encoding="utf-8",
+        )
+        out = tmp_path / "out.json"
+        run([PROMPTFOO, "eval", "-c", str(config), "-o", str(out), "--no-cache"])
+        [result] = json.loads(out.read_text())["results"]["results"]
+        assert result["success"] is passes, (metric, targets, result.get("gradingResult"))
+
+
+def test_promptfoo_export_refuses_an_input_promptfoo_would_read_as_a_file() -> None:
+    case = PromptfooTest("e7", {"input": "file:///etc/passwd"}, ("x",))
+    with pytest.raises(ConfigError, match="example e7: field 'input' starts with 'file://'"):
+        to_promptfoo(Prompt("{input}"), [case], metric="contains", description="d", split="test")
+
+
+def test_promptfoo_assertion_values_are_written_as_nunjucks_text() -> None:
+    case = PromptfooTest("a", {"input": "x"}, ("{{b}} #}", "file://f", "package:p"))
+    config = yaml.safe_load(
+        to_promptfoo(Prompt("{input}"), [case], metric="contains", description="d", split="test")
+    )
+    written = config["tests"][0]["assert"][0]["value"]
+    assert written == ["{{ '{' }}{b}} {{ '#' }}}", "{{ 'f' }}ile://f", "{{ 'p' }}ackage:p"]
+    assert [nunjucks(v) for v in written] == ["{{b}} #}", "file://f", "package:p"]

@@ -250,8 +250,17 @@ _ASSERTIONS = {
 }
 
 
-def _assertion(kind: str, targets: tuple[str, ...]) -> dict[str, Any]:
+def _assertion_value(value: str) -> str:
+    """An answer as promptfoo reads an assertion's value: a Nunjucks template, and a
+    file or package reference when it starts with `file://` or `package:`."""
+    if value.startswith(("file://", "package:")):
+        return "{{ '" + value[0] + "' }}" + _nunjucks_text([value[1:]])
+    return _nunjucks_text([value]) if value else value
+
+
+def _assertion(kind: str, answers: tuple[str, ...]) -> dict[str, Any]:
     """One assertion that passes when any accepted answer does."""
+    targets = tuple(_assertion_value(a) for a in answers)
     if len(targets) == 1:
         return {"type": kind, "value": targets[0]}
     if kind == "icontains":
@@ -288,6 +297,12 @@ def to_promptfoo(
     kind = _ASSERTIONS.get(name) if name else None
     yaml_tests = []
     for t in tests:
+        for field, value in t.fields.items():
+            if value.startswith("file://"):
+                raise ConfigError(
+                    f"example {t.id}: field {field!r} starts with 'file://', which promptfoo "
+                    "would read as a file to load; the promptfoo export cannot carry it"
+                )
         case: dict[str, Any] = {"description": t.id, "vars": t.fields}
         if kind and t.targets:
             case["assert"] = [_assertion(kind, t.targets)]
