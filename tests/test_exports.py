@@ -276,7 +276,6 @@ def test_promptfoo_export_holds_the_prompt_and_the_test_split_with_equals_for_ch
 def test_promptfoo_export_escapes_literal_braces_for_nunjucks(
     animal_run: Path, tmp_path: Path
 ) -> None:
-    import shutil
 
     run = tmp_path / "r"
     shutil.copytree(animal_run, run)
@@ -316,7 +315,6 @@ def test_promptfoo_export_maps_contains_to_icontains_and_other_metrics_to_no_ass
 def test_promptfoo_export_without_the_task_data_uses_the_recorded_examples_and_metric(
     animal_run: Path, tmp_path: Path
 ) -> None:
-    import shutil
 
     run = tmp_path / "r"
     shutil.copytree(animal_run, run)
@@ -342,7 +340,6 @@ def test_promptfoo_export_without_the_task_data_uses_the_recorded_examples_and_m
 
 
 def test_cli_exports_each_format_and_no_secret(animal_run: Path, tmp_path: Path) -> None:
-    import shutil
 
     runs = tmp_path / "runs"
     shutil.copytree(animal_run, runs / "r")
@@ -366,7 +363,6 @@ def test_cli_exports_each_format_and_no_secret(animal_run: Path, tmp_path: Path)
 def test_cli_export_refuses_an_unknown_format_and_a_run_without_a_best_prompt(
     animal_run: Path, tmp_path: Path
 ) -> None:
-    import shutil
 
     runs = tmp_path / "runs"
     shutil.copytree(animal_run, runs / "r")
