@@ -94,10 +94,12 @@ def put_best(run_dir: Path, prompt: Prompt) -> None:
 
 
 def registry_format(template: str, **values: str) -> str:
-    """How MLflow's PromptVersion.format and Langfuse's compile fill `{{ var }}`."""
+    """How MLflow's PromptVersion.format fills `{{ var }}` (its variable pattern,
+    mlflow/prompt/constants.py); Langfuse's `{{name}}` is a subset."""
     import re
 
-    return re.sub(r"\{\{\s*(.*?)\s*\}\}", lambda m: values[m.group(1)], template)
+    pattern = r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_]*(?:\.[a-zA-Z_][a-zA-Z0-9_]*)*)\s*\}\}"
+    return re.sub(pattern, lambda m: values[m.group(1)], template)
 
 
 def test_registry_export_writes_placeholders_as_double_braces_and_literal_braces_as_single() -> (
@@ -139,7 +141,12 @@ def test_registry_template_reads_back_as_the_same_instruction() -> None:
 
 @pytest.mark.parametrize(
     "instruction",
-    ["Write {{{{ and }}}} in Jinja.\n\n{input}", "Type {{{{ then {input}", "A {{{input}}}"],
+    [
+        "Write {{{{ and }}}} in Jinja.\n\n{input}",
+        # Langfuse reads from `{{` to the next `}}`: this would hide the placeholder
+        "Type {{{{ to open a block.\n\n{input}",
+        "A {{{input}}}",
+    ],
 )
 def test_registry_export_refuses_literal_text_a_registry_would_read_as_a_variable(
     instruction: str,
@@ -148,9 +155,9 @@ def test_registry_export_refuses_literal_text_a_registry_would_read_as_a_variabl
         to_registry(Prompt(instruction))
 
 
-def test_registry_export_keeps_a_literal_double_brace_that_forms_no_variable() -> None:
-    p = Prompt("Type {{{{ to open a block.\n\n{input}")
-    assert to_registry(p)["prompt"] == "Type {{ to open a block.\n\n{{input}}"
+def test_registry_export_keeps_a_literal_double_brace_that_no_closing_braces_follow() -> None:
+    p = Prompt("{input}\n\nType {{{{ to open a block.")
+    assert to_registry(p)["prompt"] == "{{input}}\n\nType {{ to open a block."
 
 
 # ----------------------------------------------------------------------------- LangChain

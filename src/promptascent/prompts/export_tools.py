@@ -73,9 +73,15 @@ def example_fields(prompt: Prompt, value: str | dict[str, str]) -> dict[str, str
 
 # ----------------------------------------------------------------------------- registry
 
-# MLflow's prompt registry reads every `{{ ... }}` as a variable (PromptVersion's
-# pattern); Langfuse reads `{{name}}`. Neither has an escape for literal `{{`.
-_REGISTRY_VAR = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+# MLflow's prompt registry reads `{{ name }}` (a name, or dotted names) as a variable
+# (mlflow/prompt/constants.py, PROMPT_TEMPLATE_VARIABLE_PATTERN); Langfuse's compile
+# reads from a `{{` to the next `}}` as one variable (left as written when it names
+# none, hiding a placeholder inside). Neither has an escape for a literal `{{`. The
+# export refuses any
+# `{{ ... }}` in literal text (a superset of both, and of older MLflow's `.*?`), so no
+# registry finds a variable the export did not write.
+_REGISTRY_VAR = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
+_ANY_DOUBLE_BRACES = re.compile(r"\{\{.*?\}\}", re.DOTALL)
 
 
 def _registry_text(segs: list[Segment]) -> str:
@@ -86,7 +92,7 @@ def _registry_text(segs: list[Segment]) -> str:
             out += "{{" + s.name + "}}"
         else:
             out += s
-    for m in _REGISTRY_VAR.finditer(out):
+    for m in _ANY_DOUBLE_BRACES.finditer(out):
         if (m.start(), m.end()) not in spans:
             raise ConfigError(
                 f"the prompt's literal text {m.group(0)!r} would be read as a variable by "
