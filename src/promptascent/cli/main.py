@@ -35,7 +35,8 @@ from promptascent.llm.budget import Budget
 from promptascent.llm.client import CachePolicy
 from promptascent.llm.types import Role
 from promptascent.preference.session import CONFIG_KEY as PREFER_CONFIG
-from promptascent.prompts.export import export_prompt
+from promptascent.prompts.export import check_format
+from promptascent.run_export import export_run
 from promptascent.runner import (
     DEFAULT_CACHE_DIR,
     DEFAULT_RUNS_DIR,
@@ -954,26 +955,23 @@ def _print_win_record(run: str, runs_dir: Path) -> None:
 @app.command()
 def export(
     run: Annotated[str, typer.Argument(help="Run id, unique prefix, or folder.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="text | messages | json")] = "text",
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="text | messages | json | promptfoo | langchain | dspy | registry",
+        ),
+    ] = "text",
     candidate: Annotated[
         str | None, typer.Option(help="A candidate id instead of the best.")
     ] = None,
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
-    """Print the best prompt exactly as it was scored."""
-    if format not in ("text", "messages", "json"):
-        raise ConfigError(f"unknown export format {format!r}: use text, messages or json")
-    store = RunStore.open_existing(_resolve_run(run, runs_dir))
-    try:
-        result = store.get("result")
-        cid = candidate or (result["best_candidate"] if result else None)
-        if cid is None:
-            raise ConfigError(
-                f"run {run} has no result yet; pass --candidate ID (see `promptascent show`)"
-            )
-        text = export_prompt(store.prompt(cid), format)
-    finally:
-        store.close()
+    """Print the best prompt exactly as it was scored, or in another tool's format
+    (docs/export.md)."""
+    check_format(format)
+    text = export_run(_resolve_run(run, runs_dir), format, candidate)
     sys.stdout.write(text + "\n")
 
 
