@@ -6,11 +6,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from promptascent.data.example import Dataset, Example
 from promptascent.llm.scripted import ScriptedLLM
 from promptascent.llm.types import CompletionRequest
 from promptascent.runner import RunSettings
+from promptascent.store.run_store import RunStore
 
 KEY = "Answer with the opposite animal."
 PAIRS = {"cat": "dog", "dog": "cat", "cow": "horse", "horse": "cow", "fox": "owl", "owl": "fox"}
@@ -206,3 +208,39 @@ def write_pet_task(folder: Path, *, train: int = 30, dev: int = 63, test: int = 
         encoding="utf-8",
     )
     return task
+
+
+def pet_settings(
+    tmp_path: Path,
+    optimizer: ScriptedLLM | None = None,
+    task: ScriptedLLM | None = None,
+) -> RunSettings:
+    """Run settings for the pet task: `task` (default: pet_responder) as the task model,
+    `optimizer` (default: pet_proposer) as the optimizer model."""
+    return RunSettings(
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+        backends={
+            "task": task or ScriptedLLM(pet_responder, model_id="pet-task"),
+            "optimizer": optimizer or pet_proposer(),
+            "judge": task_model(),
+        },
+    )
+
+
+def stored_candidates(run_dir: Path) -> list[dict[str, Any]]:
+    """The candidates a run's store recorded."""
+    store = RunStore.open_existing(run_dir)
+    try:
+        return store.candidates()
+    finally:
+        store.close()
+
+
+def stored_events(run_dir: Path, kind: str) -> list[dict[str, Any]]:
+    """The events of one kind a run's store recorded."""
+    store = RunStore.open_existing(run_dir)
+    try:
+        return [e for e in store.events() if e["kind"] == kind]
+    finally:
+        store.close()

@@ -21,7 +21,9 @@ from scripted import (
     PETS,
     pet_proposer,
     pet_responder,
-    task_model,
+    pet_settings,
+    stored_candidates,
+    stored_events,
     write_animal_task,
     write_pet_task,
 )
@@ -34,41 +36,8 @@ from promptascent.llm.scripted import ScriptedLLM
 from promptascent.llm.types import CompletionRequest
 from promptascent.optimizers import registry
 from promptascent.search import frontier
-from promptascent.store.run_store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def settings(
-    tmp_path: Path,
-    optimizer: ScriptedLLM | None = None,
-    task: ScriptedLLM | None = None,
-) -> RunSettings:
-    return RunSettings(
-        runs_dir=tmp_path / "runs",
-        cache_dir=tmp_path / "cache",
-        backends={
-            "task": task or ScriptedLLM(pet_responder, model_id="pet-task"),
-            "optimizer": optimizer or pet_proposer(),
-            "judge": task_model(),
-        },
-    )
-
-
-def candidates(run_dir: Path) -> list[dict[str, Any]]:
-    store = RunStore.open_existing(run_dir)
-    try:
-        return store.candidates()
-    finally:
-        store.close()
-
-
-def events(run_dir: Path, kind: str) -> list[dict[str, Any]]:
-    store = RunStore.open_existing(run_dir)
-    try:
-        return [e for e in store.events() if e["kind"] == kind]
-    finally:
-        store.close()
 
 
 def test_gepa_finds_the_key_by_reflection_within_budget(tmp_path: Path) -> None:
@@ -78,14 +47,14 @@ def test_gepa_finds_the_key_by_reflection_within_budget(tmp_path: Path) -> None:
         task,
         optimizer="gepa",
         budget={"task_calls": 300},
-        settings=settings(tmp_path, proposer),
+        settings=pet_settings(tmp_path, proposer),
     )
     assert result.best.prompt.instruction == PET_KEY
     assert result.best.operation == "reflect" and result.best.parents == (result.seed.id,)
     assert result.search_usage["task"]["calls"] <= 300
     assert result.test_best is not None and result.test_best.mean == 1.0
     # the key instruction was scored on the Pareto set, then on the whole dev split
-    row = next(c for c in candidates(result.run_dir) if c["id"] == result.best.id)
+    row = next(c for c in stored_candidates(result.run_dir) if c["id"] == result.best.id)
     assert row["scores"]["dev-subset"]["mean"] == 1.0 and row["scores"]["dev"]["n"] == 63
 
 
@@ -95,7 +64,10 @@ def test_the_reflection_shows_input_output_expected_and_the_metrics_feedback(
     task = write_pet_task(tmp_path / "task")
     proposer = pet_proposer()
     optimize(
-        task, optimizer="gepa", budget={"task_calls": 150}, settings=settings(tmp_path, proposer)
+        task,
+        optimizer="gepa",
+        budget={"task_calls": 150},
+        settings=pet_settings(tmp_path, proposer),
     )
     first = proposer.requests[0].messages[-1].content
     assert f'"{PET_SEED}"' in first
@@ -123,13 +95,13 @@ def test_a_child_no_better_on_the_minibatch_is_not_scored_on_the_pareto_set(
         task,
         optimizer="gepa",
         options={"max_iterations": 4},
-        settings=settings(
+        settings=pet_settings(
             tmp_path,
             ScriptedLLM(respond, model_id="repeater"),
             ScriptedLLM(task_reply, model_id="pet-task-2"),
         ),
     )
-    rows = [c for c in candidates(result.run_dir) if c["id"] != result.seed.id]
+    rows = [c for c in stored_candidates(result.run_dir) if c["id"] != result.seed.id]
     assert len(rows) == 4
     for c in rows:
         assert all(split.startswith("train-reflect-") for split in c["scores"]), c["scores"]
@@ -145,7 +117,7 @@ def test_gepa_by_likelihood_finds_the_key(tmp_path: Path) -> None:
         task,
         optimizer="gepa",
         budget={"task_calls": 200},
-        settings=settings(tmp_path, proposer, scorer),
+        settings=pet_settings(tmp_path, proposer, scorer),
     )
     assert result.search_usage["task"]["calls"] <= 200
     assert result.best.prompt.instruction == PET_KEY
@@ -172,12 +144,12 @@ def test_malformed_replies_are_rejected_proposals_and_never_crash(tmp_path: Path
         task,
         optimizer="gepa",
         options={"max_iterations": 12},
-        settings=settings(tmp_path, ScriptedLLM(respond, model_id="junk")),
+        settings=pet_settings(tmp_path, ScriptedLLM(respond, model_id="junk")),
     )
     assert result.status == "finished"
     assert result.best.id == result.seed.id
     assert result.rejected_replies == 12 == result.search_usage["optimizer"]["calls"]
-    reasons = {e["reason"] for e in events(result.run_dir, "ReplyRejected")}
+    reasons = {e["reason"] for e in stored_events(result.run_dir, "ReplyRejected")}
     assert reasons <= {
         "empty",
         "too short",
@@ -189,14 +161,17 @@ def test_malformed_replies_are_rejected_proposals_and_never_crash(tmp_path: Path
 
 
 def lineage(run_dir: Path) -> list[tuple[Any, ...]]:
-    return [(c["id"], tuple(c["parents"]), c["operation"], c["step"]) for c in candidates(run_dir)]
+    return [
+        (c["id"], tuple(c["parents"]), c["operation"], c["step"])
+        for c in stored_candidates(run_dir)
+    ]
 
 
 def test_same_seed_same_run(tmp_path: Path) -> None:
     task = write_pet_task(tmp_path / "task")
     opts = {"use_merge": True, "max_iterations": 10}
-    first = optimize(task, optimizer="gepa", options=opts, settings=settings(tmp_path / "a"))
-    second = optimize(task, optimizer="gepa", options=opts, settings=settings(tmp_path / "b"))
+    first = optimize(task, optimizer="gepa", options=opts, settings=pet_settings(tmp_path / "a"))
+    second = optimize(task, optimizer="gepa", options=opts, settings=pet_settings(tmp_path / "b"))
     assert lineage(first.run_dir) == lineage(second.run_dir)
     assert first.to_dict()["test"] == second.to_dict()["test"]
     assert first.search_usage["task"]["calls"] == second.search_usage["task"]["calls"]
@@ -219,7 +194,7 @@ def test_no_budget_is_ever_exceeded(tmp_path: Path, budget: dict[str, int]) -> N
         optimizer="gepa",
         options={"use_merge": True},
         budget=budget,
-        settings=settings(tmp_path),
+        settings=pet_settings(tmp_path),
     )
     assert result.status in ("finished", "budget")
     if "task_calls" in budget:
@@ -233,7 +208,7 @@ def test_gepa_under_k_fold_selection_finds_the_key_within_budget(tmp_path: Path)
     text = task.read_text().replace("evaluation: {", "evaluation: {folds: 2, ")
     task.write_text(text + "constraints: {max_prompt_tokens: 40}\n")
     result = optimize(
-        task, optimizer="gepa", budget={"task_calls": 300}, settings=settings(tmp_path)
+        task, optimizer="gepa", budget={"task_calls": 300}, settings=pet_settings(tmp_path)
     )
     assert result.selection_split == "cv"
     assert result.search_usage["task"]["calls"] <= 300
@@ -275,7 +250,7 @@ def test_merge_joins_two_complementary_front_candidates_into_the_key(tmp_path: P
         task,
         optimizer="gepa",
         options={"use_merge": True, "max_iterations": 12},
-        settings=settings(
+        settings=pet_settings(
             tmp_path,
             ScriptedLLM(merge_proposer, model_id="merger"),
             ScriptedLLM(merge_task_reply, model_id="halves"),
@@ -283,7 +258,7 @@ def test_merge_joins_two_complementary_front_candidates_into_the_key(tmp_path: P
     )
     assert result.best.prompt.instruction == PET_KEY
     assert result.best.operation == "merge"
-    rows = {c["id"]: c for c in candidates(result.run_dir)}
+    rows = {c["id"]: c for c in stored_candidates(result.run_dir)}
     parents = [rows[p]["prompt"]["instruction"] for p in result.best.parents]
     assert sorted(parents) == sorted([CATS, HORSES])
     # it was checked on the examples where the parents differ, then on the Pareto set
@@ -300,7 +275,7 @@ def test_without_merge_no_merge_is_tried(tmp_path: Path) -> None:
         task,
         optimizer="gepa",
         options={"max_iterations": 12},
-        settings=settings(tmp_path, proposer, ScriptedLLM(merge_task_reply, model_id="halves")),
+        settings=pet_settings(tmp_path, proposer, ScriptedLLM(merge_task_reply, model_id="halves")),
     )
     assert all("Instruction A" not in r.messages[-1].content for r in proposer.requests)
     assert result.best.operation != "merge"
@@ -376,7 +351,7 @@ def test_gepa_is_registered_with_the_defaults_of_gepa() -> None:
 def test_bad_options_are_config_errors(tmp_path: Path, option: dict[str, Any]) -> None:
     task = write_animal_task(tmp_path / "task")
     with pytest.raises(ConfigError) as e:
-        optimize(task, optimizer="gepa", options=option, settings=settings(tmp_path))
+        optimize(task, optimizer="gepa", options=option, settings=pet_settings(tmp_path))
     assert next(iter(option)) in str(e.value)
 
 
@@ -388,7 +363,7 @@ def test_best_selection_always_reflects_on_the_best_candidate(tmp_path: Path) ->
         optimizer="gepa",
         options={"candidate_selection": "best"},
         budget={"task_calls": 300},
-        settings=settings(tmp_path, proposer),
+        settings=pet_settings(tmp_path, proposer),
     )
     assert result.best.prompt.instruction == PET_KEY
 

@@ -24,8 +24,9 @@ from scripted import (
     pet_dataset,
     pet_proposals,
     pet_proposer,
-    pet_responder,
-    task_model,
+    pet_settings,
+    stored_candidates,
+    stored_events,
     write_animal_task,
     write_pet_task,
 )
@@ -47,47 +48,14 @@ from promptascent.optimizers.mipro import (
     shown_demos,
 )
 from promptascent.prompts.prompt import Demo
-from promptascent.store.run_store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def settings(
-    tmp_path: Path,
-    optimizer: ScriptedLLM | None = None,
-    task: ScriptedLLM | None = None,
-) -> RunSettings:
-    return RunSettings(
-        runs_dir=tmp_path / "runs",
-        cache_dir=tmp_path / "cache",
-        backends={
-            "task": task or ScriptedLLM(pet_responder, model_id="pet-task"),
-            "optimizer": optimizer or pet_proposer(),
-            "judge": task_model(),
-        },
-    )
-
-
-def candidates(run_dir: Path) -> list[dict[str, Any]]:
-    store = RunStore.open_existing(run_dir)
-    try:
-        return store.candidates()
-    finally:
-        store.close()
-
-
-def events(run_dir: Path, kind: str) -> list[dict[str, Any]]:
-    store = RunStore.open_existing(run_dir)
-    try:
-        return [e for e in store.events() if e["kind"] == kind]
-    finally:
-        store.close()
 
 
 def trials(run_dir: Path) -> list[tuple[int, str]]:
     """(trial, candidate note) for every minibatch trial, in trial order."""
     out = []
-    for c in candidates(run_dir):
+    for c in stored_candidates(run_dir):
         for split in c["scores"]:
             if split.startswith("dev-trial-"):
                 out.append((int(split.rsplit("-", 1)[1]), c["note"] or "seed"))
@@ -108,14 +76,14 @@ def half_right(request: CompletionRequest) -> str:
 def test_mipro_finds_the_key_within_budget(tmp_path: Path) -> None:
     task = write_pet_task(tmp_path / "task")
     result = optimize(
-        task, optimizer="mipro", budget={"task_calls": 300}, settings=settings(tmp_path)
+        task, optimizer="mipro", budget={"task_calls": 300}, settings=pet_settings(tmp_path)
     )
     assert result.best.prompt.instruction == PET_KEY
     assert result.best.operation == "trial" and result.best.parents == (result.seed.id,)
     assert result.search_usage["task"]["calls"] <= 300
     assert result.test_best is not None and result.test_best.mean == 1.0
     # the key was tried on minibatches, fully evaluated on the subset, then on dev
-    row = next(c for c in candidates(result.run_dir) if c["id"] == result.best.id)
+    row = next(c for c in stored_candidates(result.run_dir) if c["id"] == result.best.id)
     assert any(s.startswith("dev-trial-") for s in row["scores"])
     assert row["scores"]["dev-subset"]["mean"] == 1.0 and row["scores"]["dev"]["n"] == 63
 
@@ -138,7 +106,7 @@ def test_proposals_see_the_data_summary_the_task_bootstrapped_demos_and_a_tip(
         task,
         optimizer="mipro",
         options={"num_trials": 2},
-        settings=settings(tmp_path, proposer, ScriptedLLM(half_right, model_id="half")),
+        settings=pet_settings(tmp_path, proposer, ScriptedLLM(half_right, model_id="half")),
     )
     asked = [r.messages[-1].content for r in proposer.requests]
     # the summary is asked first, on 10 train examples with their answers
@@ -177,9 +145,9 @@ def test_a_failed_data_summary_is_rejected_and_proposals_go_on_without_it(
         task,
         optimizer="mipro",
         budget={"task_calls": 300},
-        settings=settings(tmp_path, proposer),
+        settings=pet_settings(tmp_path, proposer),
     )
-    reasons = [e["reason"] for e in events(result.run_dir, "ReplyRejected")]
+    reasons = [e["reason"] for e in stored_events(result.run_dir, "ReplyRejected")]
     assert "data summary: empty" in reasons
     assert all("Dataset description" not in r.messages[-1].content for r in proposer.requests)
     assert result.best.prompt.instruction == PET_KEY
@@ -193,11 +161,11 @@ def test_the_best_combination_by_mean_minibatch_score_gets_the_full_evaluation(
         task,
         optimizer="mipro",
         options={"num_trials": 5, "minibatch_full_eval_steps": 5},
-        settings=settings(tmp_path),
+        settings=pet_settings(tmp_path),
     )
     assert len(trials(result.run_dir)) == 5
     # the seed (a combination too) was fully evaluated first: it is not again
-    rows = [c for c in candidates(result.run_dir) if c["id"] != result.seed.id]
+    rows = [c for c in stored_candidates(result.run_dir) if c["id"] != result.seed.id]
 
     def trial_mean(c: dict[str, Any]) -> float:
         values = [v["mean"] for s, v in c["scores"].items() if s.startswith("dev-trial-")]
@@ -217,11 +185,11 @@ def test_a_full_evaluation_follows_every_minibatch_full_eval_steps_trials_and_th
         task,
         optimizer="mipro",
         options={"num_trials": 10, "minibatch_full_eval_steps": 3},
-        settings=settings(tmp_path),
+        settings=pet_settings(tmp_path),
     )
     order = [
         e["split"]
-        for e in events(result.run_dir, "CandidateEvaluated")
+        for e in stored_events(result.run_dir, "CandidateEvaluated")
         if e["split"].startswith("dev-trial-")
         or (e["split"] == "dev-subset" and e["candidate_id"] != result.seed.id)
     ]
@@ -238,7 +206,7 @@ def test_mipro_by_likelihood_finds_the_key(tmp_path: Path) -> None:
         task,
         optimizer="mipro",
         budget={"task_calls": 300},
-        settings=settings(tmp_path, task=scorer),
+        settings=pet_settings(tmp_path, task=scorer),
     )
     assert result.search_usage["task"]["calls"] <= 300
     assert result.best.prompt.instruction == PET_KEY
@@ -254,13 +222,13 @@ def test_mipro_under_k_fold_selection_and_constraints_finds_the_key_within_budge
         task,
         optimizer="mipro",
         budget={"task_calls": 800},
-        settings=settings(tmp_path, task=ScriptedLLM(half_right, model_id="half")),
+        settings=pet_settings(tmp_path, task=ScriptedLLM(half_right, model_id="half")),
     )
     assert result.selection_split == "cv"
     assert result.search_usage["task"]["calls"] <= 800
     assert result.best.prompt.instruction == PET_KEY
     # demo sets that make the prompt longer than 40 tokens are rejected, never scored
-    reasons = {e["reason"] for e in events(result.run_dir, "ReplyRejected")}
+    reasons = {e["reason"] for e in stored_events(result.run_dir, "ReplyRejected")}
     assert any(r.startswith("constraint: ") for r in reasons), reasons
 
 
@@ -271,9 +239,9 @@ def test_every_candidate_keeps_the_protected_span(tmp_path: Path) -> None:
     )
     task.write_text(text + "constraints: {protected: ['Be brief.']}\n")
     result = optimize(
-        task, optimizer="mipro", budget={"task_calls": 300}, settings=settings(tmp_path)
+        task, optimizer="mipro", budget={"task_calls": 300}, settings=pet_settings(tmp_path)
     )
-    instructions = [c["prompt"]["instruction"] for c in candidates(result.run_dir)]
+    instructions = [c["prompt"]["instruction"] for c in stored_candidates(result.run_dir)]
     assert len(instructions) > 3 and all("Be brief." in i for i in instructions)
     assert result.best.prompt.instruction == PET_KEY + "\nBe brief."
 
@@ -297,11 +265,11 @@ def test_malformed_replies_are_rejected_proposals_and_never_crash(tmp_path: Path
         task,
         optimizer="mipro",
         options={"num_candidates": 8, "num_trials": 6},
-        settings=settings(tmp_path, ScriptedLLM(respond, model_id="junk")),
+        settings=pet_settings(tmp_path, ScriptedLLM(respond, model_id="junk")),
     )
     assert result.status == "finished"
     assert result.search_usage["optimizer"]["calls"] == 9  # the summary and 8 proposals
-    rejected = [e["reason"] for e in events(result.run_dir, "ReplyRejected")]
+    rejected = [e["reason"] for e in stored_events(result.run_dir, "ReplyRejected")]
     replies_rejected = [r for r in rejected if not r.startswith("demo set skipped")]
     assert len(replies_rejected) == 9
     assert set(r.removeprefix("data summary: ") for r in replies_rejected) <= {
@@ -313,20 +281,23 @@ def test_malformed_replies_are_rejected_proposals_and_never_crash(tmp_path: Path
         "duplicate of a proposal",
     }
     # with the seed's instruction alone, the search is over demo sets
-    assert all(c["prompt"]["instruction"] == PET_SEED for c in candidates(result.run_dir)), (
+    assert all(c["prompt"]["instruction"] == PET_SEED for c in stored_candidates(result.run_dir)), (
         "a malformed reply became an instruction"
     )
 
 
 def lineage(run_dir: Path) -> list[tuple[Any, ...]]:
-    return [(c["id"], tuple(c["parents"]), c["operation"], c["step"]) for c in candidates(run_dir)]
+    return [
+        (c["id"], tuple(c["parents"]), c["operation"], c["step"])
+        for c in stored_candidates(run_dir)
+    ]
 
 
 def test_same_seed_same_trials(tmp_path: Path) -> None:
     task = write_pet_task(tmp_path / "task")
     opts = {"num_trials": 12}
-    first = optimize(task, optimizer="mipro", options=opts, settings=settings(tmp_path / "a"))
-    second = optimize(task, optimizer="mipro", options=opts, settings=settings(tmp_path / "b"))
+    first = optimize(task, optimizer="mipro", options=opts, settings=pet_settings(tmp_path / "a"))
+    second = optimize(task, optimizer="mipro", options=opts, settings=pet_settings(tmp_path / "b"))
     assert trials(first.run_dir) == trials(second.run_dir)
     assert len(trials(first.run_dir)) == 12
     assert lineage(first.run_dir) == lineage(second.run_dir)
@@ -341,7 +312,7 @@ def test_optunas_logging_is_silenced_and_it_writes_no_files(
     task = write_pet_task(tmp_path / "task")
     before = set(tmp_path.rglob("*"))
     result = optimize(
-        task, optimizer="mipro", options={"num_trials": 6}, settings=settings(tmp_path)
+        task, optimizer="mipro", options={"num_trials": 6}, settings=pet_settings(tmp_path)
     )
     out, err = capfd.readouterr()
     assert "study" not in (out + err).lower() and "trial" not in (out + err).lower()
@@ -361,7 +332,7 @@ def test_optunas_logging_is_silenced_and_it_writes_no_files(
 )
 def test_no_budget_is_ever_exceeded(tmp_path: Path, budget: dict[str, int]) -> None:
     task = write_pet_task(tmp_path / "task")
-    result = optimize(task, optimizer="mipro", budget=budget, settings=settings(tmp_path))
+    result = optimize(task, optimizer="mipro", budget=budget, settings=pet_settings(tmp_path))
     assert result.status in ("finished", "budget")
     if "task_calls" in budget:
         assert result.search_usage["task"]["calls"] <= budget["task_calls"]
@@ -376,7 +347,7 @@ def test_one_optimizer_call_goes_to_a_proposal_not_the_summary(tmp_path: Path) -
         task,
         optimizer="mipro",
         budget={"optimizer_calls": 1, "task_calls": 300},
-        settings=settings(tmp_path, proposer),
+        settings=pet_settings(tmp_path, proposer),
     )
     assert len(proposer.requests) == 1
     assert "Basic instruction" in proposer.requests[0].messages[-1].content
@@ -391,10 +362,10 @@ def test_zero_shot_searches_instructions_only(tmp_path: Path) -> None:
         optimizer="mipro",
         options={"max_bootstrapped_demos": 0, "max_labeled_demos": 0},
         budget={"task_calls": 300},
-        settings=settings(tmp_path, proposer, ScriptedLLM(half_right, model_id="half")),
+        settings=pet_settings(tmp_path, proposer, ScriptedLLM(half_right, model_id="half")),
     )
     assert len(proposer.requests) == 7  # the summary and 6 proposals (DSPy light: n)
-    assert all(not c["prompt"]["demos"] for c in candidates(result.run_dir))
+    assert all(not c["prompt"]["demos"] for c in stored_candidates(result.run_dir))
     # the proposals still saw bootstrapped demos, as DSPy's
     assert any("Example inputs and outputs" in r.messages[-1].content for r in proposer.requests)
     assert result.best.prompt.instruction == PET_KEY
@@ -403,7 +374,7 @@ def test_zero_shot_searches_instructions_only(tmp_path: Path) -> None:
 def test_the_estimate_bounds_what_a_run_spends(tmp_path: Path) -> None:
     task = write_pet_task(tmp_path / "task")
     opts = {"num_trials": 12}
-    result = optimize(task, optimizer="mipro", options=opts, settings=settings(tmp_path))
+    result = optimize(task, optimizer="mipro", options=opts, settings=pet_settings(tmp_path))
     estimate = registry.create("mipro", opts).estimate(30, 63, 4)
     assert result.search_usage["task"]["calls"] <= estimate.task_calls
     assert result.search_usage["optimizer"]["calls"] == estimate.optimizer_calls == 4
@@ -537,7 +508,7 @@ def test_mipro_is_registered_with_the_defaults_of_dspy() -> None:
 def test_bad_options_are_config_errors(tmp_path: Path, option: dict[str, Any]) -> None:
     task = write_animal_task(tmp_path / "task")
     with pytest.raises(ConfigError) as e:
-        optimize(task, optimizer="mipro", options=option, settings=settings(tmp_path))
+        optimize(task, optimizer="mipro", options=option, settings=pet_settings(tmp_path))
     assert next(iter(option)) in str(e.value)
 
 

@@ -22,8 +22,9 @@ from scripted import (
     PET_SEED,
     pet_proposals,
     pet_proposer,
-    pet_responder,
-    task_model,
+    pet_settings,
+    stored_candidates,
+    stored_events,
     write_animal_task,
     write_pet_task,
 )
@@ -40,46 +41,16 @@ from promptascent.optimizers.promptagent import PromptAgent
 from promptascent.prompts.prompt import Prompt
 from promptascent.search.mcts import Node, Tree, best_node
 from promptascent.search.pool import Candidate, CandidatePool
-from promptascent.store.run_store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 GRADIENT = "could have gotten these examples wrong"  # in the feedback request only
 
 
-def settings(
-    tmp_path: Path,
-    optimizer: ScriptedLLM | None = None,
-    task: ScriptedLLM | None = None,
-) -> RunSettings:
-    return RunSettings(
-        runs_dir=tmp_path / "runs",
-        cache_dir=tmp_path / "cache",
-        backends={
-            "task": task or ScriptedLLM(pet_responder, model_id="pet-task"),
-            "optimizer": optimizer or pet_proposer(),
-            "judge": task_model(),
-        },
-    )
-
-
-def candidates(run_dir: Path) -> list[dict[str, Any]]:
-    store = RunStore.open_existing(run_dir)
-    try:
-        return store.candidates()
-    finally:
-        store.close()
-
-
-def events(run_dir: Path, kind: str) -> list[dict[str, Any]]:
-    store = RunStore.open_existing(run_dir)
-    try:
-        return [e for e in store.events() if e["kind"] == kind]
-    finally:
-        store.close()
-
-
 def lineage(run_dir: Path) -> list[tuple[Any, ...]]:
-    return [(c["id"], tuple(c["parents"]), c["operation"], c["step"]) for c in candidates(run_dir)]
+    return [
+        (c["id"], tuple(c["parents"]), c["operation"], c["step"])
+        for c in stored_candidates(run_dir)
+    ]
 
 
 # Whole searches on the pet task.
@@ -91,23 +62,23 @@ def test_promptagent_finds_the_key_by_expansion_within_budget(tmp_path: Path) ->
         task,
         optimizer="promptagent",
         budget={"task_calls": 300},
-        settings=settings(tmp_path),
+        settings=pet_settings(tmp_path),
     )
     assert result.best.prompt.instruction == PET_KEY
     assert result.best.operation == "expand" and result.best.parents == (result.seed.id,)
     assert result.best.step == 1  # the depth: a child of the root
     assert result.search_usage["task"]["calls"] <= 300
     assert result.test_best is not None and result.test_best.mean == 1.0
-    row = next(c for c in candidates(result.run_dir) if c["id"] == result.best.id)
+    row = next(c for c in stored_candidates(result.run_dir) if c["id"] == result.best.id)
     assert row["scores"]["dev-subset"]["mean"] == 1.0 and row["scores"]["dev"]["n"] == 63
 
 
 def test_each_nodes_lineage_is_its_parent_expand_and_its_depth(tmp_path: Path) -> None:
     task = write_pet_task(tmp_path / "task")
     result = optimize(
-        task, optimizer="promptagent", budget={"task_calls": 600}, settings=settings(tmp_path)
+        task, optimizer="promptagent", budget={"task_calls": 600}, settings=pet_settings(tmp_path)
     )
-    rows = {c["id"]: c for c in candidates(result.run_dir)}
+    rows = {c["id"]: c for c in stored_candidates(result.run_dir)}
     children = [c for c in rows.values() if c["id"] != result.seed.id]
     assert len(children) >= 10
     for c in children:
@@ -127,7 +98,7 @@ def test_the_rewrite_shows_the_errors_the_feedback_and_the_path_from_the_root(
         task,
         optimizer="promptagent",
         budget={"task_calls": 600},
-        settings=settings(tmp_path, proposer),
+        settings=pet_settings(tmp_path, proposer),
     )
     texts = [r.messages[-1].content for r in proposer.requests]
     feedback, rewrite = texts[0], texts[1]
@@ -152,7 +123,7 @@ def test_promptagent_by_likelihood_finds_the_key(tmp_path: Path) -> None:
         task,
         optimizer="promptagent",
         budget={"task_calls": 200},
-        settings=settings(tmp_path, proposer, scorer),
+        settings=pet_settings(tmp_path, proposer, scorer),
     )
     assert result.search_usage["task"]["calls"] <= 200
     assert result.best.prompt.instruction == PET_KEY
@@ -173,12 +144,12 @@ def test_several_new_prompts_come_from_one_rewrite_reply(tmp_path: Path) -> None
         task,
         optimizer="promptagent",
         options={"num_new_prompts": 3, "iteration_num": 1, "expand_width": 1},
-        settings=settings(tmp_path, ScriptedLLM(respond, model_id="three")),
+        settings=pet_settings(tmp_path, ScriptedLLM(respond, model_id="three")),
     )
     assert result.best.prompt.instruction == PET_KEY
     # one feedback and one rewrite: two children, "Hi" rejected, the fourth not read
     assert result.search_usage["optimizer"]["calls"] == 2
-    assert len(candidates(result.run_dir)) == 3 and result.rejected_replies == 1
+    assert len(stored_candidates(result.run_dir)) == 3 and result.rejected_replies == 1
 
 
 def test_malformed_replies_are_rejected_proposals_and_never_crash(tmp_path: Path) -> None:
@@ -201,15 +172,15 @@ def test_malformed_replies_are_rejected_proposals_and_never_crash(tmp_path: Path
         task,
         optimizer="promptagent",
         options={"iteration_num": 4},
-        settings=settings(tmp_path, ScriptedLLM(respond, model_id="junk")),
+        settings=pet_settings(tmp_path, ScriptedLLM(respond, model_id="junk")),
     )
     assert result.status == "finished"
-    assert result.best.id == result.seed.id and len(candidates(result.run_dir)) == 1
+    assert result.best.id == result.seed.id and len(stored_candidates(result.run_dir)) == 1
     # the root has no child after its expansion: it is terminal, and the later
     # iterations cost nothing; each of the 3 rewrites was rejected
     assert result.search_usage["optimizer"]["calls"] == 6
     assert result.rejected_replies == 3
-    reasons = {e["reason"] for e in events(result.run_dir, "ReplyRejected")}
+    reasons = {e["reason"] for e in stored_events(result.run_dir, "ReplyRejected")}
     assert reasons <= {
         "empty",
         "too short",
@@ -229,11 +200,11 @@ def test_feedback_without_a_usable_reason_is_rejected_without_a_rewrite(tmp_path
         task,
         optimizer="promptagent",
         options={"iteration_num": 2},
-        settings=settings(tmp_path, ScriptedLLM(respond, model_id="mute")),
+        settings=pet_settings(tmp_path, ScriptedLLM(respond, model_id="mute")),
     )
     assert result.status == "finished" and result.best.id == result.seed.id
     assert result.search_usage["optimizer"]["calls"] == 3 == result.rejected_replies
-    reasons = [e["reason"] for e in events(result.run_dir, "ReplyRejected")]
+    reasons = [e["reason"] for e in stored_events(result.run_dir, "ReplyRejected")]
     assert set(reasons) == {"no usable reason"}
 
 
@@ -241,10 +212,10 @@ def test_same_seed_same_run(tmp_path: Path) -> None:
     task = write_pet_task(tmp_path / "task")
     budget = {"task_calls": 600}
     first = optimize(
-        task, optimizer="promptagent", budget=budget, settings=settings(tmp_path / "a")
+        task, optimizer="promptagent", budget=budget, settings=pet_settings(tmp_path / "a")
     )
     second = optimize(
-        task, optimizer="promptagent", budget=budget, settings=settings(tmp_path / "b")
+        task, optimizer="promptagent", budget=budget, settings=pet_settings(tmp_path / "b")
     )
     assert len(lineage(first.run_dir)) >= 10
     assert lineage(first.run_dir) == lineage(second.run_dir)
@@ -269,7 +240,7 @@ def test_no_budget_is_ever_exceeded(tmp_path: Path, budget: dict[str, int]) -> N
         optimizer="promptagent",
         options={"num_new_prompts": 2},
         budget=budget,
-        settings=settings(tmp_path),
+        settings=pet_settings(tmp_path),
     )
     assert result.status in ("finished", "budget")
     if "task_calls" in budget:
@@ -284,10 +255,10 @@ def test_at_100_task_calls_the_reward_subset_is_sized_to_the_budget(tmp_path: Pa
         task,
         optimizer="promptagent",
         budget={"task_calls": 100},
-        settings=settings(tmp_path),
+        settings=pet_settings(tmp_path),
     )
     # 100 calls, a third kept for the final: an eighth of the 67 left is 8 examples
-    rows = candidates(result.run_dir)
+    rows = stored_candidates(result.run_dir)
     assert {c["scores"]["dev-subset"]["n"] for c in rows if "dev-subset" in c["scores"]} == {8}
     assert result.best.prompt.instruction == PET_KEY
 
@@ -299,7 +270,7 @@ def test_promptagent_under_k_fold_selection_and_constraints_finds_the_key(
     text = task.read_text().replace("evaluation: {", "evaluation: {folds: 2, ")
     task.write_text(text + "constraints: {max_prompt_tokens: 40}\n")
     result = optimize(
-        task, optimizer="promptagent", budget={"task_calls": 300}, settings=settings(tmp_path)
+        task, optimizer="promptagent", budget={"task_calls": 300}, settings=pet_settings(tmp_path)
     )
     assert result.selection_split == "cv"
     assert result.search_usage["task"]["calls"] <= 300
@@ -322,11 +293,11 @@ def test_a_prompt_that_breaks_the_constraints_is_no_node(tmp_path: Path) -> None
         task,
         optimizer="promptagent",
         budget={"task_calls": 300},
-        settings=settings(tmp_path, ScriptedLLM(respond, model_id="long")),
+        settings=pet_settings(tmp_path, ScriptedLLM(respond, model_id="long")),
     )
-    rows = candidates(result.run_dir)
+    rows = stored_candidates(result.run_dir)
     assert all(long not in c["prompt"]["instruction"] for c in rows)
-    reasons = [e["reason"] for e in events(result.run_dir, "ReplyRejected")]
+    reasons = [e["reason"] for e in stored_events(result.run_dir, "ReplyRejected")]
     assert any(r.startswith("constraint:") for r in reasons)
     assert result.best.prompt.instruction == PET_KEY
 
@@ -354,7 +325,7 @@ def test_promptagent_is_registered_with_the_defaults_of_promptagent() -> None:
 def test_bad_options_are_config_errors(tmp_path: Path, option: dict[str, Any]) -> None:
     task = write_animal_task(tmp_path / "task")
     with pytest.raises(ConfigError) as e:
-        optimize(task, optimizer="promptagent", options=option, settings=settings(tmp_path))
+        optimize(task, optimizer="promptagent", options=option, settings=pet_settings(tmp_path))
     assert next(iter(option)) in str(e.value)
 
 

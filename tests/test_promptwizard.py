@@ -23,9 +23,9 @@ from scripted import (
     PET_KEY,
     PET_SEED,
     PETS,
-    pet_proposer,
-    pet_responder,
-    task_model,
+    pet_settings,
+    stored_candidates,
+    stored_events,
     write_animal_task,
     write_pet_task,
 )
@@ -48,41 +48,8 @@ from promptascent.optimizers.promptwizard_replies import (
     parse_reasoning,
     parse_variations,
 )
-from promptascent.store.run_store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def settings(
-    tmp_path: Path,
-    optimizer: ScriptedLLM | None = None,
-    task: ScriptedLLM | None = None,
-) -> RunSettings:
-    return RunSettings(
-        runs_dir=tmp_path / "runs",
-        cache_dir=tmp_path / "cache",
-        backends={
-            "task": task or ScriptedLLM(pet_responder, model_id="pet-task"),
-            "optimizer": optimizer or pet_proposer(),
-            "judge": task_model(),
-        },
-    )
-
-
-def candidates(run_dir: Path) -> list[dict[str, Any]]:
-    store = RunStore.open_existing(run_dir)
-    try:
-        return store.candidates()
-    finally:
-        store.close()
-
-
-def events(run_dir: Path, kind: str) -> list[dict[str, Any]]:
-    store = RunStore.open_existing(run_dir)
-    try:
-        return [e for e in store.events() if e["kind"] == kind]
-    finally:
-        store.close()
 
 
 def user_turns(model: ScriptedLLM) -> list[str]:
@@ -138,13 +105,13 @@ def test_promptwizard_finds_the_key_within_budget(tmp_path: Path) -> None:
         task,
         optimizer="promptwizard",
         budget={"task_calls": 300},
-        settings=settings(tmp_path),
+        settings=pet_settings(tmp_path),
     )
     assert result.best.prompt.instruction == PET_KEY
     assert result.best.operation == "mutate" and result.best.parents == (result.seed.id,)
     assert result.search_usage["task"]["calls"] <= 300
     assert result.test_best is not None and result.test_best.mean == 1.0
-    row = next(c for c in candidates(result.run_dir) if c["id"] == result.best.id)
+    row = next(c for c in stored_candidates(result.run_dir) if c["id"] == result.best.id)
     assert row["scores"]["dev-subset"]["mean"] == 1.0 and row["scores"]["dev"]["n"] == 63
 
 
@@ -156,7 +123,7 @@ def test_promptwizard_by_likelihood_finds_the_key(tmp_path: Path) -> None:
         task,
         optimizer="promptwizard",
         budget={"task_calls": 200},
-        settings=settings(tmp_path, task=scorer),
+        settings=pet_settings(tmp_path, task=scorer),
     )
     assert result.search_usage["task"]["calls"] <= 200
     assert result.best.prompt.instruction == PET_KEY
@@ -164,8 +131,8 @@ def test_promptwizard_by_likelihood_finds_the_key(tmp_path: Path) -> None:
 
 def test_every_stage_adds_its_candidates_with_their_operations(tmp_path: Path) -> None:
     task = write_pet_task(tmp_path / "task")
-    result = optimize(task, optimizer="promptwizard", settings=settings(tmp_path, pw_model()))
-    rows = candidates(result.run_dir)
+    result = optimize(task, optimizer="promptwizard", settings=pet_settings(tmp_path, pw_model()))
+    rows = stored_candidates(result.run_dir)
     ops = Counter(c["operation"] for c in rows)
     assert set(ops) == {"seed", "mutate", "refine", "examples", "persona"}, ops
     # the key came from the critique-and-refine of the best mutant
@@ -193,8 +160,8 @@ def test_with_a_length_penalty_longer_prompts_that_score_the_same_are_not_built_
     penalty every stage-2 step builds on the key, and the key wins."""
     task = write_pet_task(tmp_path / "task")
     task.write_text(task.read_text() + "length_penalty: 0.05\n")
-    result = optimize(task, optimizer="promptwizard", settings=settings(tmp_path, pw_model()))
-    rows = candidates(result.run_dir)
+    result = optimize(task, optimizer="promptwizard", settings=pet_settings(tmp_path, pw_model()))
+    rows = stored_candidates(result.run_dir)
     key = next(
         c for c in rows if c["prompt"]["instruction"] == PET_KEY and not c["prompt"]["demos"]
     )
@@ -215,7 +182,7 @@ def test_mutation_mixes_in_a_seeded_sample_of_the_papers_thinking_styles(tmp_pat
         task,
         optimizer="promptwizard",
         options={"mutate_refine_iterations": 1, "refine_task_eg_iterations": 0},
-        settings=settings(tmp_path, proposer),
+        settings=pet_settings(tmp_path, proposer),
     )
     asked = [t for t in user_turns(proposer) if "Thinking styles" in t]
     assert len(asked) == 3  # mutation_rounds
@@ -231,7 +198,7 @@ def test_mutation_mixes_in_a_seeded_sample_of_the_papers_thinking_styles(tmp_pat
         task,
         optimizer="promptwizard",
         options={"mutate_refine_iterations": 1, "refine_task_eg_iterations": 0},
-        settings=settings(tmp_path / "again", again),
+        settings=pet_settings(tmp_path / "again", again),
     )
     assert [t for t in user_turns(again) if "Thinking styles" in t] == asked
 
@@ -248,9 +215,9 @@ def test_a_trial_stops_at_the_first_wrong_minibatch_and_only_passes_are_screened
         task,
         optimizer="promptwizard",
         options={"refine_instruction": False, "refine_task_eg_iterations": 0},
-        settings=settings(tmp_path, pw_model()),
+        settings=pet_settings(tmp_path, pw_model()),
     )
-    rows = [c for c in candidates(result.run_dir) if c["operation"] in ("seed", "mutate")]
+    rows = [c for c in stored_candidates(result.run_dir) if c["operation"] in ("seed", "mutate")]
     assert rows
     screened_others = 0
     for c in rows:
@@ -277,7 +244,7 @@ def test_the_best_is_critiqued_against_its_failures_and_refined_from_the_critiqu
         task,
         optimizer="promptwizard",
         options={"mutate_refine_iterations": 1, "refine_task_eg_iterations": 0},
-        settings=settings(tmp_path, proposer),
+        settings=pet_settings(tmp_path, proposer),
     )
     turns = user_turns(proposer)
     critique = next(i for i, t in enumerate(turns) if "got these examples wrong" in t)
@@ -308,11 +275,11 @@ def test_the_examples_are_the_ones_the_best_gets_wrong_then_right_ones(tmp_path:
         task,
         optimizer="promptwizard",
         options={"refine_task_eg_iterations": 0, "generate_reasoning": False},
-        settings=settings(
+        settings=pet_settings(
             tmp_path, ScriptedLLM(lambda r: "", model_id="mute"), ScriptedLLM(task_reply)
         ),
     )
-    rows = candidates(result.run_dir)
+    rows = stored_candidates(result.run_dir)
     examples = next(c for c in rows if c["operation"] == "examples")
     demos = [(d["input"], d["output"]) for d in examples["prompt"]["demos"]]
     assert len(demos) == 5 and ("horse", "no") in demos
@@ -330,15 +297,15 @@ def test_synthetic_examples_are_labelled_by_the_optimizer_and_malformed_ones_cou
         task,
         optimizer="promptwizard",
         options={"refine_task_eg_iterations": 4, "generate_reasoning": False},
-        settings=settings(tmp_path, pw_model()),
+        settings=pet_settings(tmp_path, pw_model()),
     )
-    rows = candidates(result.run_dir)
+    rows = stored_candidates(result.run_dir)
     synthetic = [c for c in rows if c["note"].startswith("synthetic examples")]
     assert synthetic
     demos = [(d["input"], d["output"]) for d in synthetic[0]["prompt"]["demos"]]
     # "Yes" read as the choice "yes"; the one without an answer and "maybe" dropped
     assert demos == [("cow", "no"), ("dog", "yes")]
-    reasons = Counter(e["reason"] for e in events(result.run_dir, "ReplyRejected"))
+    reasons = Counter(e["reason"] for e in stored_events(result.run_dir, "ReplyRejected"))
     assert reasons["synthetic example: no [Question] and [Answer]"] >= 1
     assert reasons["synthetic example: the answer is not a choice"] >= 1
     # no more than few_shot_count are kept
@@ -346,9 +313,9 @@ def test_synthetic_examples_are_labelled_by_the_optimizer_and_malformed_ones_cou
         task,
         optimizer="promptwizard",
         options={"refine_task_eg_iterations": 4, "generate_reasoning": False, "few_shot_count": 1},
-        settings=settings(tmp_path / "one", pw_model()),
+        settings=pet_settings(tmp_path / "one", pw_model()),
     )
-    rows = candidates(one.run_dir)
+    rows = stored_candidates(one.run_dir)
     synthetic = [c for c in rows if c["note"].startswith("synthetic examples")]
     assert synthetic and all(len(c["prompt"]["demos"]) == 1 for c in synthetic)
 
@@ -361,9 +328,9 @@ def test_reasoning_comes_before_the_answer_and_the_metric_still_reads_it(
         task,
         optimizer="promptwizard",
         options={"refine_task_eg_iterations": 0},
-        settings=settings(tmp_path, pw_model()),
+        settings=pet_settings(tmp_path, pw_model()),
     )
-    rows = candidates(result.run_dir)
+    rows = stored_candidates(result.run_dir)
     reasoned = next(c for c in rows if c["note"] == "reasoning")
     for demo in reasoned["prompt"]["demos"]:
         reasoning, answer = demo["output"].split("\nAnswer: ")
@@ -382,16 +349,16 @@ def test_reasoning_that_names_another_answer_first_is_not_added(tmp_path: Path) 
         task,
         optimizer="promptwizard",
         options={"refine_task_eg_iterations": 0},
-        settings=settings(tmp_path, ScriptedLLM(reply, model_id="yes-sayer")),
+        settings=pet_settings(tmp_path, ScriptedLLM(reply, model_id="yes-sayer")),
     )
-    rows = candidates(result.run_dir)
+    rows = stored_candidates(result.run_dir)
     reasoned = next(c for c in rows if c["note"] == "reasoning")
     for demo in reasoned["prompt"]["demos"]:
         if demo["output"].endswith("Answer: no"):
             pytest.fail(f"reasoning naming 'yes' first kept on a 'no' demo: {demo}")
     plain = [d for d in reasoned["prompt"]["demos"] if "\n" not in d["output"]]
     assert plain and all(d["output"] == "no" for d in plain)
-    reasons = Counter(e["reason"] for e in events(result.run_dir, "ReplyRejected"))
+    reasons = Counter(e["reason"] for e in stored_events(result.run_dir, "ReplyRejected"))
     assert reasons["reasoning: the task's metric no longer reads the answer"] == len(plain)
 
 
@@ -413,26 +380,33 @@ def test_malformed_replies_are_rejected_proposals_and_never_crash(tmp_path: Path
     result = optimize(
         task,
         optimizer="promptwizard",
-        settings=settings(tmp_path, ScriptedLLM(respond, model_id="junk")),
+        settings=pet_settings(tmp_path, ScriptedLLM(respond, model_id="junk")),
     )
     assert result.status == "finished"
     calls = result.search_usage["optimizer"]["calls"]
     assert calls > 0 and result.rejected_replies == calls
-    rows = candidates(result.run_dir)
+    rows = stored_candidates(result.run_dir)
     # nothing the optimizer model wrote became a candidate; the examples need none
     assert {c["operation"] for c in rows} <= {"seed", "examples"}
     assert result.best.prompt.instruction == PET_SEED
-    assert len({e["reason"] for e in events(result.run_dir, "ReplyRejected")}) >= 4
+    assert len({e["reason"] for e in stored_events(result.run_dir, "ReplyRejected")}) >= 4
 
 
 def lineage(run_dir: Path) -> list[tuple[Any, ...]]:
-    return [(c["id"], tuple(c["parents"]), c["operation"], c["step"]) for c in candidates(run_dir)]
+    return [
+        (c["id"], tuple(c["parents"]), c["operation"], c["step"])
+        for c in stored_candidates(run_dir)
+    ]
 
 
 def test_same_seed_same_run(tmp_path: Path) -> None:
     task = write_pet_task(tmp_path / "task")
-    first = optimize(task, optimizer="promptwizard", settings=settings(tmp_path / "a", pw_model()))
-    second = optimize(task, optimizer="promptwizard", settings=settings(tmp_path / "b", pw_model()))
+    first = optimize(
+        task, optimizer="promptwizard", settings=pet_settings(tmp_path / "a", pw_model())
+    )
+    second = optimize(
+        task, optimizer="promptwizard", settings=pet_settings(tmp_path / "b", pw_model())
+    )
     assert len(lineage(first.run_dir)) > 5
     assert lineage(first.run_dir) == lineage(second.run_dir)
     assert first.to_dict()["test"] == second.to_dict()["test"]
@@ -453,7 +427,7 @@ def test_same_seed_same_run(tmp_path: Path) -> None:
 def test_no_budget_is_ever_exceeded(tmp_path: Path, budget: dict[str, int]) -> None:
     task = write_pet_task(tmp_path / "task")
     result = optimize(
-        task, optimizer="promptwizard", budget=budget, settings=settings(tmp_path, pw_model())
+        task, optimizer="promptwizard", budget=budget, settings=pet_settings(tmp_path, pw_model())
     )
     assert result.status in ("finished", "budget")
     if "task_calls" in budget:
@@ -468,9 +442,9 @@ def test_at_100_task_calls_both_stages_run(tmp_path: Path) -> None:
         task,
         optimizer="promptwizard",
         budget={"task_calls": 100},
-        settings=settings(tmp_path, pw_model()),
+        settings=pet_settings(tmp_path, pw_model()),
     )
-    ops = {c["operation"] for c in candidates(result.run_dir)}
+    ops = {c["operation"] for c in stored_candidates(result.run_dir)}
     assert {"mutate", "examples"} <= ops
     assert result.best.prompt.instruction == PET_KEY and not result.screening_only
 
@@ -492,19 +466,19 @@ def test_stage_one_leaves_the_examples_stage_its_reserve(tmp_path: Path) -> None
         task,
         optimizer="promptwizard",
         budget={"task_calls": 100},
-        settings=settings(tmp_path, pw_model(), ScriptedLLM(task_reply, model_id="all-right")),
+        settings=pet_settings(tmp_path, pw_model(), ScriptedLLM(task_reply, model_id="all-right")),
     )
     assert result.search_usage["task"]["calls"] <= 100
-    rows = candidates(result.run_dir)
+    rows = stored_candidates(result.run_dir)
     screened = [c for c in rows if c["operation"] == "examples" and "dev-subset" in c["scores"]]
     assert screened, Counter(c["operation"] for c in rows)
-    stops = [e["reason"] for e in events(result.run_dir, "SearchStopped")]
+    stops = [e["reason"] for e in stored_events(result.run_dir, "SearchStopped")]
     assert any("instruction stage ended early" in r for r in stops)
 
 
 def test_the_estimate_bounds_an_unlimited_run(tmp_path: Path) -> None:
     task = write_pet_task(tmp_path / "task")
-    result = optimize(task, optimizer="promptwizard", settings=settings(tmp_path, pw_model()))
+    result = optimize(task, optimizer="promptwizard", settings=pet_settings(tmp_path, pw_model()))
     estimate = registry.create("promptwizard").estimate(30, 63, 10)
     assert result.search_usage["task"]["calls"] <= estimate.task_calls
     assert result.search_usage["optimizer"]["calls"] <= estimate.optimizer_calls
@@ -517,7 +491,7 @@ def test_promptwizard_under_k_fold_selection_and_constraints_finds_the_key(
     text = task.read_text().replace("evaluation: {", "evaluation: {folds: 2, ")
     task.write_text(text + "constraints: {max_prompt_tokens: 40}\n")
     result = optimize(
-        task, optimizer="promptwizard", budget={"task_calls": 300}, settings=settings(tmp_path)
+        task, optimizer="promptwizard", budget={"task_calls": 300}, settings=pet_settings(tmp_path)
     )
     assert result.selection_split == "cv"
     assert result.search_usage["task"]["calls"] <= 300
@@ -530,11 +504,11 @@ def test_demonstrations_the_constraints_refuse_are_counted_and_the_key_still_win
     task = write_pet_task(tmp_path / "task")
     task.write_text(task.read_text() + "constraints: {max_prompt_tokens: 40}\n")
     result = optimize(
-        task, optimizer="promptwizard", budget={"task_calls": 300}, settings=settings(tmp_path)
+        task, optimizer="promptwizard", budget={"task_calls": 300}, settings=pet_settings(tmp_path)
     )
     assert result.best.prompt.instruction == PET_KEY
-    assert all(not c["prompt"]["demos"] for c in candidates(result.run_dir))
-    reasons = [e["reason"] for e in events(result.run_dir, "ReplyRejected")]
+    assert all(not c["prompt"]["demos"] for c in stored_candidates(result.run_dir))
+    reasons = [e["reason"] for e in stored_events(result.run_dir, "ReplyRejected")]
     assert any(r.startswith("constraint: ") and "max_prompt_tokens 40" in r for r in reasons)
 
 
@@ -564,7 +538,7 @@ def test_promptwizard_is_registered_with_the_defaults_of_the_reference_config() 
 def test_bad_options_are_config_errors(tmp_path: Path, option: dict[str, Any]) -> None:
     task = write_animal_task(tmp_path / "task")
     with pytest.raises(ConfigError) as e:
-        optimize(task, optimizer="promptwizard", options=option, settings=settings(tmp_path))
+        optimize(task, optimizer="promptwizard", options=option, settings=pet_settings(tmp_path))
     assert next(iter(option)) in str(e.value)
 
 
