@@ -23,6 +23,15 @@ def _log(role: str) -> None:
             os.close(fd)
 
 
+def _wait_at_gate() -> None:
+    """While the file named by $PA_GATE exists, an optimizer call waits (at most five
+    minutes): a test holds a run in its search this way until it has stopped it."""
+    gate = os.environ.get("PA_GATE")
+    deadline = time.monotonic() + 300
+    while gate and os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def task(request: CompletionRequest) -> str:
     _log("task")
     time.sleep(float(os.environ.get("PA_CALL_DELAY", "0.002")))
@@ -31,6 +40,7 @@ def task(request: CompletionRequest) -> str:
 
 def optimizer(request: CompletionRequest) -> str:
     _log("optimizer")
+    _wait_at_gate()
     time.sleep(float(os.environ.get("PA_CALL_DELAY", "0.002")))
     return optimizer_responder(request)
 

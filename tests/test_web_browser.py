@@ -66,7 +66,8 @@ def free_port() -> int:
 def start_server(root: Path, *, delay: str) -> Server:
     """`promptascent serve` as a user starts it (default host), once it answers."""
     port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "PA_CALL_DELAY": delay}
+    gate = str(root / "gate")  # while this file exists, optimizer calls wait
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "PA_CALL_DELAY": delay, "PA_GATE": gate}
     process = subprocess.Popen(
         [sys.executable, "-m", "promptascent", "serve", "--port", str(port),
          "--runs-dir", str(root / "runs"), "--cache-dir", str(root / "cache")],
@@ -166,13 +167,21 @@ def test_a_run_stopped_in_the_browser_resumes_like_any_interrupted_run(
     page: sync_api.Page, server: Server
 ) -> None:
     expect = sync_api.expect
-    page.fill("#task_file", str(scripted_task(server.root / "stop-task")))
-    page.fill("#run_id", "stopped")
-    page.click("#start")
-    page.wait_for_url(f"{server.url}/runs/stopped")
-    expect(page.locator("#candidates tbody tr").first).to_be_visible()
-    page.click("#stop")
-    expect(page.locator("#status")).to_have_text("interrupted")
+    gate = server.root / "gate"
+    gate.touch()  # the run's optimizer calls wait: it cannot finish before Stop lands
+    try:
+        task = scripted_task(server.root / "stop-task")
+        # another seed than the other runs': its optimizer calls are not in the cache
+        task.write_text(task.read_text().replace("seed: 0\n", "seed: 1\n"))
+        page.fill("#task_file", str(task))
+        page.fill("#run_id", "stopped")
+        page.click("#start")
+        page.wait_for_url(f"{server.url}/runs/stopped")
+        expect(page.locator("#candidates tbody tr").first).to_be_visible()  # the seed's
+        page.click("#stop")
+        expect(page.locator("#status")).to_have_text("interrupted")
+    finally:
+        gate.unlink()
     expect(page.locator("#worker")).to_have_text("worker: ended (exit 130)")
     server.shot(page, "stopped")
     resumed = subprocess.run(
