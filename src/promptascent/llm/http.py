@@ -38,9 +38,7 @@ from __future__ import annotations
 
 import email.utils
 import json
-import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -54,7 +52,6 @@ from promptascent.errors import (
     ConfigError,
     ModelAuthError,
     ModelConnectionError,
-    ModelError,
     ModelRateLimited,
     ModelRequestError,
     ModelResponseError,
@@ -64,7 +61,6 @@ from promptascent.errors import (
 )
 from promptascent.llm.base import ModelInfo
 from promptascent.llm.chat_template import ChatTemplate
-from promptascent.llm.deadline import current_deadline
 from promptascent.llm.http_body import (
     ACCEPT_ENCODING,
     BodyTooLarge,
@@ -79,7 +75,8 @@ from promptascent.llm.http_loglik import (
     parse_echo,
     parse_first_token,
 )
-from promptascent.llm.metering import AttemptMeter, current_attempt_meter
+from promptascent.llm.metering import AttemptMeter
+from promptascent.llm.retry import Retries
 from promptascent.llm.tokens import TOKENIZERS, TokenCounter, choose_counter
 from promptascent.llm.types import (
     Completion,
@@ -88,8 +85,6 @@ from promptascent.llm.types import (
     LoglikResult,
     TokenUsage,
 )
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # Reads an HTTP 200 body (bytes) into a result; charges the meter for an unusable one.
@@ -160,10 +155,6 @@ class OpenAICompatibleLLM:
             raise ConfigError(f"base_url {base}: model name is empty")
         if max_concurrency < 1:
             raise ConfigError(f"max_concurrency must be >= 1, got {max_concurrency}")
-        if max_retries < 0:
-            raise ConfigError(f"max_retries must be >= 0, got {max_retries}")
-        if max_retry_seconds is not None and max_retry_seconds < 0:
-            raise ConfigError(f"max_retry_seconds must be >= 0, got {max_retry_seconds}")
         if tokenizer not in TOKENIZERS:
             raise ConfigError(f"tokenizer {tokenizer!r}: use one of {', '.join(TOKENIZERS)}")
         if loglik not in LOGLIK_MODES:
@@ -173,10 +164,13 @@ class OpenAICompatibleLLM:
         self.base_url = base
         self.model = model
         self.url = f"{base}/chat/completions"
-        self.max_retries = max_retries
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
-        self.max_retry_seconds = max_retry_seconds
+        self._retries = Retries(
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            max_retry_seconds=max_retry_seconds,
+            sleep=sleep,
+        )
         self.max_response_bytes = max_response_bytes
         self.attempts = 0
         self._tokenizer_mode = tokenizer
@@ -198,8 +192,6 @@ class OpenAICompatibleLLM:
         )
         self._loglik = loglik
         self._chat_template = chat_template or ChatTemplate.load("chatml")
-        self._sleep = sleep
-        self._rng = random.Random(os.urandom(16))
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(max_concurrency)
         # Only encodings decoded here, under the response limit (llm/http_body.py).
@@ -234,28 +226,8 @@ class OpenAICompatibleLLM:
 
     def _with_retries(self, url: str, body: dict[str, Any], parse: Parse[T]) -> T:
         """POSTs `body` to `url` and reads the reply with `parse`, retrying as the
-        module docstring says; each retry asks the attempt meter first."""
-        meter = current_attempt_meter()
-        started = time.monotonic()
-        last: ModelError | None = None
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                assert last is not None
-                delay = self._delay(attempt - 1, last)
-                ended = self._retry_time_ended(started, delay)
-                if ended:
-                    raise _give_up(last, f"{ended} ended the retries after {attempt} attempts")
-                meter.before_retry()  # a retry that might not fit the budget is not made
-                log.debug("retrying %s in %.2fs after: %s", url, delay, last)
-                self._sleep(delay)
-            try:
-                return self._attempt(url, body, meter, parse)
-            except ModelError as exc:
-                if not exc.retryable:
-                    raise
-                last = exc
-        assert last is not None
-        raise _give_up(last, f"gave up after {self.max_retries + 1} attempts")
+        module docstring says (llm/retry.py); each retry asks the attempt meter first."""
+        return self._retries.run(lambda meter: self._attempt(url, body, meter, parse), url)
 
     def count_tokens(self, text: str) -> int:
         """The text's tokens by the chosen tokenizer (llm/tokens.py): exact with the
@@ -496,26 +468,6 @@ class OpenAICompatibleLLM:
             raise error
         raise ModelRequestError(msg)
 
-    def _delay(self, retry: int, error: ModelError) -> float:
-        """Server's Retry-After when given (capped), else full-jitter backoff."""
-        if isinstance(error, ModelRateLimited) and error.retry_after is not None:
-            return min(max(error.retry_after, 0.0), self.backoff_max)
-        cap = min(self.backoff_max, self.backoff_base * (2**retry))
-        with self._lock:
-            return self._rng.uniform(0.0, cap)
-
-    def _retry_time_ended(self, started: float, delay: float) -> str | None:
-        """Why a retry starting `delay` s from now must not be made, or None."""
-        now = time.monotonic()
-        deadline = current_deadline()
-        if deadline is not None and now + delay >= deadline:
-            left = max(deadline - now, 0.0)
-            return f"the time budget ({left:.2f}s left, next retry in {delay:.2f}s)"
-        limit = self.max_retry_seconds
-        if limit is not None and now + delay - started > limit:
-            return f"max_retry_seconds={limit:g}"
-        return None
-
     def _snippet(self, body: bytes) -> str:
         text = body.decode("utf-8", "replace")
         text = self._redact(" ".join(text.split()))
@@ -525,18 +477,6 @@ class OpenAICompatibleLLM:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "[REDACTED]") if self._key else text
-
-
-def _give_up(last: ModelError, why: str) -> ModelError:
-    """The last failure's type (and Retry-After) with `why` appended to its message."""
-    msg = f"{last} ({why})"
-    error = (
-        ModelRateLimited(msg, retry_after=last.retry_after)
-        if isinstance(last, ModelRateLimited)
-        else type(last)(msg)
-    )
-    error.__cause__ = last
-    return error
 
 
 def _encodable(text: str) -> bool:
