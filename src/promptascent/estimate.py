@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from promptascent.llm.base import LLM
 from promptascent.llm.factory import BackendFactory
+from promptascent.llm.prices import PriceQuote, model_prices
 from promptascent.llm.types import ROLES, Role, TokenUsage
-from promptascent.llm.usage import Prices
 
 if TYPE_CHECKING:
     from promptascent.runner import Plan
@@ -36,7 +36,8 @@ class PhaseEstimate:
 class RunEstimate(Mapping[str, Any]):
     """A run's estimate: the search's calls per role (the optimizer's plan, capped by
     the budget), the test split's scoring, the tokenizer that counted each model's
-    tokens, the budget's limits and how outputs are scored. Also readable as the
+    tokens, each model's prices and their source, the budget's limits and how outputs
+    are scored. Also readable as the
     mapping it replaced (`e["task"]["calls"]`; "judge" only when the search asks one)."""
 
     task: PhaseEstimate
@@ -46,6 +47,7 @@ class RunEstimate(Mapping[str, Any]):
     budget: dict[str, float]
     scoring: str
     judge: PhaseEstimate | None = None  # only an optimizer that asks a judge (spo)
+    prices: dict[str, PriceQuote] | None = None  # per role used (llm/prices.py)
 
     def phases(self) -> dict[str, PhaseEstimate]:
         """The phases in the order they run: task, optimizer, judge (if any), test."""
@@ -71,7 +73,8 @@ def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> RunEstimate
     """What a run would spend, before anything is spent (--dry-run): calls per role
     (the optimizer's plan, capped by the budget), tokens and dollars (prompt tokens
     counted on the seed prompt rendered on train examples; completions at their limit),
-    and the tokenizer that counted each model's tokens."""
+    the tokenizer that counted each model's tokens, and where each model's prices came
+    from (the task file, LiteLLM's table, or none: no dollar estimate)."""
     factory = BackendFactory()
     try:
 
@@ -100,12 +103,12 @@ def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> RunEstimate
         # Likelihood scoring generates nothing (the choices count as prompt tokens).
         answer = 0 if scoring.likelihood else plan.task_params.max_tokens
 
+        quotes = {role: model_prices(getattr(plan.task.models, role)) for role in ROLES}
+
         def phase(role: Role, calls: int, prompt: int, completion: int) -> PhaseEstimate:
-            spec = getattr(plan.task.models, role)
             usage = TokenUsage(calls * prompt, calls * completion)
-            prices = Prices(spec.prices.input, spec.prices.output)
             return PhaseEstimate(
-                calls, usage.prompt_tokens, usage.completion_tokens, prices.cost(usage)
+                calls, usage.prompt_tokens, usage.completion_tokens, quotes[role].prices.cost(usage)
             )
 
         def capped(planned: int, *limits: int | None) -> int:
@@ -129,6 +132,7 @@ def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> RunEstimate
             tokenizers={role: backend(role).tokenizer for role in ROLES if role in used},
             budget=b.limits(),
             scoring=description,
+            prices={role: quotes[role] for role in ROLES if role in used},
         )
     finally:
         factory.close()

@@ -49,8 +49,9 @@ from promptascent.llm.cache import ResponseCache
 from promptascent.llm.client import CachePolicy, ModelClient
 from promptascent.llm.factory import BackendFactory
 from promptascent.llm.journal import Journal
+from promptascent.llm.prices import model_prices
 from promptascent.llm.types import ROLES, Role
-from promptascent.llm.usage import Prices, UsageMeter
+from promptascent.llm.usage import UsageMeter
 from promptascent.metrics.base import Metric
 from promptascent.metrics.code import CodeMetric
 from promptascent.metrics.judge import JudgeStats
@@ -217,7 +218,7 @@ def model_client(
         guard=guard,
         cache=cache,
         cache_policy=settings.cache_policy,
-        prices=Prices(spec.prices.input, spec.prices.output),
+        prices=model_prices(spec).prices,
         journal=journal,
     )
 

@@ -147,7 +147,10 @@ def optimize(
         list[str], typer.Option("--option", help="Optimizer option KEY=VALUE (repeatable).")
     ] = [],  # noqa: B006
     task_model: Annotated[
-        str | None, typer.Option(help="Task model: embedded[:PATH] or openai:MODEL[@URL].")
+        str | None,
+        typer.Option(
+            help="Task model: embedded[:PATH], openai:MODEL[@URL] or litellm:MODEL[@URL]."
+        ),
     ] = None,
     optimizer_model: Annotated[
         str | None, typer.Option(help="Optimizer model (same forms).")
@@ -362,7 +365,8 @@ def synth(
     optimizer_model: Annotated[
         str | None,
         typer.Option(
-            help="The model that drafts and writes: embedded[:PATH] or openai:MODEL[@URL]."
+            help="The model that drafts and writes: embedded[:PATH], openai:MODEL[@URL] "
+            "or litellm:MODEL[@URL]."
         ),
     ] = None,
     budget: Annotated[
@@ -490,6 +494,9 @@ def _print_estimate(e: RunEstimate) -> None:
     if e.tokenizers:
         counted = "; ".join(f"{role}: {name}" for role, name in e.tokenizers.items())
         out.print(f"tokens counted by: {counted}", markup=False, highlight=False)
+    if e.prices:
+        priced = "; ".join(f"{role}: {quote.describe()}" for role, quote in e.prices.items())
+        out.print(f"prices: {priced}", markup=False, highlight=False)
     out.print(f"budget: {e.budget or 'none'}")
     out.print(f"scoring: {terminal_markup(e.scoring)}")
 
@@ -508,7 +515,10 @@ def eval_(
     split: Annotated[str, typer.Option(help="train, dev or test.")] = "test",
     scoring: Scoring = None,
     task_model: Annotated[
-        str | None, typer.Option(help="Task model: embedded[:PATH] or openai:MODEL[@URL].")
+        str | None,
+        typer.Option(
+            help="Task model: embedded[:PATH], openai:MODEL[@URL] or litellm:MODEL[@URL]."
+        ),
     ] = None,
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
     cache_dir: CacheDir = DEFAULT_CACHE_DIR,

@@ -88,17 +88,24 @@ def check_test_backend(backend: str) -> None:
 
 
 class ModelSpec(_Strict):
-    """A model. `backend`: embedded | openai | scripted (tests only: refused unless
+    """A model. `backend`: embedded | openai | litellm (any provider LiteLLM routes,
+    `pip install 'promptascent[litellm]'`) | scripted (tests only: refused unless
     PROMPTASCENT_TEST_BACKENDS=1)."""
 
-    backend: Literal["embedded", "openai", "scripted"] = "embedded"
-    model: str | None = None  # HTTP: the model name; embedded: a .gguf path (default SmolLM2)
+    backend: Literal["embedded", "openai", "litellm", "scripted"] = "embedded"
+    # HTTP: the model name (litellm: LiteLLM's, "anthropic/claude-..."); embedded: a
+    # .gguf path (default SmolLM2)
+    model: str | None = None
     base_url: str | None = None
-    # The environment variable holding the key. Unset: OPENAI_API_KEY when base_url is
-    # unset or https://api.openai.com, no key for any other host (llm/http.py).
+    # The environment variable holding the key. Unset: openai: OPENAI_API_KEY when
+    # base_url is unset or https://api.openai.com, no key for any other host
+    # (llm/http.py); litellm: no key to a base_url, LiteLLM's own lookup of the
+    # provider's variable without one (llm/litellm_backend.py).
     api_key_env: str | None = None
     api_key_file: Path | None = None  # a file holding only the key (instead of the env var)
-    prices: PricesSpec = Field(default_factory=PricesSpec)
+    # Unset (no `prices` key): litellm models take LiteLLM's table where it knows the
+    # model (llm/prices.py); others cost nothing.
+    prices: PricesSpec | None = None
     max_concurrency: int = Field(4, ge=1)
     timeout: float = Field(60.0, gt=0)
     context_length: int | None = Field(None, ge=256)
@@ -117,7 +124,7 @@ class ModelSpec(_Strict):
 
     @model_validator(mode="after")
     def _http_only(self) -> ModelSpec:
-        if self.backend != "openai":
+        if self.backend != "openai":  # litellm counts and templates with LiteLLM's own
             for key, value, default in (
                 ("tokenizer", self.tokenizer, "auto"),
                 ("loglik", self.loglik, "none"),
@@ -138,8 +145,9 @@ class ModelSpec(_Strict):
 
     @classmethod
     def parse(cls, value: str | dict[str, Any] | ModelSpec) -> ModelSpec:
-        """ "embedded", "embedded:/path/model.gguf", "openai:gpt-4o-mini@http://host/v1"
-        or a mapping."""
+        """ "embedded", "embedded:/path/model.gguf", "openai:gpt-4o-mini@http://host/v1",
+        "litellm:anthropic/claude-...", "litellm:openai/local@http://host/v1" or a
+        mapping."""
         if isinstance(value, ModelSpec):
             return value
         if isinstance(value, dict):
@@ -150,11 +158,19 @@ class ModelSpec(_Strict):
         if backend == "openai":
             model, _, url = rest.partition("@")
             return cls(backend="openai", model=model or None, base_url=url or None)
+        if backend == "litellm":
+            # Only an http(s) URL after the last "@": LiteLLM's names may hold one
+            # ("vertex_ai/claude-...@20240620").
+            model, at, url = rest.rpartition("@")
+            if not at or not url.startswith(("http://", "https://")):
+                model, url = rest, ""
+            return cls(backend="litellm", model=model or None, base_url=url or None)
         if backend == "scripted" and rest:  # tests only: "scripted:module:function"
             check_test_backend(backend)
             return cls(backend="scripted", model=rest)
         raise ValueError(
-            f"unknown model {value!r} (expected embedded[:PATH] or openai:MODEL[@URL])"
+            f"unknown model {value!r} (expected embedded[:PATH], openai:MODEL[@URL] "
+            "or litellm:MODEL[@URL])"
         )
 
     def identity(self) -> tuple[Any, ...]:

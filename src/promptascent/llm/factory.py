@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from promptascent.config.task import ModelSpec, check_test_backend
@@ -49,6 +50,19 @@ def _build(spec: ModelSpec, role: str) -> LLM:
             max_response_bytes=spec.max_response_bytes,
             loglik=spec.loglik,
             chat_template=ChatTemplate.load(spec.chat_template) if spec.loglik == "echo" else None,
+        )
+    if spec.backend == "litellm":
+        from promptascent.llm.litellm_backend import LiteLLMBackend
+
+        named = spec.api_key_env and os.environ.get(spec.api_key_env)
+        return LiteLLMBackend(
+            spec.model or "",
+            setting=f"models.{role}",
+            base_url=spec.base_url,
+            api_key=_read_key_file(spec.api_key_file, role) if spec.api_key_file else named,
+            timeout=spec.timeout,
+            max_concurrency=spec.max_concurrency,
+            context_length=spec.context_length,
         )
     return _scripted(spec, role)
 
