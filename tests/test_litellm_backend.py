@@ -214,7 +214,11 @@ def test_a_retry_that_might_not_fit_the_budget_is_not_made(fake: FakeProvider) -
     ("value", "model", "base_url"),
     [
         ("litellm:anthropic/claude-sonnet-4-5", "anthropic/claude-sonnet-4-5", None),
-        ("litellm:openai/local@http://127.0.0.1:8080/v1", "openai/local", "http://127.0.0.1:8080/v1"),
+        (
+            "litellm:openai/local@http://127.0.0.1:8080/v1",
+            "openai/local",
+            "http://127.0.0.1:8080/v1",
+        ),
         # LiteLLM's names may hold an "@": only an http(s) URL after the last one is a URL
         ("litellm:vertex_ai/claude-x@20240620", "vertex_ai/claude-x@20240620", None),
         ("litellm:ollama/llama3.2", "ollama/llama3.2", None),
@@ -371,11 +375,9 @@ def test_a_resumed_run_looks_the_prices_up_again_rather_than_reading_them_as_zer
     assert model_prices(stored).source == LITELLM_TABLE
 
 
-def test_dry_run_shows_litellms_prices_and_their_source_without_the_network(
-    tmp_path: Path,
-) -> None:
-    """The CLI in a fresh process whose every socket connection is refused and recorded."""
-    task = write_animal_task(tmp_path / "t", extra="optimizer: {name: ape, num_candidates: 2}\n")
+def offline_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The CLI in a fresh process whose every socket connection is refused and recorded
+    (printed last as "TRIED [...]")."""
     code = (
         "import socket, sys\n"
         "tried = []\n"
@@ -384,27 +386,49 @@ def test_dry_run_shows_litellms_prices_and_their_source_without_the_network(
         "socket.socket.connect = connect\n"
         "socket.create_connection = lambda address, *a, **k: connect(None, address)\n"
         "from promptascent.cli.main import main\n"
-        "sys.argv = ['promptascent', 'optimize', sys.argv[1], '--dry-run',\n"
-        "            '--task-model', 'litellm:gpt-4o-mini',\n"
-        "            '--optimizer-model', 'litellm:someone/unknown-model']\n"
+        "sys.argv = ['promptascent', *sys.argv[1:]]\n"
         "try:\n"
         "    main()\n"
         "finally:\n"
         "    print('TRIED', tried)\n"
     )
-    env = {**os.environ, "COLUMNS": "250", "PROMPTASCENT_TEST_BACKENDS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(task)],
-        env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    env = {**os.environ, "COLUMNS": "250"}
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=env, capture_output=True, text=True, timeout=300, cwd=cwd,
+    )  # fmt: skip
+
+
+def test_dry_run_shows_litellms_prices_and_their_source_without_the_network(
+    tmp_path: Path,
+) -> None:
+    task = write_animal_task(tmp_path / "t", extra="optimizer: {name: ape, num_candidates: 2}\n")
+    proc = offline_cli(
+        ["optimize", str(task), "--dry-run", "--task-model", "litellm:gpt-4o-mini",
+         "--optimizer-model", "litellm:someone/unknown-model"],
+        tmp_path,
     )  # fmt: skip
     assert "TRIED []" in proc.stdout, proc.stdout + proc.stderr
     assert proc.returncode == 0, proc.stderr
-    assert (
-        "task: litellm table ($0.15 in, $0.6 out per million tokens)" in proc.stdout
-    ), proc.stdout
+    assert "task: litellm table ($0.15 in, $0.6 out per million tokens)" in proc.stdout, proc.stdout
     assert (
         "optimizer: none given, and LiteLLM's table does not know the model (no dollar estimate)"
         in proc.stdout
     )
-    task_row = next(line for line in proc.stdout.splitlines() if line.strip("│ ").startswith("task"))
+    task_row = next(
+        line for line in proc.stdout.splitlines() if line.strip("│ ").startswith("task")
+    )
     assert float(task_row.split("│")[-2]) > 0  # max $ of the task phase
+
+
+def test_the_readmes_quick_start_dry_run_prices_a_hosted_model_offline() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    quick = readme.split("## Quick start", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    line = next(x for x in quick.splitlines() if "--dry-run" in x)
+    args = line.split("#")[0].split()[1:]  # after "promptascent"
+    assert args[:2] == ["optimize", "examples/tasks/navigate.yaml"]
+    proc = offline_cli(args, REPO)
+    assert "TRIED []" in proc.stdout, proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert "task: litellm table ($3 in, $15 out per million tokens)" in proc.stdout
+    assert "optimizer: litellm table ($3 in, $15 out per million tokens)" in proc.stdout
