@@ -119,6 +119,15 @@ class RunFinished(Event):
     best_candidate_id: str | None
 
 
+@dataclass(frozen=True)
+class TrackerFailed(Event):
+    """An experiment tracker (promptascent.tracking: mlflow, otel) raised; the run goes
+    on without it. Sent once per tracker: it gets no more events after this."""
+
+    tracker: str
+    error: str
+
+
 EventSink = Callable[[Event], None]
 
 
@@ -131,6 +140,7 @@ class EventBus:
         self._sinks: list[EventSink] = []
         self._lock = threading.Lock()
         self._follow_up = follow_up
+        self._later: list[Event] = []
 
     def subscribe(self, sink: EventSink) -> None:
         self._sinks.append(sink)
@@ -143,6 +153,16 @@ class EventBus:
             if then is not None:
                 for sink in self._sinks:
                     sink(then)
+            while self._later:
+                queued = self._later.pop(0)
+                for sink in self._sinks:
+                    sink(queued)
+
+    def later(self, event: Event) -> None:
+        """For a sink, while it handles an event: sends `event` to every sink once the
+        event in hand (and its follow-up) has reached them all. A sink cannot send an
+        event directly: the bus holds its lock while a sink runs."""
+        self._later.append(event)
 
 
 def ignore(event: Event) -> None:

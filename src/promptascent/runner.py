@@ -72,6 +72,7 @@ from promptascent.search.splits import CV, DEV, TEST, TRAIN
 from promptascent.store.files import write_atomic
 from promptascent.store.run_lock import RunLock
 from promptascent.store.run_store import EXAMPLES_KEY, FILENAME, RunStore
+from promptascent.tracking import Tracking, check_trackers
 
 DEFAULT_RUNS_DIR = Path("runs")
 DEFAULT_CACHE_DIR = Path(".promptascent/cache")
@@ -87,6 +88,9 @@ class RunSettings:
     cache_policy: CachePolicy = field(default_factory=CachePolicy)
     backends: dict[Role, LLM] = field(default_factory=dict)  # overrides, e.g. scripted models
     sinks: list[EventSink] = field(default_factory=list)
+    # Experiment trackers (promptascent.tracking: "mlflow", "otel"); a resumed run
+    # keeps its own.
+    trackers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -432,6 +436,7 @@ class Runner:
         for sink in self.settings.sinks:
             self.bus.subscribe(sink)
         self.factory = BackendFactory()
+        check_trackers(self.settings.trackers)
         self.resuming = resume
         self.run_id = run_id or new_run_id(plan.task.name, plan.optimizer.name)
         self.run_dir = (self.settings.runs_dir / self.run_id).resolve()
@@ -519,6 +524,19 @@ class Runner:
             self.meter.carry_over(self.journal.carry_over())
         guard = BudgetGuard(p.budget, self.meter, elapsed_before=elapsed_before)
         self.bus.subscribe(_StoreWriter(store, pool, guard))
+        tracking = Tracking(
+            self.settings.trackers,
+            run_id=self.run_id,
+            run_dir=self.run_dir,
+            config=self._config(),
+            seed_prompt=export_prompt(
+                p.seed_prompt, "messages" if p.seed_prompt.system or p.seed_prompt.demos else "text"
+            ),
+            resumed=self.resuming,
+            bus=self.bus,
+            models={r: b.info.model_id for r, b in self.settings.backends.items()},
+        )
+        self.bus.subscribe(files.enter_context(tracking))
         if not self.resuming:
             store.put("config", self._config())
             if self.origin is not None:
@@ -656,6 +674,7 @@ class Runner:
                 "cache_dir": str(st.cache_dir.resolve()) if st.cache_dir else None,
                 "cache_read": st.cache_policy.read,
                 "cache_write": st.cache_policy.write,
+                "trackers": list(st.trackers),
             },
         }
 
@@ -879,12 +898,15 @@ def _status(stopped_by: str | None) -> str:
     return "stopped" if "unavailable" in stopped_by else "budget"
 
 
-def resume_run(run_dir: Path, *, sinks: list[EventSink] | None = None) -> RunResult:
+def resume_run(
+    run_dir: Path, *, sinks: list[EventSink] | None = None, trackers: tuple[str, ...] = ()
+) -> RunResult:
     """Continues a run that was interrupted (killed, Ctrl-C, crashed) from its folder:
     the same task, options, budget, seed and cache settings. The search is replayed
     from the run's journal and the caches, which hold every reply it was given, so no
     finished call is paid for again; then it goes on from where it stopped. With the
-    same seed the result equals that of an uninterrupted run (on deterministic models)."""
+    same seed the result equals that of an uninterrupted run (on deterministic models).
+    The run's trackers go on, with any `trackers` added."""
     store = RunStore.open_existing(run_dir)
     try:
         config, status = store.get("config"), store.get("status")
@@ -917,5 +939,6 @@ def resume_run(run_dir: Path, *, sinks: list[EventSink] | None = None) -> RunRes
         cache_dir=Path(st["cache_dir"]) if st["cache_dir"] else None,
         cache_policy=CachePolicy(read=st["cache_read"], write=st["cache_write"]),
         sinks=list(sinks or []),
+        trackers=tuple(dict.fromkeys([*st.get("trackers", []), *trackers])),
     )
     return Runner(p, settings, run_id=run_dir.name, resume=True).run()

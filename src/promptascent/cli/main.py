@@ -30,7 +30,7 @@ from promptascent.describe.pipeline import (
 from promptascent.describe.synth import SynthProgress
 from promptascent.errors import ConfigError, PromptascentError, StorageError, TemplateError
 from promptascent.estimate import RunEstimate, estimate
-from promptascent.events import Event
+from promptascent.events import Event, TrackerFailed
 from promptascent.llm.budget import Budget
 from promptascent.llm.client import CachePolicy
 from promptascent.llm.types import Role
@@ -49,6 +49,7 @@ from promptascent.runner import (
     resume_run,
 )
 from promptascent.store.run_store import FILENAME, RunStore
+from promptascent.tracking import check_trackers
 
 T = TypeVar("T")
 
@@ -83,6 +84,14 @@ RefreshCache = Annotated[
     typer.Option("--refresh-cache", help="Call the models again and overwrite cached replies."),
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+Track = Annotated[
+    list[str],
+    typer.Option(
+        "--track",
+        help="Send the run to an experiment tracker: mlflow or otel (repeatable; "
+        "docs/tracking.md).",
+    ),
+]
 Scoring = Annotated[
     str | None,
     typer.Option(
@@ -206,9 +215,13 @@ def optimize(
     no_cache: NoCache = False,
     refresh_cache: RefreshCache = False,
     quiet: Quiet = False,
+    track: Track = [],  # noqa: B006
 ) -> None:
     """Optimize the task's seed prompt and report it against the seed on held-out data."""
     settings = _settings(runs_dir, cache_dir, no_cache, refresh_cache, quiet)
+    settings.trackers = tuple(dict.fromkeys(track))
+    check_trackers(settings.trackers)
+    settings.sinks.append(_warn_tracker_failed)
     if resume is not None:
         if task_file is not None or dry_run:
             raise ConfigError("--resume takes no task file and no --dry-run: the run has its own")
@@ -217,7 +230,9 @@ def optimize(
             settings,
             quiet,
             lambda: _interruptible(
-                run_dir, runs_dir, lambda: resume_run(run_dir, sinks=settings.sinks)
+                run_dir,
+                runs_dir,
+                lambda: resume_run(run_dir, sinks=settings.sinks, trackers=settings.trackers),
             ),
         )
         print_result(out, result.to_dict())
@@ -282,6 +297,17 @@ def optimize(
 
     result = _with_progress(settings, quiet, work)
     print_result(out, result.to_dict())
+
+
+def _warn_tracker_failed(event: Event) -> None:
+    """A tracker that failed is named once on stderr; the run goes on without it."""
+    if isinstance(event, TrackerFailed):
+        err.print(
+            f"warning: tracker {event.tracker} failed and is off for this run: "
+            f"{terminal_text(event.error)}",
+            markup=False,
+            soft_wrap=True,
+        )
 
 
 def _described(task_file: Path | None, describe: str | None) -> DescribedTaskSpec | None:

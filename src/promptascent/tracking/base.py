@@ -1,0 +1,64 @@
+"""What a tracker is told about a run, and the contract it keeps.
+
+A tracker is a thin adapter to an outside tool (MLflow, OpenTelemetry): the run's
+events are translated once (tracking/sink.py) into the three calls below, so a
+tracker knows nothing of optimizers or the event bus. Any method may raise: the run
+goes on without that tracker (sink.py warns once through the run's events).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """A run as it starts. `params` are flat, secret-free strings (params.py);
+    `resumed`: this process continues an interrupted run."""
+
+    run_id: str
+    task: str
+    params: dict[str, str]
+    seed_prompt: str
+    resumed: bool = False
+
+
+@dataclass(frozen=True)
+class CandidateScore:
+    """One recorded evaluation of a candidate on a split. `index` numbers the run's
+    candidates in the order they were proposed (the seed is 0)."""
+
+    index: int
+    candidate_id: str
+    operation: str
+    step: int
+    split: str
+    score: float
+    n: int
+
+
+@dataclass(frozen=True)
+class RunEnd:
+    """How a run ended. `status`: finished, budget or stopped (the run's result
+    status), interrupted (Ctrl-C) or failed (an error). `result` is the run's
+    result.json and `best_prompt` its best_prompt.txt, when it wrote them;
+    `candidates`: every candidate's id, operation, step, parents and scores by split."""
+
+    status: str
+    result: dict[str, Any] | None = None
+    best_prompt: str | None = None
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Tracker(Protocol):
+    """Receives one run: `start` first, `record` per evaluation, `finish` last (also
+    after a failure). Called from the run's threads one at a time."""
+
+    name: str
+
+    def start(self, run: TrackedRun) -> None: ...
+
+    def record(self, score: CandidateScore) -> None: ...
+
+    def finish(self, end: RunEnd) -> None: ...

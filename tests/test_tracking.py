@@ -1,0 +1,372 @@
+"""Experiment tracking (promptascent.tracking): runs on the scripted models, sent to a
+local MLflow tracking store on SQLite and to OpenTelemetry's in-memory exporter, read
+back with the tools' own clients."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scripted_cli
+from scripted import (
+    optimizer_model,
+    pet_settings,
+    stored_candidates,
+    stored_events,
+    task_model,
+    task_responder,
+    write_animal_task,
+)
+
+from promptascent import optimize
+from promptascent.cli.main import main
+from promptascent.errors import ConfigError
+from promptascent.llm.scripted import ScriptedLLM
+from promptascent.llm.types import CompletionRequest
+from promptascent.runner import RunSettings
+from promptascent.tracking import TRACKERS, check_trackers
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+APE = {"num_candidates": 4, "eval_examples": 6, "rounds": 1, "top_k": 2, "final_k": 2}
+SCRIPTED_MODELS = """\
+models:
+  task: {backend: scripted, model: "scripted_cli:task"}
+  optimizer: {backend: scripted, model: "scripted_cli:optimizer"}
+  judge: {backend: scripted, model: "scripted_cli:task"}
+optimizer: {name: ape, num_candidates: 4, eval_examples: 6, rounds: 1, top_k: 2, final_k: 2}
+"""
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every attempt to open a connection off this machine, refused and listed."""
+    attempts: list[Any] = []
+    real_connect = socket.socket.connect
+
+    def connect(self: socket.socket, address: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            host = str(address[0])
+            if not (host.startswith("127.") or host in ("::1", "localhost")):
+                attempts.append(address)
+                raise OSError("tests: no network")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    return attempts
+
+
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: list[Any]) -> MlflowClient:
+    """A local MLflow tracking store (SQLite, artifacts under tmp_path), with MLflow's
+    telemetry off and no way off the machine."""
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root is ./mlruns
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.setenv("DO_NOT_TRACK", "true")
+    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    return MlflowClient()
+
+
+def mlflow_runs(client: MlflowClient, experiment: str) -> list[Any]:
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, f"no experiment {experiment}"
+    return list(client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"]))
+
+
+def artifact(client: MlflowClient, run_id: str, path: str, tmp_path: Path) -> str:
+    dest = tmp_path / "downloads" / run_id
+    dest.mkdir(parents=True, exist_ok=True)
+    return Path(client.download_artifacts(run_id, path, str(dest))).read_text(encoding="utf-8")
+
+
+def assert_run_in_mlflow(
+    client: MlflowClient, run: Any, run_dir: Path, tmp_path: Path, task_model: str
+) -> None:
+    """The MLflow run holds the promptascent run in `run_dir`: its parameters, each
+    candidate's score on each split at the candidate's index, the seed and best
+    prompts, the candidate table, the test scores with their intervals and the usage."""
+    result = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
+    data = run.data
+    assert run.info.status == "FINISHED"
+    assert data.tags["promptascent.run_id"] == result["run_id"] == run_dir.name
+    assert data.tags["promptascent.status"] == result["status"]
+    assert data.tags["promptascent.best_candidate"] == result["best_candidate"]
+    assert data.params["task"] == "animals" and data.params["seed"] == "0"
+    assert data.params["optimizer"] == "ape" and data.params["optimizer.num_candidates"] == "4"
+    assert data.params["model.task"] == task_model
+    stored = stored_candidates(run_dir)
+    order = [c["id"] for c in stored]  # as they were proposed: the metric's steps
+    splits = {split for c in stored for split in c["scores"]}
+    assert {"dev-subset", "dev", "test"} <= splits
+    for split in splits:
+        history = client.get_metric_history(run.info.run_id, f"score.{split}")
+        last = {m.step: m.value for m in sorted(history, key=lambda m: m.timestamp)}
+        expected = {
+            order.index(c["id"]): c["scores"][split]["mean"] for c in stored if split in c["scores"]
+        }
+        assert last == pytest.approx(expected)
+        assert len(history) == len(expected)  # one value per candidate
+    assert len(client.get_metric_history(run.info.run_id, "score.dev-subset")) == len(stored) >= 4
+    best_text = (run_dir / "best_prompt.txt").read_text(encoding="utf-8")
+    assert artifact(client, run.info.run_id, "best_prompt.txt", tmp_path) == best_text
+    assert result["best_prompt"]["instruction"] in best_text
+    seed_text = artifact(client, run.info.run_id, "seed_prompt.txt", tmp_path)
+    assert seed_text == "Which animal is it?\n\n{input}"
+    table = json.loads(artifact(client, run.info.run_id, "candidates.json", tmp_path))
+    assert [c["id"] for c in table] == order
+    assert [c["operation"] for c in table] == [c["operation"] for c in stored]
+    metrics = data.metrics
+    test = result["test"]
+    for key in ("mean", "ci_low", "ci_high"):
+        assert metrics[f"test.best.{key}"] == pytest.approx(test["best"][key])
+        assert metrics[f"test.seed.{key}"] == pytest.approx(test["seed"][key])
+        assert metrics[f"test.difference.{key}"] == pytest.approx(test["difference"][key])
+    for role, usage in result["usage"].items():
+        for key in ("calls", "model_calls", "prompt_tokens", "dollars"):
+            assert metrics[f"usage.{role}.{key}"] == pytest.approx(usage[key])
+    assert metrics["usage.task.model_calls"] > 0
+
+
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str]:
+    """Exit status and standard error of `promptascent ARGS`, run in this process."""
+    capsys.readouterr()
+    monkeypatch.setattr(sys, "argv", ["promptascent", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = int(e.code or 0)
+    return code, capsys.readouterr().err
+
+
+def test_optimize_track_mlflow_logs_the_run_to_the_tracking_store(
+    tmp_path: Path,
+    store: MlflowClient,
+    no_network: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PA_CALL_DELAY", "0")
+    task = write_animal_task(tmp_path / "task", extra=SCRIPTED_MODELS)
+    runs = tmp_path / "runs"
+    code, err = run_cli(
+        monkeypatch, capsys, "optimize", str(task), "--run-id", "r1", "-q",
+        "--runs-dir", str(runs), "--cache-dir", str(tmp_path / "cache"), "--track", "mlflow",
+    )  # fmt: skip
+    assert code == 0, err
+    assert err == ""  # MLflow's own logging stays quiet
+    (run,) = mlflow_runs(store, "animals")
+    assert_run_in_mlflow(store, run, runs / "r1", tmp_path, "scripted:scripted_cli:task")
+    assert no_network == []
+
+
+def test_the_python_api_tracks_with_run_settings(tmp_path: Path, store: MlflowClient) -> None:
+    task = write_animal_task(tmp_path / "task")
+    settings = pet_settings(tmp_path)
+    settings.trackers = ("mlflow",)
+    result = optimize(task, optimizer="ape", options=APE, settings=settings, progress=False)
+    (run,) = mlflow_runs(store, "animals")
+    assert_run_in_mlflow(store, run, result.run_dir, tmp_path, "pet-task")
+
+
+def animal_settings(tmp_path: Path, name: str, task: ScriptedLLM | None = None) -> RunSettings:
+    """The scripted animal-task models, no caches (each run pays for its own calls)."""
+    return RunSettings(
+        runs_dir=tmp_path / name,
+        cache_dir=None,
+        backends={
+            "task": task or task_model(),
+            "optimizer": optimizer_model(),
+            "judge": task_model(),
+        },
+    )
+
+
+def outcome(run_dir: Path) -> dict[str, Any]:
+    r = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
+    return {k: r[k] for k in ("status", "best_candidate", "selection_scores", "test", "candidates")}
+
+
+@pytest.mark.parametrize(
+    ("method", "fails_at"),
+    [("create_run", 1), ("log_metric", 3), ("set_terminated", 1)],
+    ids=["at-start", "mid-run", "at-the-end"],
+)
+def test_a_tracker_that_raises_leaves_the_run_as_it_was_and_warns_once(
+    tmp_path: Path, store: MlflowClient, monkeypatch: pytest.MonkeyPatch, method: str, fails_at: int
+) -> None:
+    task = write_animal_task(tmp_path / "task")
+    untracked = optimize(
+        task, optimizer="ape", options=APE, settings=animal_settings(tmp_path, "a"), progress=False
+    )
+    calls = []
+    real = getattr(MlflowClient, method)
+
+    def flaky(self: MlflowClient, *args: Any, **kwargs: Any) -> Any:
+        calls.append(method)
+        if len(calls) >= fails_at:
+            raise RuntimeError("tracking server down")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, method, flaky)
+    settings = animal_settings(tmp_path, "b")
+    settings.trackers = ("mlflow",)
+    tracked = optimize(task, optimizer="ape", options=APE, settings=settings, progress=False)
+    assert tracked.status == "finished" and tracked.best.prompt.instruction == (
+        untracked.best.prompt.instruction
+    )
+    assert outcome(tracked.run_dir) == outcome(untracked.run_dir)
+    (warning,) = stored_events(tracked.run_dir, "TrackerFailed")
+    assert warning["tracker"] == "mlflow"
+    assert warning["error"] == "RuntimeError: tracking server down"
+    assert len(calls) == fails_at  # no call to a tracker after it failed
+    stored = stored_events(tracked.run_dir, "RunFinished")
+    assert len(stored) == 1 and stored[0]["status"] == "finished"
+
+
+def test_the_cli_warns_once_on_stderr_when_a_tracker_fails(
+    tmp_path: Path,
+    store: MlflowClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def down(self: MlflowClient, *args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("tracking server down")
+
+    monkeypatch.setattr(MlflowClient, "log_metric", down)
+    monkeypatch.setenv("PA_CALL_DELAY", "0")
+    task = write_animal_task(tmp_path / "task", extra=SCRIPTED_MODELS)
+    code, err = run_cli(
+        monkeypatch, capsys, "optimize", str(task), "-q", "--no-cache",
+        "--runs-dir", str(tmp_path / "runs"), "--track", "mlflow",
+    )  # fmt: skip
+    assert code == 0, err
+    assert err.splitlines() == [
+        "warning: tracker mlflow failed and is off for this run: RuntimeError: tracking server down"
+    ]
+
+
+def test_an_interrupted_run_is_killed_in_mlflow_and_its_resume_is_a_new_tagged_run(
+    tmp_path: Path,
+    store: MlflowClient,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PA_CALL_DELAY", "0")
+    task = write_animal_task(tmp_path / "task", extra=SCRIPTED_MODELS)
+    runs = tmp_path / "runs"
+    calls: list[CompletionRequest] = []
+
+    def interrupting(request: CompletionRequest) -> str:
+        calls.append(request)
+        if len(calls) == 20:
+            raise KeyboardInterrupt
+        return task_responder(request)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scripted_cli, "task", interrupting)
+        code, err = run_cli(
+            monkeypatch, capsys, "optimize", str(task), "--run-id", "r1", "-q", "--no-cache",
+            "--runs-dir", str(runs), "--track", "mlflow",
+        )  # fmt: skip
+    assert code == 130, err
+    (killed,) = mlflow_runs(store, "animals")
+    assert killed.info.status == "KILLED"
+    assert killed.data.tags["promptascent.status"] == "interrupted"
+    assert killed.data.tags["promptascent.resumed"] == "False"
+    # The resume is tracked without --track: the run keeps its trackers.
+    code, err = run_cli(
+        monkeypatch, capsys, "optimize", "--resume", "r1", "-q", "--runs-dir", str(runs)
+    )
+    assert code == 0, err
+    first, resumed = mlflow_runs(store, "animals")
+    assert first.info.run_id == killed.info.run_id
+    assert resumed.data.tags["promptascent.run_id"] == "r1"
+    assert resumed.data.tags["promptascent.resumed"] == "True"
+    # The search replays from the run's journal: the new MLflow run has it all.
+    assert_run_in_mlflow(store, resumed, runs / "r1", tmp_path, "scripted:scripted_cli:task")
+
+
+def test_a_run_that_fails_is_failed_in_mlflow(tmp_path: Path, store: MlflowClient) -> None:
+    calls = []
+
+    def broken(request: CompletionRequest) -> str:
+        calls.append(request)
+        if len(calls) == 10:
+            raise RuntimeError("a bug")
+        return task_responder(request)
+
+    settings = animal_settings(tmp_path, "runs", task=ScriptedLLM(broken))
+    settings.trackers = ("mlflow",)
+    with pytest.raises(RuntimeError, match="a bug"):
+        optimize(
+            write_animal_task(tmp_path / "task"),
+            optimizer="ape",
+            options={**APE, "eval_examples": 2},
+            settings=settings,
+            progress=False,
+        )
+    (run,) = mlflow_runs(store, "animals")
+    assert run.info.status == "FAILED" and run.data.tags["promptascent.status"] == "failed"
+
+
+def test_no_key_or_url_password_reaches_mlflow(
+    tmp_path: Path, store: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PA_TRACKING_KEY", "sk-tracking-secret-4242")
+    (tmp_path / "key.txt").write_text("sk-file-secret-4343\n")
+    judge = (
+        "models:\n"
+        "  judge: {backend: openai, model: gpt-4o-mini, api_key_env: PA_TRACKING_KEY,\n"
+        "          base_url: 'http://alice:hunter2-pass@127.0.0.1:9/v1'}\n"
+        "  optimizer: {backend: openai, model: gpt-4o-mini, api_key_file: "
+        f"'{tmp_path / 'key.txt'}'}}\n"
+    )
+    task = write_animal_task(tmp_path / "task", extra=judge)
+    settings = pet_settings(tmp_path)
+    del settings.backends["judge"]  # the judge is the task file's (never called)
+    settings.trackers = ("mlflow",)
+    result = optimize(task, optimizer="ape", options=APE, settings=settings, progress=False)
+    (run,) = mlflow_runs(store, "animals")
+    assert run.data.params["model.judge"] == "openai:gpt-4o-mini@http://127.0.0.1:9/v1"
+    everything = [json.dumps([run.data.params, run.data.tags, sorted(run.data.metrics)])]
+    for item in store.list_artifacts(run.info.run_id):
+        everything.append(artifact(store, run.info.run_id, item.path, tmp_path))
+    text = "\n".join(everything)
+    assert result.best.prompt.instruction in text  # the artifacts were read
+    for secret in ("sk-tracking-secret-4242", "sk-file-secret-4343", "hunter2-pass", "key.txt"):
+        assert secret not in text
+
+
+def test_an_unknown_tracker_or_a_missing_library_is_a_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    task = write_animal_task(tmp_path / "task", extra=SCRIPTED_MODELS)
+    code, err = run_cli(monkeypatch, capsys, "optimize", str(task), "--track", "neptune")
+    assert code == 2
+    assert err.strip() == "error: --track: 'neptune' is not one of mlflow, otel"
+    assert not (tmp_path / "runs").exists()
+    monkeypatch.setitem(TRACKERS, "mlflow", ("no_such_tracking_module", "mlflow"))
+    with pytest.raises(ConfigError, match=r"pip install 'promptascent\[mlflow\]'"):
+        check_trackers(["mlflow"])
+
+
+def test_mlflow_telemetry_is_off_unless_the_user_chose(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from promptascent.tracking.mlflow_tracker import MlflowTracker
+
+    monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY", raising=False)
+    MlflowTracker()
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "false")
+    MlflowTracker()
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "false"
