@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -370,3 +371,174 @@ def test_mlflow_telemetry_is_off_unless_the_user_chose(monkeypatch: pytest.Monke
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "false")
     MlflowTracker()
     assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "false"
+
+
+# OpenTelemetry: spans read back from the SDK's in-memory exporter.
+
+
+@pytest.fixture
+def spans(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An SDK tracer provider with an in-memory exporter, as an application that set
+    up OpenTelemetry itself would have (not installed globally: a test's own)."""
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    return exporter
+
+
+def model_spans(finished: Any) -> tuple[Any, list[Any]]:
+    (run,) = [s for s in finished if s.name == "promptascent.run"]
+    calls = [s for s in finished if s.name == "promptascent.model_call"]
+    assert all(s.parent is not None and s.parent.span_id == run.context.span_id for s in calls)
+    assert all(s.context.trace_id == run.context.trace_id for s in calls)
+    return run, calls
+
+
+def test_track_otel_gives_one_span_per_model_call_under_the_run_span(
+    tmp_path: Path, spans: Any
+) -> None:
+    task = write_animal_task(tmp_path / "task")
+    settings = animal_settings(tmp_path, "runs")
+    settings.cache_dir = tmp_path / "cache"
+    settings.trackers = ("otel",)
+    cold = optimize(task, optimizer="ape", options=APE, settings=settings, progress=False)
+    run, calls = model_spans(spans.get_finished_spans())
+    assert run.attributes["promptascent.run_id"] == cold.run_id
+    assert run.attributes["promptascent.status"] == "finished"
+    assert run.attributes["promptascent.optimizer"] == "ape"
+    # one span per logical call of each role, with its tokens and whether cached
+    for role, usage in cold.usage.items():
+        mine = [s for s in calls if s.attributes["promptascent.role"] == role]
+        assert len(mine) == usage["calls"]
+        assert sum(s.attributes["promptascent.cached"] for s in mine) == usage["cache_hits"]
+        assert (
+            sum(s.attributes["promptascent.prompt_tokens"] for s in mine)
+            == (usage["prompt_tokens"])
+        )
+        assert (
+            sum(s.attributes["promptascent.completion_tokens"] for s in mine)
+            == (usage["completion_tokens"])
+        )
+    models = {s.attributes["promptascent.role"]: s.attributes["promptascent.model"] for s in calls}
+    assert models == {"task": "scripted-task", "optimizer": "scripted-optimizer"}
+    assert cold.usage["task"]["model_calls"] > 0 and len(calls) >= cold.usage["task"]["calls"]
+    for s in calls:
+        assert s.start_time <= s.end_time and run.start_time <= s.start_time <= run.end_time
+        assert s.attributes["promptascent.seconds"] == pytest.approx(
+            (s.end_time - s.start_time) / 1e9, abs=1e-6
+        )
+    # a warm rerun: every call answered by the cache, and so marked
+    spans.clear()
+    warm = optimize(task, optimizer="ape", options=APE, settings=settings, progress=False)
+    _, calls = model_spans(spans.get_finished_spans())
+    assert warm.usage["task"]["model_calls"] == 0 and calls
+    assert all(s.attributes["promptascent.cached"] for s in calls)
+
+
+def test_a_failed_model_call_is_an_error_span(tmp_path: Path, spans: Any) -> None:
+    from opentelemetry.trace import StatusCode
+
+    from promptascent.errors import ModelServerError
+
+    failures = []
+
+    def flaky(request: CompletionRequest) -> str:
+        if request.messages[-1].content.endswith("cow") and len(failures) < 3:
+            failures.append(request)
+            raise ModelServerError("the server said 500")
+        return task_responder(request)
+
+    settings = animal_settings(tmp_path, "runs", task=ScriptedLLM(flaky))
+    settings.trackers = ("otel",)
+    task = write_animal_task(tmp_path / "task")
+    result = optimize(task, optimizer="ape", options=APE, settings=settings, progress=False)
+    _, calls = model_spans(spans.get_finished_spans())
+    failed = [s for s in calls if s.status.status_code == StatusCode.ERROR]
+    assert len(failed) == result.usage["task"]["errors"] == 3 and result.status == "finished"
+    assert all(
+        s.attributes["promptascent.error"] == "ModelServerError: the server said 500"
+        for s in failed
+    )
+    assert all("promptascent.error" not in s.attributes for s in calls if s not in failed)
+
+
+class Collector:
+    """An OTLP/HTTP trace collector on 127.0.0.1: the spans of every request it got."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceRequest,
+        )
+
+        spans = self.spans = []
+        self.services: set[str] = set()
+        services = self.services
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = ExportTraceServiceRequest.FromString(body)
+                for resource in request.resource_spans:
+                    for attr in resource.resource.attributes:
+                        if attr.key == "service.name":
+                            services.add(attr.value.string_value)
+                    for scope in resource.scope_spans:
+                        spans.extend(scope.spans)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_without_an_sdk_provider_spans_go_where_the_otel_environment_variables_say(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    no_network: list[Any],
+) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    collector = Collector()
+    try:
+        monkeypatch.setenv("PA_CALL_DELAY", "0")
+        monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)  # default: otlp
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", collector.url)
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "pets-at-work")
+        task = write_animal_task(tmp_path / "task", extra=SCRIPTED_MODELS)
+        args = ["optimize", str(task), "-q", "--runs-dir", str(tmp_path / "runs")]
+        code, err = run_cli(monkeypatch, capsys, *args, "--track", "otel", "--run-id", "r1")
+        assert code == 0 and err == "", err
+    finally:
+        collector.close()
+    names = [s.name for s in collector.spans]
+    assert names.count("promptascent.run") == 1 and names.count("promptascent.model_call") > 10
+    assert collector.services == {"pets-at-work"}
+    result = json.loads((tmp_path / "runs" / "r1" / "result.json").read_text())
+    assert names.count("promptascent.model_call") == sum(
+        u["calls"] for u in result["usage"].values()
+    )
+    assert no_network == []
+    # an exporter that is not installed: a one-line error before the run starts
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "zipkin")
+    code, err = run_cli(monkeypatch, capsys, *args, "--track", "otel", "--run-id", "never")
+    assert code == 2 and err.startswith("error: OTEL_TRACES_EXPORTER: no OpenTelemetry exporter")
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "runs" / "never").exists()

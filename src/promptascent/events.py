@@ -120,6 +120,24 @@ class RunFinished(Event):
 
 
 @dataclass(frozen=True)
+class ModelCalled(Event):
+    """One model call through a ModelClient ended (`ts`: when; it took `seconds`):
+    `operation` complete or loglik; `cached`: answered by the run's journal or a
+    cache, not the model; `error`: the ModelError it raised, if any (a call refused by
+    the budget before it was made is no call). For tracing (tracking/otel.py); the run
+    store keeps none (one per call is too many)."""
+
+    role: str
+    model: str
+    operation: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached: bool
+    seconds: float
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class TrackerFailed(Event):
     """An experiment tracker (promptascent.tracking: mlflow, otel) raised; the run goes
     on without it. Sent once per tracker: it gets no more events after this."""

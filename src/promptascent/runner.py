@@ -38,6 +38,7 @@ from promptascent.events import (
     EventBus,
     EventSink,
     ExampleScored,
+    ModelCalled,
     PhaseStarted,
     RunFinished,
     RunResumed,
@@ -211,10 +212,11 @@ def model_client(
     guard: BudgetGuard,
     cache: ResponseCache | None,
     journal: Journal | None = None,
+    emit: EventSink | None = None,
 ) -> ModelClient:
     """The client every model call of a run goes through: `backend` in `role`, priced by
     `spec`, charged to `meter` within `guard`, with the shared cache (under the
-    settings' policy) and the run's journal."""
+    settings' policy) and the run's journal; `emit` gets a ModelCalled per call."""
     return ModelClient(
         role,
         backend,
@@ -224,6 +226,7 @@ def model_client(
         cache_policy=settings.cache_policy,
         prices=model_prices(spec).prices,
         journal=journal,
+        emit=emit,
     )
 
 
@@ -466,6 +469,7 @@ class Runner:
             guard=guard,
             cache=cache,
             journal=self.journal,
+            emit=self.bus,
         )
 
     def _bound_metric(self, judge: ModelClient) -> Metric:
@@ -768,7 +772,7 @@ class _StoreWriter:
         self.guard = guard
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, ExampleScored):
+        if isinstance(event, (ExampleScored, ModelCalled)):
             return
         if isinstance(event, BudgetSpent) and event.after != "CandidateEvaluated":
             return  # the spending at each evaluation is kept; per example is too much

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from promptascent.errors import ContextOverflow, ModelError, ModelUnavailable
+from promptascent.events import EventSink, ModelCalled
 from promptascent.llm.base import LLM
 from promptascent.llm.budget import BudgetGuard
 from promptascent.llm.cache import ResponseCache
@@ -62,6 +63,7 @@ class ModelClient:
         prices: Prices = Prices(),
         journal: Journal | None = None,
         max_consecutive_errors: int = 8,
+        emit: EventSink | None = None,
     ) -> None:
         self.role = role
         self.backend = backend
@@ -72,6 +74,7 @@ class ModelClient:
         self.prices = prices
         self.journal = journal
         self.max_consecutive_errors = max_consecutive_errors
+        self.emit = emit  # one ModelCalled event per call, if given
         self._consecutive_errors = 0
         self._errors_lock = threading.Lock()
         self._inflight: dict[str, threading.Event] = {}
@@ -113,8 +116,41 @@ class ModelClient:
         are then answered from the journal or cache, so what is paid does not depend
         on thread timing."""
         key = request.cache_key(self.model_id)
-        with self._single_flight(key):
-            return self._complete(request, key)
+        with self._observed("complete") as seen, self._single_flight(key):
+            completion, seen.cached = self._complete(request, key)
+            seen.usage = completion.usage
+            return completion
+
+    @contextmanager
+    def _observed(self, operation: str) -> Iterator[_Seen]:
+        """Emits the call's ModelCalled event when it ends (no event for a call the
+        budget refused, or an interrupt: no call was made or none ended)."""
+        seen = _Seen()
+        if self.emit is None:
+            yield seen
+            return
+        started = time.monotonic()
+        try:
+            yield seen
+        except (ModelError, ModelUnavailable) as e:
+            # the call's own error, not the verdict on the model it led to
+            own = e.__cause__ if isinstance(e.__cause__, ModelError) else e
+            seen.error = f"{type(own).__name__}: {own}"
+            raise
+        finally:
+            if seen.usage is not None or seen.error is not None:
+                self.emit(
+                    ModelCalled(
+                        role=self.role,
+                        model=self.model_id,
+                        operation=operation,
+                        prompt_tokens=seen.usage.prompt_tokens if seen.usage else 0,
+                        completion_tokens=seen.usage.completion_tokens if seen.usage else 0,
+                        cached=seen.cached,
+                        seconds=time.monotonic() - started,
+                        error=seen.error,
+                    )
+                )
 
     @contextmanager
     def _single_flight(self, key: str) -> Iterator[None]:
@@ -133,13 +169,14 @@ class ModelClient:
                 del self._inflight[key]
             mine.set()
 
-    def _complete(self, request: CompletionRequest, key: str) -> Completion:
+    def _complete(self, request: CompletionRequest, key: str) -> tuple[Completion, bool]:
+        """The completion, and whether the journal or a cache answered it."""
         journaled = self.journal.get(key) if self.journal else None
         cached = journaled
         if cached is None and self.cache and self.cache_policy.read:
             cached = self.cache.get(key)
         if cached is not None:
-            return self._answer_from_store(cached, key if journaled is not None else None)
+            return self._answer_from_store(cached, key if journaled is not None else None), True
         worst = TokenUsage(self.prompt_tokens(request), request.max_tokens)
         with PaidCall(
             self.role,
@@ -171,7 +208,7 @@ class ModelClient:
             )
             if self.cache and self.cache_policy.write:
                 self.cache.put(key, blob, completion)
-            return completion
+            return completion, False
 
     def _answer_from_store(self, stored: Stored, journal_key: str | None) -> Stored:
         """Accounts for a reply from the run's journal (`journal_key` given) or a cache.
@@ -218,7 +255,9 @@ class ModelClient:
         key = None
         if request is not None and self.journal is not None and self.journal.has_unclaimed():
             key = request().cache_key(self.model_id)
-        return self._answer_from_store(completion, key)
+        with self._observed("complete") as seen:
+            seen.cached, seen.usage = True, completion.usage
+            return self._answer_from_store(completion, key)
 
     def _record_hit(self, stored: Completion | LoglikResult) -> None:
         self.meter.record(
@@ -236,16 +275,19 @@ class ModelClient:
         reports. Raises BudgetExhausted, ModelError, NotSupported (the backend cannot
         score: the plan checks `supports_loglik` first), or ModelUnavailable."""
         key = request.cache_key(self.model_id)
-        with self._single_flight(key):
-            return self._loglik(request, key)
+        with self._observed("loglik") as seen, self._single_flight(key):
+            result, seen.cached = self._loglik(request, key)
+            seen.usage = result.usage
+            return result
 
-    def _loglik(self, request: LoglikRequest, key: str) -> LoglikResult:
+    def _loglik(self, request: LoglikRequest, key: str) -> tuple[LoglikResult, bool]:
+        """The scores, and whether the journal or a cache answered them."""
         journaled = self.journal.get_loglik(key) if self.journal else None
         cached = journaled
         if cached is None and self.cache and self.cache_policy.read:
             cached = self.cache.get_loglik(key)
         if cached is not None:
-            return self._answer_from_store(cached, key if journaled is not None else None)
+            return self._answer_from_store(cached, key if journaled is not None else None), True
         info = self.backend.info
         prompt = info.template_tokens + sum(
             self.backend.count_tokens(m.content) + _TOKENS_PER_MESSAGE for m in request.messages
@@ -285,7 +327,16 @@ class ModelClient:
             )
             if self.cache and self.cache_policy.write:
                 self.cache.put_loglik(key, blob, result)
-            return result
+            return result, False
+
+
+@dataclass
+class _Seen:
+    """What `ModelClient._observed` reports of one call."""
+
+    usage: TokenUsage | None = None
+    cached: bool = False
+    error: str | None = None
 
 
 def _request_json(request: CompletionRequest, model_id: str) -> str:

@@ -1,7 +1,7 @@
 """What a tracker is told about a run, and the contract it keeps.
 
 A tracker is a thin adapter to an outside tool (MLflow, OpenTelemetry): the run's
-events are translated once (tracking/sink.py) into the three calls below, so a
+events are translated once (tracking/sink.py) into the four calls below, so a
 tracker knows nothing of optimizers or the event bus. Any method may raise: the run
 goes on without that tracker (sink.py warns once through the run's events).
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from promptascent.events import ModelCalled
 
 
 @dataclass(frozen=True)
@@ -52,13 +54,16 @@ class RunEnd:
 
 
 class Tracker(Protocol):
-    """Receives one run: `start` first, `record` per evaluation, `finish` last (also
-    after a failure). Called from the run's threads one at a time."""
+    """Receives one run: `start` first, `record` per evaluation and `model_call` per
+    model call (the ModelCalled event as it is), `finish` last (also after a failure).
+    Called from the run's threads one at a time."""
 
     name: str
 
     def start(self, run: TrackedRun) -> None: ...
 
     def record(self, score: CandidateScore) -> None: ...
+
+    def model_call(self, call: ModelCalled) -> None: ...
 
     def finish(self, end: RunEnd) -> None: ...

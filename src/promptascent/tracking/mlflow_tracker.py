@@ -20,6 +20,7 @@ import logging
 import os
 from typing import Any
 
+from promptascent.events import ModelCalled
 from promptascent.tracking.base import CandidateScore, RunEnd, TrackedRun
 
 # MLflow's final run states, by the run's status.
@@ -67,6 +68,9 @@ class MlflowTracker:
         self.client.log_metric(
             self.mlflow_run_id, f"score.{score.split}", score.score, step=score.index
         )
+
+    def model_call(self, call: ModelCalled) -> None:
+        """Nothing per call: the usage per role is logged at the end."""
 
     def finish(self, end: RunEnd) -> None:
         run_id = self.mlflow_run_id

@@ -20,7 +20,8 @@ TRACKERS: dict[str, tuple[str, str]] = {
 
 
 def check_trackers(names: tuple[str, ...] | list[str]) -> None:
-    """ConfigError naming the first unknown tracker or the extra a tracker needs."""
+    """ConfigError naming the first unknown tracker, the extra a tracker needs, or an
+    OpenTelemetry exporter that is not installed."""
     for name in names:
         if name not in TRACKERS:
             raise ConfigError(f"--track: {name!r} is not one of {', '.join(TRACKERS)}")
@@ -31,6 +32,10 @@ def check_trackers(names: tuple[str, ...] | list[str]) -> None:
             raise ConfigError(
                 f"--track {name} needs {module.split('.')[0]}: pip install 'promptascent[{extra}]'"
             )
+        if name == "otel":  # its exporter comes from the environment: checked now too
+            from promptascent.tracking.otel import check_exporters
+
+            check_exporters()
 
 
 def create_tracker(name: str) -> Tracker:

@@ -19,6 +19,7 @@ from promptascent.events import (
     CandidateProposed,
     Event,
     EventBus,
+    ModelCalled,
     RunFinished,
     RunStarted,
     TrackerFailed,
@@ -53,7 +54,12 @@ class Tracking:
             seed_prompt=seed_prompt,
             resumed=resumed,
         )
-        self.trackers: list[Tracker] = [create_tracker(name) for name in names]
+        self.trackers: list[Tracker] = []
+        for name in names:
+            try:
+                self.trackers.append(create_tracker(name))
+            except Exception as e:
+                bus(TrackerFailed(name, _why(e)))
         self._candidates: dict[str, dict[str, Any]] = {}
         self._in_event = False
         self._ended = False
@@ -76,6 +82,8 @@ class Tracking:
                 }
             elif isinstance(event, CandidateEvaluated):
                 self._record(event)
+            elif isinstance(event, ModelCalled):
+                self._each(lambda t: t.model_call(event))
             elif isinstance(event, RunFinished):
                 self._end(event.status)
         finally:
@@ -133,12 +141,16 @@ class Tracking:
                 call(tracker)
             except Exception as e:
                 self.trackers.remove(tracker)
-                warning = TrackerFailed(tracker.name, f"{type(e).__name__}: {e}"[:500])
+                warning = TrackerFailed(tracker.name, _why(e))
                 # Inside an event the bus is locked: the warning follows that event.
                 if self._in_event:
                     self.bus.later(warning)
                 else:
                     self.bus(warning)
+
+
+def _why(error: Exception) -> str:
+    return f"{type(error).__name__}: {error}"[:500]
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
