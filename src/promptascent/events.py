@@ -139,7 +139,7 @@ class ModelCalled(Event):
 
 @dataclass(frozen=True)
 class TrackerFailed(Event):
-    """An experiment tracker (promptascent.tracking: mlflow, otel) raised; the run goes
+    """An experiment tracker (promptascent.tracking: mlflow, wandb, otel) raised; the run goes
     on without it. Sent once per tracker: it gets no more events after this."""
 
     tracker: str

@@ -89,7 +89,7 @@ class RunSettings:
     cache_policy: CachePolicy = field(default_factory=CachePolicy)
     backends: dict[Role, LLM] = field(default_factory=dict)  # overrides, e.g. scripted models
     sinks: list[EventSink] = field(default_factory=list)
-    # Experiment trackers (promptascent.tracking: "mlflow", "otel"); a resumed run
+    # Experiment trackers (promptascent.tracking: "mlflow", "wandb", "otel"); a resumed run
     # keeps its own.
     trackers: tuple[str, ...] = ()
 

@@ -88,7 +88,7 @@ Track = Annotated[
     list[str],
     typer.Option(
         "--track",
-        help="Send the run to an experiment tracker: mlflow or otel (repeatable; "
+        help="Send the run to an experiment tracker: mlflow, wandb or otel (repeatable; "
         "docs/tracking.md).",
     ),
 ]

@@ -67,3 +67,27 @@ class Tracker(Protocol):
     def model_call(self, call: ModelCalled) -> None: ...
 
     def finish(self, end: RunEnd) -> None: ...
+
+
+def final_metrics(result: dict[str, Any]) -> dict[str, float]:
+    """From a run's result.json: the test scores with their intervals, the paired
+    difference, and the usage and cost per role, as flat names (test.best.ci_low,
+    usage.task.dollars)."""
+    out: dict[str, float] = {}
+    test = result.get("test") or {}
+    for which in ("seed", "best"):
+        summary = test.get(which)
+        if summary:
+            for key in ("mean", "ci_low", "ci_high", "n"):
+                if summary.get(key) is not None:
+                    out[f"test.{which}.{key}"] = float(summary[key])
+    diff = test.get("difference")
+    if diff:
+        for key in ("mean", "ci_low", "ci_high", "p_value"):
+            if diff.get(key) is not None:
+                out[f"test.difference.{key}"] = float(diff[key])
+    for role, usage in (result.get("usage") or {}).items():
+        for key, value in usage.items():
+            if isinstance(value, (int, float)):
+                out[f"usage.{role}.{key}"] = float(value)
+    return out

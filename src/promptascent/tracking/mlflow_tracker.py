@@ -18,10 +18,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Any
 
 from promptascent.events import ModelCalled
-from promptascent.tracking.base import CandidateScore, RunEnd, TrackedRun
+from promptascent.tracking.base import CandidateScore, RunEnd, TrackedRun, final_metrics
 
 # MLflow's final run states, by the run's status.
 _STATES = {
@@ -83,28 +82,6 @@ class MlflowTracker:
         if end.result is not None:
             self.client.log_text(run_id, json.dumps(end.result, indent=2), "result.json")
             self.client.set_tag(run_id, "promptascent.best_candidate", end.result["best_candidate"])
-            for key, value in _final_metrics(end.result).items():
+            for key, value in final_metrics(end.result).items():
                 self.client.log_metric(run_id, key, value)
         self.client.set_terminated(run_id, _STATES.get(end.status, "FINISHED"))
-
-
-def _final_metrics(result: dict[str, Any]) -> dict[str, float]:
-    """Test scores with their intervals, the paired difference, usage and cost per role."""
-    out: dict[str, float] = {}
-    test = result.get("test") or {}
-    for which in ("seed", "best"):
-        summary = test.get(which)
-        if summary:
-            for key in ("mean", "ci_low", "ci_high", "n"):
-                if summary.get(key) is not None:
-                    out[f"test.{which}.{key}"] = float(summary[key])
-    diff = test.get("difference")
-    if diff:
-        for key in ("mean", "ci_low", "ci_high", "p_value"):
-            if diff.get(key) is not None:
-                out[f"test.difference.{key}"] = float(diff[key])
-    for role, usage in (result.get("usage") or {}).items():
-        for key, value in usage.items():
-            if isinstance(value, (int, float)):
-                out[f"usage.{role}.{key}"] = float(value)
-    return out

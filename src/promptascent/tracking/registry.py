@@ -16,6 +16,7 @@ from promptascent.tracking.base import Tracker
 TRACKERS: dict[str, tuple[str, str]] = {
     "mlflow": ("mlflow", "mlflow"),
     "otel": ("opentelemetry.sdk", "otel"),
+    "wandb": ("wandb", "wandb"),
 }
 
 
@@ -44,6 +45,10 @@ def create_tracker(name: str) -> Tracker:
         from promptascent.tracking.mlflow_tracker import MlflowTracker
 
         return MlflowTracker()
+    if name == "wandb":
+        from promptascent.tracking.wandb_tracker import WandbTracker
+
+        return WandbTracker()
     from promptascent.tracking.otel import OtelTracker
 
     return OtelTracker()
