@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import random
-import secrets
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
@@ -71,6 +70,7 @@ from promptascent.search.objective import LengthPenalty, prompt_tokens
 from promptascent.search.pool import Candidate, CandidatePool
 from promptascent.search.splits import CV, DEV, TEST, TRAIN
 from promptascent.store.files import write_atomic
+from promptascent.store.run_folders import new_run_id, recorded
 from promptascent.store.run_lock import RunLock
 from promptascent.store.run_store import EXAMPLES_KEY, FILENAME, RunStore
 from promptascent.tracking import Tracking, check_trackers
@@ -443,7 +443,7 @@ class Runner:
         self.resuming = resume
         self.run_id = run_id or new_run_id(plan.task.name, plan.optimizer.name)
         self.run_dir = (self.settings.runs_dir / self.run_id).resolve()
-        if not resume and _recorded(self.run_dir):
+        if not resume and recorded(self.run_dir):
             raise ConfigError(
                 f"run {self.run_id} already exists in {self.settings.runs_dir}; "
                 f"continue it with --resume {self.run_id}"
@@ -486,7 +486,7 @@ class Runner:
         # a module that cannot load leaves no run folder behind.
         self.plan.load_code()
         with RunLock(self.run_dir):
-            if not self.resuming and _recorded(self.run_dir):  # started meanwhile
+            if not self.resuming and recorded(self.run_dir):  # started meanwhile
                 raise ConfigError(
                     f"run {self.run_id} already exists in {self.settings.runs_dir}; "
                     f"continue it with --resume {self.run_id}"
@@ -819,12 +819,6 @@ def _examples_to_record(data: TaskData) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def new_run_id(task: str, optimizer: str) -> str:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    safe = "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in task)[:40]
-    return f"{stamp}-{safe}-{optimizer}-{secrets.token_hex(2)}"
-
-
 def _lineage(pool: CandidatePool, best: Candidate, split: str) -> tuple[dict[str, Any], ...]:
     """The winner and its ancestors, winner first: how it was made and how each scored."""
     chain: list[dict[str, Any]] = []
@@ -876,18 +870,6 @@ def _majority_rate(test: Dataset | None) -> float | None:
     if test is None or not test.labelled or not len(test):
         return None
     return majority_rate([ex.target for ex in test])
-
-
-def _recorded(run_dir: Path) -> bool:
-    """Whether a run folder holds a started run (a folder killed before it recorded its
-    configuration holds nothing worth keeping and may be started again)."""
-    if not (run_dir / FILENAME).exists():
-        return False
-    store = RunStore.open_existing(run_dir)
-    try:
-        return store.get("config") is not None
-    finally:
-        store.close()
 
 
 def _examples(candidate: Candidate, split: str) -> int | None:

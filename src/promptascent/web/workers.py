@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from promptascent.errors import ConfigError, RunInUse
-from promptascent.runner import _recorded
+from promptascent.store.run_folders import recorded
 from promptascent.store.run_lock import RunLock
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
@@ -118,7 +118,7 @@ class Workers:
         with self._lock:
             if self.live(run_id):
                 raise Conflict(f"run {run_id} is already running here")
-            if new and _recorded(run_dir):
+            if new and recorded(run_dir):
                 raise Conflict(f"run {run_id} already exists; resume it instead")
             if not new or run_dir.exists():
                 _check_unlocked(run_dir)
@@ -156,7 +156,7 @@ def _wait_started(worker: Worker, run_dir: Path) -> None:
             raise (Conflict if "in use by" in line else ConfigError)(
                 line or f"the worker ended with status {worker.process.returncode}"
             )
-        if _recorded(run_dir):
+        if recorded(run_dir):
             return
         time.sleep(0.05)
 
