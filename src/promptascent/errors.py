@@ -8,7 +8,17 @@ class PromptascentError(Exception):
 
 
 class ConfigError(PromptascentError):
-    """A task file, flag or option is invalid. The message names the key and the file."""
+    """A task file, flag or option is invalid. The message names the key and the file.
+
+    `key`: set when the bad value was an argument of the call (an override of the task
+    file, a count of examples): the task-file key or argument name the message starts
+    with ("evaluation.scoring", "budget.task_calls", "examples"). The library never
+    names a front end's controls; a front end that set the value under another name
+    says its own (the CLI: its flag, cli/flags.py)."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class DataError(PromptascentError):

@@ -25,7 +25,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from promptascent.config.task import TaskSpec, task_from_dict
 from promptascent.errors import ConfigError
 
 KEYS = ("prompt", "requirements", "count", "qa", "faq")
@@ -40,8 +39,10 @@ def is_spo_settings(raw: dict[str, Any]) -> bool:
     return "prompt" in raw and "name" not in raw and "data" not in raw
 
 
-def task_from_spo_settings(raw: dict[str, Any], path: Path) -> TaskSpec:
-    """The task an SPO settings file describes. ConfigError naming the file and key."""
+def task_from_spo_settings(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The task an SPO settings file describes, as the mapping of a task file (validated
+    by config/task.py, which reads the file: this module stays below it). ConfigError
+    naming the file and key."""
     for key in raw:
         if key not in KEYS:
             raise ConfigError(
@@ -66,20 +67,16 @@ def task_from_spo_settings(raw: dict[str, Any], path: Path) -> TaskSpec:
     metric: dict[str, Any] = {"name": "judge"}
     if requirements:
         metric["rubric"] = requirements
-    return task_from_dict(
-        {
-            "name": path.stem,
-            "requirements": requirements,
-            # Literal text, not a template: its braces are not placeholders.
-            "seed_prompt": prompt.replace("{", "{{").replace("}", "}}"),
-            "data": {"examples": rows, "dev_from_train": False},
-            "metric": metric,
-            "optimizer": optimizer,
-            "task_params": {"max_tokens": TASK_MAX_TOKENS},
-        },
-        base_dir=path.parent,
-        source=str(path),
-    )
+    return {
+        "name": path.stem,
+        "requirements": requirements,
+        # Literal text, not a template: its braces are not placeholders.
+        "seed_prompt": prompt.replace("{", "{{").replace("}", "}}"),
+        "data": {"examples": rows, "dev_from_train": False},
+        "metric": metric,
+        "optimizer": optimizer,
+        "task_params": {"max_tokens": TASK_MAX_TOKENS},
+    }
 
 
 def _text(value: Any, path: Path, key: str) -> str | None:

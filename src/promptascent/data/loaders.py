@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from promptascent.config.task import DEFAULT_MAX_EXAMPLE_CHARS
 from promptascent.data.example import Dataset, Example
-from promptascent.data.text import DEFAULT_MAX_EXAMPLE_CHARS, TextCheck
+from promptascent.data.text import TextCheck
 from promptascent.errors import ConfigError, DataError
 
 _BOM = b"\xef\xbb\xbf"

@@ -18,9 +18,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from promptascent.config.task import DEFAULT_MAX_EXAMPLE_CHARS
 from promptascent.errors import DataError
 
-DEFAULT_MAX_EXAMPLE_CHARS = 100_000
 CONTROL_CHARS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 

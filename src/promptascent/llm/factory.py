@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from promptascent.config.task import ModelSpec, check_test_backend
 from promptascent.errors import ConfigError
 from promptascent.llm.base import LLM
 from promptascent.llm.chat_template import ChatTemplate
+from promptascent.llm.spec import ModelSpec, check_test_backend
 
 
 class BackendFactory:

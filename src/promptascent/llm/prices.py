@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from promptascent.config.task import ModelSpec
 from promptascent.errors import ConfigError
+from promptascent.llm.spec import ModelSpec
 from promptascent.llm.usage import Prices
 
 TASK_FILE = "task file"
