@@ -97,7 +97,7 @@ def record_run(run_dir: Path) -> None:
     store = RunStore(run_dir)
     try:
         seed = Candidate(Prompt("Answer True or False.\n\n{input}"), operation="seed")
-        store.add_candidate(seed)
+        store.add_candidate(seed.record())
         store.put("status", "finished")
         store.put("result", {"best_candidate": seed.id})
     finally:

@@ -135,7 +135,7 @@ def test_run_store_holds_the_whole_run_and_export_is_what_was_scored(tmp_path: P
         assert store.usage()["task"]["calls"] == result.usage["task"]["calls"]
         kinds = {e["kind"] for e in store.events()}
         assert {"RunStarted", "CandidateProposed", "CandidateEvaluated", "RunFinished"} <= kinds
-        exported = store.prompt(result.best.id)
+        exported = Prompt.from_dict(store.prompt(result.best.id))
     finally:
         store.close()
     # The exported prompt renders to exactly the messages the task model was sent.

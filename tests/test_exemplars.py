@@ -29,7 +29,7 @@ from promptascent.errors import ConfigError
 from promptascent.llm.embedded import EmbeddedLLM
 from promptascent.llm.scripted import Responder, ScriptedLLM
 from promptascent.llm.types import CompletionRequest
-from promptascent.prompts.prompt import Demo
+from promptascent.prompts.prompt import Demo, Prompt
 from promptascent.store.run_store import RunStore
 
 OPTIONS = {"k": 3, "num_candidates": 4, "eval_examples": 6, "final_k": 2, "strategy": "random"}
@@ -282,8 +282,9 @@ def test_demo_values_round_trip_through_the_store(tmp_path: Path) -> None:
     result = optimize(task, optimizer="exemplars", options=OPTIONS, settings=s)
     store = store_of(result.run_dir)
     try:
-        assert store.prompt(result.best.id) == result.best.prompt
-        assert all(isinstance(d, Demo) for d in store.prompt(result.best.id).demos)
+        stored = Prompt.from_dict(store.prompt(result.best.id))
+        assert stored == result.best.prompt
+        assert all(isinstance(d, Demo) for d in stored.demos)
     finally:
         store.close()
 

@@ -84,7 +84,7 @@ def put_best(run_dir: Path, prompt: Prompt) -> None:
     store = RunStore.open_existing(run_dir)
     try:
         cand = Candidate(prompt, operation="seed")
-        store.add_candidate(cand)
+        store.add_candidate(cand.record())
         store.put("result", {**store.get("result"), "best_candidate": cand.id})
     finally:
         store.close()
@@ -262,7 +262,7 @@ def test_promptfoo_export_holds_the_prompt_and_the_test_split_with_equals_for_ch
     check_promptfoo_shape(config)
     store = RunStore.open_existing(animal_run)
     try:
-        best = store.prompt(store.get("result")["best_candidate"])
+        best = Prompt.from_dict(store.prompt(store.get("result")["best_candidate"]))
         recorded = store.get(EXAMPLES_KEY)["test"]
     finally:
         store.close()
@@ -396,7 +396,7 @@ def test_promptfoo_export_of_a_run_without_a_recorded_task_has_no_assertions(
     store = RunStore(run)
     try:
         seed = Candidate(Prompt("Q: {input}"), operation="seed")
-        store.add_candidate(seed)
+        store.add_candidate(seed.record())
         store.put("result", {"best_candidate": seed.id})
         store.put(EXAMPLES_KEY, {"dev": [{"id": "d1", "input": "cat", "target": "dog"}]})
     finally:
@@ -411,7 +411,7 @@ def test_promptfoo_export_of_a_run_without_examples_says_so(tmp_path: Path) -> N
     store = RunStore(run)
     try:
         seed = Candidate(Prompt("Q: {input}"), operation="seed")
-        store.add_candidate(seed)
+        store.add_candidate(seed.record())
         store.put("result", {"best_candidate": seed.id})
     finally:
         store.close()

@@ -32,7 +32,7 @@ from promptascent.errors import ConfigError, ModelRequestError
 from promptascent.evaluation.result import EvaluationResult, ExampleResult
 from promptascent.llm.scripted import ScriptedLLM
 from promptascent.llm.types import CompletionRequest
-from promptascent.preference.duel import Choice, Duel
+from promptascent.preference.duel import Choice, Duel, Record
 from promptascent.prompts.prompt import Prompt
 from promptascent.runner import RunSettings
 from promptascent.search.pool import Candidate
@@ -92,7 +92,7 @@ def test_the_polite_prompt_wins_with_its_win_record(tmp_path: Path, task: Path) 
 
     store = RunStore.open_existing(result.run_dir)
     try:
-        stored = store.preferences()
+        stored = [Record.from_dict(r) for r in store.preferences()]
         candidates = store.candidates()
         summary, status = store.get("prefer_summary"), store.get("status")
     finally:
@@ -232,8 +232,10 @@ def test_candidates_from_an_earlier_run_are_its_best_by_selection_score(
     seed = Prompt("Which animal is it?")
     for text, score in texts.items():
         c = Candidate(Prompt(text), () if text == seed.instruction else (seed.id,), "edit", 1)
-        old.add_candidate(c)
-        old.add_evaluation(c.id, "dev", EvaluationResult(c.id, (ExampleResult("e", "x", score),)))
+        old.add_candidate(c.record())
+        old.add_evaluation(
+            c.id, "dev", EvaluationResult(c.id, (ExampleResult("e", "x", score),)).record()
+        )
     old.close()
     models = Models()
     result = promptascent.prefer(
@@ -268,10 +270,9 @@ def test_a_version_2_store_gains_the_preferences_table(tmp_path: Path) -> None:
     try:
         assert store.get("schema_version") == SCHEMA_VERSION
         assert store.preferences() == []
-        from promptascent.preference.duel import Record
 
-        store.add_preference(Record(0, "e", "cat", "x", "y", "A!", "B!", "B"))
-        (r,) = store.preferences()
+        store.add_preference(Record(0, "e", "cat", "x", "y", "A!", "B!", "B").to_dict())
+        (r,) = [Record.from_dict(d) for d in store.preferences()]
         assert (r.winner, r.output_b, r.error) == ("y", "B!", None)
     finally:
         store.close()
@@ -374,7 +375,7 @@ def interrupt_at(monkeypatch: pytest.MonkeyPatch, role: str, call: int) -> list[
 def stored(run_dir: Path) -> tuple[str, list[dict]]:  # type: ignore[type-arg]
     store = RunStore.open_existing(run_dir)
     try:
-        return store.get("status"), [r.to_dict() for r in store.preferences()]
+        return store.get("status"), store.preferences()
     finally:
         store.close()
 

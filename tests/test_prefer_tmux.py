@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from scripted_prefer import SCRIPTED_MODELS, write_inputs_task
 
+from promptascent.preference.duel import Record
 from promptascent.store.run_store import RunStore
 
 TESTS = Path(__file__).resolve().parent
@@ -91,7 +92,7 @@ def test_prefer_in_a_real_terminal(tmp_path: Path, session: str) -> None:
 
     store = RunStore.open_existing(tmp_path / "runs" / "tty")
     try:
-        records = store.preferences()
+        records = [Record.from_dict(r) for r in store.preferences()]
         status = store.get("status")
     finally:
         store.close()

@@ -102,7 +102,7 @@ def test_a_judge_rubric_gets_the_feedback(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("feedback", "message"),
-    [("   ", "--feedback: empty"), ("x" * 2001, "--feedback: 2001 characters")],
+    [("   ", "^feedback: empty"), ("x" * 2001, "^feedback: 2001 characters")],
 )
 def test_bad_feedback_is_a_config_error(feedback: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -161,7 +161,7 @@ def test_refine_takes_several_comments_and_the_span_comments_on_a_chosen_candida
             span_comment(
                 instruction, candidate_id=seed_id, target="prompt", start=0,
                 end=len(instruction), span=instruction, comment="name the allowed answers",
-            )
+            ).to_dict()
         )  # fmt: skip
         output = store.evaluations(seed_id, "dev")[0]
         store.add_span_comment(
@@ -169,13 +169,13 @@ def test_refine_takes_several_comments_and_the_span_comments_on_a_chosen_candida
                 output["output"], candidate_id=seed_id, target="output", start=0, end=7,
                 span=output["output"][:7], comment="no preamble", split="dev",
                 example_id=output["example_id"],
-            )
+            ).to_dict()
         )  # fmt: skip
         store.add_span_comment(  # on another candidate: not taken
             span_comment(
                 KEY, candidate_id=first.best.id, target="prompt", start=0, end=6,
                 span=KEY[:6], comment="elsewhere",
-            )
+            ).to_dict()
         )  # fmt: skip
     finally:
         store.close()
@@ -207,11 +207,11 @@ def test_refine_without_any_comment_is_a_config_error(tmp_path: Path) -> None:
         options=APE,
         settings=settings(tmp_path),
     )
-    with pytest.raises(ConfigError, match="give --feedback or --spans"):
+    with pytest.raises(ConfigError, match=r"^feedback: none; refine needs feedback: give"):
         promptascent.refine(first.run_dir, settings=settings(tmp_path))
     with pytest.raises(ConfigError, match="no span comment is stored on candidate"):
         promptascent.refine(first.run_dir, spans=True, settings=settings(tmp_path))
-    with pytest.raises(ConfigError, match=r"--candidate: run .* has no candidate 'nope'"):
+    with pytest.raises(ConfigError, match=r"^candidate: run .* has no candidate 'nope'"):
         promptascent.refine(first.run_dir, "x", candidate="nope", settings=settings(tmp_path))
 
 
@@ -228,12 +228,12 @@ def test_refine_from_the_cli_with_repeated_feedback_and_spans(tmp_path: Path) ->
     assert cli("optimize", str(task), "--run-id", "first").returncode == 0
     store = RunStore.open_existing(tmp_path / "runs" / "first")
     best = store.get("result")["best_candidate"]
-    text = store.prompt(best).instruction
+    text = store.prompt(best)["instruction"]
     store.add_span_comment(
         span_comment(
             text, candidate_id=best, target="prompt", start=0, end=6, span=text[:6],
             comment="keep it",
-        )
+        ).to_dict()
     )  # fmt: skip
     store.close()
     done = cli(

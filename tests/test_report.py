@@ -277,7 +277,7 @@ def test_report_of_an_interrupted_run_says_it_is_partial_and_shows_what_was_reco
 
     # Resumed (with progress on stderr, by default), the run ends and its report is whole.
     monkeypatch.setattr(
-        "promptascent.runner.Runner._backend",
+        "promptascent.llm.hub.ModelHub.backend",
         lambda self, role: optimizer_model() if role == "optimizer" else task_model(),
     )
     capsys.readouterr()
@@ -403,7 +403,7 @@ def test_lineage_of_hundreds_of_candidates_renders_every_one_once(
     for i in range(300 if shape == "bushy" else 1200):
         parents = () if not ids else (ids[i // 2] if shape == "bushy" else ids[-1],)
         c = Candidate(Prompt(f"Prompt number {i}."), parents=parents, operation="mutate", step=i)
-        store.add_candidate(c)
+        store.add_candidate(c.record())
         ids.append(c.id)
     store.put("config", {"task": {"name": "big"}, "optimizer": {"name": "x"}, "budget": {}})
     store.put("status", "interrupted")
@@ -545,7 +545,7 @@ def test_compare_and_refine_show_progress_on_stderr_and_refine_stays_beside_its_
     monkeypatch.chdir(tmp_path / "t")  # not where the runs are: ./runs would be wrong
     first = comparison.rows[0].result.run_dir
     monkeypatch.setattr(
-        "promptascent.runner.Runner._backend",
+        "promptascent.llm.hub.ModelHub.backend",
         lambda self, role: optimizer_model() if role == "optimizer" else task_model(),
     )
     refined = promptascent.refine(first, "answers are too long", budget={"task_calls": 100})

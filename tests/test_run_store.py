@@ -65,7 +65,7 @@ def test_new_store_records_its_schema_version(store: RunStore) -> None:
 
 def test_candidates_come_back_in_insertion_order_with_lineage(store: RunStore) -> None:
     for c in (GRANDCHILD, SEED, CHILD):
-        store.add_candidate(c)
+        store.add_candidate(c.record())
     got = store.candidates()
     assert [c["id"] for c in got] == [GRANDCHILD.id, SEED.id, CHILD.id]
     assert got[2] == {
@@ -83,18 +83,18 @@ def test_candidates_come_back_in_insertion_order_with_lineage(store: RunStore) -
 
 
 def test_adding_a_candidate_twice_keeps_the_first(store: RunStore) -> None:
-    store.add_candidate(SEED)
-    store.add_candidate(Candidate(SEED.prompt, parents=("x",), operation="again", step=9))
-    store.add_candidate(CHILD)
+    store.add_candidate(SEED.record())
+    store.add_candidate(Candidate(SEED.prompt, parents=("x",), operation="again", step=9).record())
+    store.add_candidate(CHILD.record())
     got = store.candidates()
     assert [c["id"] for c in got] == [SEED.id, CHILD.id]
     assert (got[0]["operation"], got[0]["step"]) == ("seed", 0)
 
 
 def test_prompt_by_candidate_id(store: RunStore) -> None:
-    store.add_candidate(CHILD)
-    assert store.prompt(CHILD.id) == CHILD.prompt
-    assert store.prompt(CHILD.id).id == CHILD.id
+    store.add_candidate(CHILD.record())
+    assert Prompt.from_dict(store.prompt(CHILD.id)) == CHILD.prompt
+    assert Prompt.from_dict(store.prompt(CHILD.id)).id == CHILD.id
     with pytest.raises(ConfigError, match="no candidate 'nope'"):
         store.prompt("nope")
 
@@ -103,14 +103,14 @@ def test_prompt_by_candidate_id(store: RunStore) -> None:
 
 
 def test_add_evaluation_stores_rows_and_scores(store: RunStore) -> None:
-    store.add_candidate(SEED)
+    store.add_candidate(SEED.record())
     ev = result(
         SEED.id,
         ExampleResult("e2", "dog", 1.0, prediction="dog"),
         ExampleResult("e1", "hmm", 0.0, parsed=False, finish_reason="length"),
         ExampleResult("e3", "", None, error="timeout"),
     )
-    store.add_evaluation(SEED.id, "dev", ev)
+    store.add_evaluation(SEED.id, "dev", ev.record())
     assert store.evaluations(SEED.id, "dev") == [
         {
             "example_id": "e1",
@@ -162,10 +162,12 @@ def test_add_evaluation_stores_rows_and_scores(store: RunStore) -> None:
 
 
 def test_scores_are_kept_per_split_and_replaced_on_rewrite(store: RunStore) -> None:
-    store.add_candidate(SEED)
-    store.add_evaluation(SEED.id, "dev-subset", result(SEED.id, ExampleResult("a", "x", 0.0)))
-    store.add_evaluation(SEED.id, "dev", result(SEED.id, ExampleResult("a", "x", 0.0)))
-    store.add_evaluation(SEED.id, "dev", result(SEED.id, ExampleResult("a", "y", 1.0)))
+    store.add_candidate(SEED.record())
+    store.add_evaluation(
+        SEED.id, "dev-subset", result(SEED.id, ExampleResult("a", "x", 0.0)).record()
+    )
+    store.add_evaluation(SEED.id, "dev", result(SEED.id, ExampleResult("a", "x", 0.0)).record())
+    store.add_evaluation(SEED.id, "dev", result(SEED.id, ExampleResult("a", "y", 1.0)).record())
     scores = store.candidates()[0]["scores"]
     assert sorted(scores) == ["dev", "dev-subset"]
     assert (scores["dev"]["mean"], scores["dev-subset"]["mean"]) == (1.0, 0.0)
@@ -173,10 +175,10 @@ def test_scores_are_kept_per_split_and_replaced_on_rewrite(store: RunStore) -> N
 
 
 def test_nan_mean_is_stored_as_null(store: RunStore) -> None:
-    store.add_candidate(SEED)
+    store.add_candidate(SEED.record())
     ev = result(SEED.id, ExampleResult("a", "", None, error="boom"))
     assert ev.mean != ev.mean  # NaN: nothing was scored
-    store.add_evaluation(SEED.id, "dev", ev)
+    store.add_evaluation(SEED.id, "dev", ev.record())
     assert store.candidates()[0]["scores"]["dev"] == {
         "mean": None,
         "ci_low": None,
@@ -189,14 +191,14 @@ def test_nan_mean_is_stored_as_null(store: RunStore) -> None:
 
 
 def test_failed_evaluation_write_leaves_nothing(store: RunStore) -> None:
-    store.add_candidate(SEED)
+    store.add_candidate(SEED.record())
     bad = result(
         SEED.id,
         ExampleResult("a", "x", 1.0),
         ExampleResult("b", None, 1.0),  # type: ignore[arg-type]  # output NOT NULL
     )
     with pytest.raises(sqlite3.IntegrityError):
-        store.add_evaluation(SEED.id, "dev", bad)
+        store.add_evaluation(SEED.id, "dev", bad.record())
     assert store.evaluations(SEED.id, "dev") == []
     assert store.candidates()[0]["scores"] == {}
 
@@ -232,9 +234,9 @@ def test_open_existing_on_an_empty_folder(tmp_path: Path) -> None:
 def test_a_second_store_on_the_same_folder_sees_the_data(tmp_path: Path) -> None:
     first = RunStore(tmp_path / "run")
     first.put("status", "finished")
-    first.add_candidate(SEED)
-    first.add_candidate(CHILD)
-    first.add_evaluation(SEED.id, "dev", result(SEED.id, ExampleResult("a", "x", 1.0)))
+    first.add_candidate(SEED.record())
+    first.add_candidate(CHILD.record())
+    first.add_evaluation(SEED.id, "dev", result(SEED.id, ExampleResult("a", "x", 1.0)).record())
     first.add_event(1.0, "RunFinished", {"status": "finished"})
     first.set_usage({"task": {"calls": 1}})
     first.close()
@@ -249,7 +251,7 @@ def test_a_second_store_on_the_same_folder_sees_the_data(tmp_path: Path) -> None
             {"seq": 1, "ts": 1.0, "kind": "RunFinished", "status": "finished"}
         ]
         assert again.usage() == {"task": {"calls": 1}}
-        again.add_candidate(GRANDCHILD)
+        again.add_candidate(GRANDCHILD.record())
         assert [c["id"] for c in again.candidates()] == [SEED.id, CHILD.id, GRANDCHILD.id]
     finally:
         again.close()
@@ -261,7 +263,7 @@ def test_two_open_stores_see_each_others_writes(tmp_path: Path) -> None:
     try:
         a.put("status", "running")
         assert b.get("status") == "running"
-        b.add_candidate(SEED)
+        b.add_candidate(SEED.record())
         assert [c["id"] for c in a.candidates()] == [SEED.id]
     finally:
         a.close()
@@ -328,7 +330,7 @@ def test_write_atomic_failure_while_writing_keeps_the_old_file(
 
 def test_a_candidate_note_is_kept(tmp_path: Path) -> None:
     store = RunStore(tmp_path / "run")
-    store.add_candidate(Candidate(CHILD.prompt, (SEED.id,), "edit", 1, note="too vague"))
+    store.add_candidate(Candidate(CHILD.prompt, (SEED.id,), "edit", 1, note="too vague").record())
     assert store.candidates()[0]["note"] == "too vague"
     store.close()
 
@@ -347,7 +349,7 @@ def test_a_version_1_store_is_migrated(tmp_path: Path) -> None:
             " seq INTEGER NOT NULL);"
         )
     store = RunStore.open_existing(run)
-    store.add_candidate(Candidate(CHILD.prompt, (), "seed", 0))
+    store.add_candidate(Candidate(CHILD.prompt, (), "seed", 0).record())
     assert store.candidates()[0]["note"] == ""
     assert store.get("schema_version") == SCHEMA_VERSION and store.preferences() == []
     store.close()
@@ -371,9 +373,11 @@ def test_a_version_3_store_gains_the_likelihood_columns(tmp_path: Path) -> None:
             " errors INTEGER NOT NULL, PRIMARY KEY (candidate_id, split));"
         )
     store = RunStore.open_existing(run)
-    store.add_candidate(SEED)
+    store.add_candidate(SEED.record())
     store.add_evaluation(
-        SEED.id, "dev", result(SEED.id, ExampleResult("a", "x", 1.0, loss=0.25, gold_prob=0.78))
+        SEED.id,
+        "dev",
+        result(SEED.id, ExampleResult("a", "x", 1.0, loss=0.25, gold_prob=0.78)).record(),
     )
     assert store.evaluations(SEED.id, "dev")[0]["loss"] == 0.25
     assert store.candidates()[0]["scores"]["dev"]["mean_loss"] == 0.25

@@ -22,6 +22,8 @@ import pytest
 from scripted import KEY
 from web_support import TESTS, finished_run, scripted_task
 
+from promptascent.preference.duel import Record
+from promptascent.span_feedback import SpanComment
 from promptascent.store.run_store import RunStore
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -218,7 +220,7 @@ def test_the_preference_loop_in_the_browser_stores_verdicts_as_prefer_does(
     expect(page.locator("#progress")).to_have_text("1 verdicts this session")
     store = stored(server.runs / "duels")
     try:
-        records = store.preferences()
+        records = [Record.from_dict(r) for r in store.preferences()]
         assert len(records) == 1 and records[0].choice == "A"
         assert (records[0].input, records[0].output_a) == shown
         assert store.get("prefer_config")["from_run"] == str((server.runs / "first").resolve())
@@ -233,7 +235,7 @@ def test_the_preference_loop_in_the_browser_stores_verdicts_as_prefer_does(
     expect(page.locator("#progress")).to_have_text("1 verdicts this session")
     store = stored(server.runs / "duels")
     try:
-        assert [r.choice for r in store.preferences()] == ["A", "tie"]
+        assert [r["choice"] for r in store.preferences()] == ["A", "tie"]
         assert store.get("resumes") == 1
     finally:
         store.close()
@@ -269,7 +271,7 @@ def test_span_feedback_in_the_browser_is_stored_and_refine_uses_it(
     server.shot(page, "span-feedback")
     store = stored(server.runs / "first")
     try:
-        comments = store.span_comments(best)
+        comments = [SpanComment.from_dict(c) for c in store.span_comments(best)]
     finally:
         store.close()
     first = comments[0]

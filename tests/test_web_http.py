@@ -142,7 +142,7 @@ def test_a_second_start_of_a_running_run_is_refused(web: TestClient, tmp_path: P
 def test_model_output_and_data_are_escaped(web: TestClient, run_dir: Path) -> None:
     hostile = '<script>alert("x")</script><img src=x onerror=alert(1)>'
     store = RunStore.open_existing(run_dir)
-    store.add_candidate(Candidate(Prompt(hostile), operation="induce", step=9))
+    store.add_candidate(Candidate(Prompt(hostile), operation="induce", step=9).record())
     cid = store.candidates()[-1]["id"]
     store.close()
     for path in ("/runs/first", f"/runs/first/candidates/{cid}"):
@@ -158,7 +158,7 @@ def test_model_output_and_data_are_escaped(web: TestClient, run_dir: Path) -> No
 def test_a_span_comment_is_checked_and_stored_with_the_run(web: TestClient, run_dir: Path) -> None:
     store = RunStore.open_existing(run_dir)
     best = store.get("result")["best_candidate"]
-    text = store.prompt(best).instruction
+    text = store.prompt(best)["instruction"]
     output = store.evaluations(best, "test")[0]
     store.close()
     prompt_comment = {
@@ -174,7 +174,7 @@ def test_a_span_comment_is_checked_and_stored_with_the_run(web: TestClient, run_
     }  # fmt: skip
     assert web.post("/runs/first/feedback", headers=AUTH, data=on_output).status_code == 201
     store = RunStore.open_existing(run_dir)
-    stored = [c.to_dict() for c in store.span_comments()]
+    stored = store.span_comments()
     store.close()
     assert [(c["target"], c["span"], c["comment"], c["example_id"]) for c in stored] == [
         ("prompt", text[:6], "too vague", None),

@@ -12,10 +12,11 @@ from typing import Any
 from promptascent.config.task import TaskSpec
 from promptascent.errors import ConfigError
 from promptascent.llm.budget import Budget
-from promptascent.llm.factory import BackendFactory
+from promptascent.planning import Plan, plan
 from promptascent.report import Report, comparison_report
 from promptascent.report.rows import to_dataframe
-from promptascent.runner import Plan, Runner, RunResult, RunSettings, plan
+from promptascent.run_settings import RunSettings
+from promptascent.runner import Runner, RunResult
 from promptascent.store.files import write_atomic
 
 
@@ -90,8 +91,9 @@ def split_options(pairs: dict[str, Any], names: Sequence[str]) -> dict[str, dict
         name, dot, option = key.partition(".")
         if not dot or name not in out:
             raise ConfigError(
-                f"--option {key}: in compare, write OPTIMIZER.OPTION=VALUE with OPTIMIZER one of "
-                f"{', '.join(names)}"
+                f"options.{key}: in compare, write OPTIMIZER.OPTION=VALUE with OPTIMIZER one "
+                f"of {', '.join(names)}",
+                key=f"options.{key}",
             )
         out[name][option] = value
     return out
@@ -110,7 +112,7 @@ def compare(
     Every run is recorded as usual; the comparison is written to
     `<runs_dir>/compare-<time>-<task>/compare.json`."""
     if not optimizers:
-        raise ConfigError("--optimizers: name at least one optimizer")
+        raise ConfigError("optimizers: name at least one optimizer", key="optimizers")
     settings = settings or RunSettings()
     plans = [
         (
@@ -141,10 +143,6 @@ def compare(
 def _check_scoring(plans: Sequence[Plan], settings: RunSettings) -> None:
     """Each plan's scoring on its task model (ConfigError before any run starts: an
     optimizer that needs likelihood scoring on a model that cannot score, say)."""
-    factory = BackendFactory()
-    try:
-        for p in plans:
-            backend = settings.backends.get("task") or factory.get(p.task.models.task, role="task")
-            p.scoring(backend.info)
-    finally:
-        factory.close()
+    for p in plans:
+        with settings.hub(p.task.models) as hub:
+            p.scoring(hub.backend("task").info)

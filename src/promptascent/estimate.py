@@ -7,12 +7,12 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from promptascent.llm.base import LLM
-from promptascent.llm.factory import BackendFactory
+from promptascent.llm.hub import ModelHub
 from promptascent.llm.prices import PriceQuote, model_prices
 from promptascent.llm.types import ROLES, Role, TokenUsage
 
 if TYPE_CHECKING:
-    from promptascent.runner import Plan
+    from promptascent.planning import Plan
 
 
 @dataclass(frozen=True)
@@ -75,14 +75,8 @@ def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> RunEstimate
     counted on the seed prompt rendered on train examples; completions at their limit),
     the tokenizer that counted each model's tokens, and where each model's prices came
     from (the task file, LiteLLM's table, or none: no dollar estimate)."""
-    factory = BackendFactory()
-    try:
-
-        def backend(role: Role) -> LLM:
-            if backends and role in backends:
-                return backends[role]
-            return factory.get(getattr(plan.task.models, role), role=role)
-
+    with ModelHub(plan.task.models, backends=backends) as hub:
+        backend = hub.backend
         task_llm = backend("task")
         scoring = plan.scoring(task_llm.info)
         sample = list(plan.data.train)[:8]
@@ -134,5 +128,3 @@ def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> RunEstimate
             scoring=description,
             prices={role: quotes[role] for role in ROLES if role in used},
         )
-    finally:
-        factory.close()

@@ -9,12 +9,11 @@ from promptascent.errors import ConfigError
 from promptascent.evaluation.cache import EvaluationCache
 from promptascent.evaluation.evaluator import Evaluator
 from promptascent.evaluation.result import EvaluationResult
-from promptascent.llm.budget import Budget, BudgetGuard
-from promptascent.llm.cache import ResponseCache
-from promptascent.llm.factory import BackendFactory
-from promptascent.llm.usage import UsageMeter
+from promptascent.events import PhaseStarted
+from promptascent.llm.budget import Budget
+from promptascent.planning import Plan
 from promptascent.prompts.prompt import Prompt
-from promptascent.runner import Plan, RunSettings, model_client
+from promptascent.run_settings import RunSettings
 
 
 def read_prompt_file(path: Path) -> Prompt:
@@ -39,49 +38,32 @@ def evaluate_prompt(
 ) -> tuple[EvaluationResult, dict[str, dict[str, float]]]:
     data = {"train": plan.data.train, "dev": plan.data.dev, "test": plan.data.test}
     if split not in data:
-        raise ConfigError(f"--split {split!r}: use train, dev or test")
+        raise ConfigError(f"split {split!r}: use train, dev or test", key="split")
     examples = data[split]
     if examples is None:
         raise ConfigError(f"the task has no {split} split")
     plan.load_code()
     for ex in examples.examples[:1]:
         prompt.render(ex.fields, where=f"example {ex.id}")
-    meter = UsageMeter()
-    factory = BackendFactory()
-    spec = plan.task.models.task
+    hub = settings.hub(plan.task.models).open()
     try:
-        backend = settings.backends.get("task") or factory.get(spec, role="task")
-        cache_dir = settings.cache_dir
-        client = model_client(
-            "task",
-            spec,
-            backend,
-            settings,
-            meter=meter,
-            guard=BudgetGuard(plan.budget, meter),
-            cache=ResponseCache(cache_dir / "responses.sqlite") if cache_dir else None,
-        )
-        use_eval_cache = cache_dir and settings.cache_policy.read and settings.cache_policy.write
-        scoring = plan.scoring(backend.info)
+        eval_cache_path = hub.evaluation_cache_path
+        scoring = plan.scoring(hub.backend("task").info)
         evaluator = Evaluator(
-            client,
+            hub.client("task", hub.guard(plan.budget)),
             plan.metric,
             params=plan.task_params,
             concurrency=plan.task.evaluation.concurrency,
-            cache=EvaluationCache(cache_dir / "evaluations.sqlite")
-            if use_eval_cache and cache_dir
-            else None,
+            cache=EvaluationCache(eval_cache_path) if eval_cache_path else None,
             emit=_Bus(settings),
             likelihood=scoring.likelihood,
             select_by=scoring.select_by,
         )
-        from promptascent.events import PhaseStarted
-
         evaluator.emit(PhaseStarted("eval", len(examples)))
         result = evaluator.evaluate(prompt, list(examples))
-        return result, meter.to_dict()
+        return result, hub.meter.to_dict()
     finally:
-        factory.close()
+        hub.close()
 
 
 class _Bus:

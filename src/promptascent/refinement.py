@@ -23,7 +23,9 @@ from typing import Any
 from promptascent.config.task import TaskSpec, task_from_dict
 from promptascent.errors import ConfigError
 from promptascent.llm.budget import Budget
-from promptascent.runner import Runner, RunResult, RunSettings, plan
+from promptascent.planning import plan
+from promptascent.run_settings import RunSettings
+from promptascent.runner import Runner, RunResult
 from promptascent.span_feedback import SpanComment
 from promptascent.store.run_store import FILENAME, RunStore
 
@@ -36,10 +38,11 @@ def feedback_requirement(feedback: str) -> str:
     too long."""
     text = " ".join(feedback.split())
     if not text:
-        raise ConfigError("--feedback: empty; say what is wrong with the outputs")
+        raise ConfigError("feedback: empty; say what is wrong with the outputs", key="feedback")
     if len(text) > MAX_FEEDBACK_CHARS:
         raise ConfigError(
-            f"--feedback: {len(text)} characters; at most {MAX_FEEDBACK_CHARS} (one comment)"
+            f"feedback: {len(text)} characters; at most {MAX_FEEDBACK_CHARS} (one comment)",
+            key="feedback",
         )
     return f"Feedback on the outputs: {text}"
 
@@ -119,9 +122,9 @@ def refine(
         where = (
             f"no span comment is stored on candidate {start_id}"
             if spans
-            else "give --feedback or --spans"
+            else "give a comment, or use the span comments stored on it (spans)"
         )
-        raise ConfigError(f"refine needs feedback: {where}")
+        raise ConfigError(f"feedback: none; refine needs feedback: {where}", key="feedback")
     task = task_from_dict(
         config["task"], base_dir=Path(config["base_dir"]), source=str(run_dir / FILENAME)
     )
@@ -151,12 +154,13 @@ def _start(run_dir: Path, candidate_id: str) -> tuple[dict[str, Any], list[SpanC
     store = RunStore.open_existing(run_dir)
     try:
         try:
-            prompt = store.prompt(candidate_id)
+            prompt = store.prompt(candidate_id)  # a dict: the refined task writes it
         except ConfigError:
             raise ConfigError(
-                f"--candidate: run {run_dir.name} has no candidate {candidate_id!r} "
-                "(see `promptascent show`)"
+                f"candidate: run {run_dir.name} has no candidate {candidate_id!r} "
+                "(see `promptascent show`)",
+                key="candidate",
             ) from None
-        return prompt.to_dict(), store.span_comments(candidate_id)
+        return prompt, [SpanComment.from_dict(c) for c in store.span_comments(candidate_id)]
     finally:
         store.close()

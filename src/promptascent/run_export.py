@@ -26,7 +26,7 @@ def export_run(run_dir: Path, fmt: str, candidate: str | None = None) -> str:
                 f"run {run_dir.name} has no best prompt yet (no result); "
                 "pass --candidate ID (see `promptascent show`)"
             )
-        prompt = store.prompt(cid)
+        prompt = Prompt.from_dict(store.prompt(cid))
         if fmt != "promptfoo":
             return export_prompt(prompt, fmt)
         recorded = store.get(EXAMPLES_KEY) or {}

@@ -10,24 +10,22 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Callable
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from promptascent.config.task import ModelSpec, PromptSpec, TaskSpec
 from promptascent.data.example import Dataset, Example
-from promptascent.data.task_data import TaskData, load_task_data
-from promptascent.errors import ConfigError, MetricError, ModelUnavailable, StorageError
+from promptascent.data.task_data import TaskData
+from promptascent.errors import ConfigError, ModelUnavailable, StorageError
 
 # Re-exported: the dry-run estimate was part of this module.
 from promptascent.estimate import RunEstimate as RunEstimate
 from promptascent.estimate import estimate as estimate
 from promptascent.evaluation.cache import EvaluationCache
-from promptascent.evaluation.evaluator import Evaluator, TaskParams
+from promptascent.evaluation.evaluator import Evaluator
 from promptascent.evaluation.result import EvaluationResult, compare, majority_rate
-from promptascent.evaluation.scoring import SCORINGS, ScoringChoice, resolve_scoring
+from promptascent.evaluation.scoring import ScoringChoice
 from promptascent.evaluation.stats import PairedComparison
 from promptascent.events import (
     BudgetSpent,
@@ -43,29 +41,28 @@ from promptascent.events import (
     RunResumed,
     RunStarted,
 )
-from promptascent.llm.base import LLM, ModelInfo
 from promptascent.llm.budget import Budget, BudgetGuard
-from promptascent.llm.cache import ResponseCache
 from promptascent.llm.client import CachePolicy, ModelClient
-from promptascent.llm.factory import BackendFactory
+from promptascent.llm.hub import JOURNAL as JOURNAL
 from promptascent.llm.journal import Journal
-from promptascent.llm.prices import model_prices
-from promptascent.llm.types import ROLES, Role
+from promptascent.llm.types import ROLES
 from promptascent.llm.usage import UsageMeter
 from promptascent.metrics.base import Metric
-from promptascent.metrics.code import CodeMetric
 from promptascent.metrics.judge import JudgeStats
-from promptascent.metrics.registry import get_metric
-from promptascent.optimizers import registry
-from promptascent.optimizers.base import Optimizer, OptimizerContext, OptimizerOutcome
-from promptascent.optimizers.kfold import KFoldSelection
-from promptascent.prompts.answer_format import answer_format_line
-from promptascent.prompts.constraints import Constraints, split_keep_tags
+from promptascent.optimizers.base import OptimizerContext, OptimizerOutcome
+
+# Re-exported: these were defined here.
+from promptascent.planning import Plan as Plan
+from promptascent.planning import plan as plan
+from promptascent.planning import seed_prompt_of as seed_prompt_of
 from promptascent.prompts.export import export_prompt
-from promptascent.prompts.prompt import Demo, Prompt
+from promptascent.prompts.prompt import Prompt
 from promptascent.report import Report, run_report
 from promptascent.report.rows import candidate_rows, to_dataframe
 from promptascent.report.run_facts import read_run
+from promptascent.run_settings import DEFAULT_CACHE_DIR as DEFAULT_CACHE_DIR
+from promptascent.run_settings import DEFAULT_RUNS_DIR as DEFAULT_RUNS_DIR
+from promptascent.run_settings import RunSettings as RunSettings
 from promptascent.search.objective import LengthPenalty, prompt_tokens
 from promptascent.search.pool import Candidate, CandidatePool
 from promptascent.search.splits import CV, DEV, TEST, TRAIN
@@ -74,24 +71,6 @@ from promptascent.store.run_folders import new_run_id, recorded
 from promptascent.store.run_lock import RunLock
 from promptascent.store.run_store import EXAMPLES_KEY, FILENAME, RunStore
 from promptascent.tracking import Tracking, check_trackers
-
-DEFAULT_RUNS_DIR = Path("runs")
-DEFAULT_CACHE_DIR = Path(".promptascent/cache")
-JOURNAL = "calls.sqlite"
-
-
-@dataclass
-class RunSettings:
-    """Where and how a run executes (not part of the task)."""
-
-    runs_dir: Path = DEFAULT_RUNS_DIR
-    cache_dir: Path | None = DEFAULT_CACHE_DIR  # None: no caches at all (--no-cache)
-    cache_policy: CachePolicy = field(default_factory=CachePolicy)
-    backends: dict[Role, LLM] = field(default_factory=dict)  # overrides, e.g. scripted models
-    sinks: list[EventSink] = field(default_factory=list)
-    # Experiment trackers (promptascent.tracking: "mlflow", "wandb", "otel"); a resumed run
-    # keeps its own.
-    trackers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -202,224 +181,6 @@ class RunResult:
         }
 
 
-def model_client(
-    role: Role,
-    spec: ModelSpec,
-    backend: LLM,
-    settings: RunSettings,
-    *,
-    meter: UsageMeter,
-    guard: BudgetGuard,
-    cache: ResponseCache | None,
-    journal: Journal | None = None,
-    emit: EventSink | None = None,
-) -> ModelClient:
-    """The client every model call of a run goes through: `backend` in `role`, priced by
-    `spec`, charged to `meter` within `guard`, with the shared cache (under the
-    settings' policy) and the run's journal; `emit` gets a ModelCalled per call."""
-    return ModelClient(
-        role,
-        backend,
-        meter=meter,
-        guard=guard,
-        cache=cache,
-        cache_policy=settings.cache_policy,
-        prices=model_prices(spec).prices,
-        journal=journal,
-        emit=emit,
-    )
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A validated task, ready to run or to estimate. Frozen: a variant of a plan is a
-    new plan (`dataclasses.replace`)."""
-
-    task: TaskSpec
-    data: TaskData
-    seed_prompt: Prompt
-    metric: Metric
-    optimizer: Optimizer
-    budget: Budget
-    task_params: TaskParams
-    protected: tuple[str, ...] = ()
-
-    def load_code(self) -> None:
-        """Imports the code the task file names (a code metric) and checks every example
-        against it. Called when a run starts, before anything is spent; never by plan(),
-        so --dry-run runs no user code. ConfigError when the import fails."""
-        if isinstance(self.metric, CodeMetric) and not self.metric.loaded:
-            self.metric.load()
-            _check_metric(self.metric, self.data, search=self.optimizer.needs_dev)
-
-    def scoring(self, task_model: ModelInfo) -> ScoringChoice:
-        """How this run scores outputs on `task_model` (ConfigError when the task's
-        `evaluation.scoring` cannot work there). Every split that will be scored is
-        checked: train, dev and test, or test alone for an optimizer that selects
-        without labels."""
-        ev = self.task.evaluation
-        d = self.data
-        splits = (d.train, d.dev, d.test) if self.optimizer.needs_dev else (d.test,)
-        choice = resolve_scoring(
-            ev.scoring,
-            normalize=ev.normalize,
-            calibration=ev.calibration,
-            select_by=ev.select_by,
-            task_model=task_model,
-            splits=[s for s in splits if s is not None and len(s)],
-        )
-        inner = getattr(self.optimizer, "inner", self.optimizer)  # k-fold wraps it
-        if inner.requires_likelihood and choice.likelihood is None:
-            why = f" ({choice.note})" if choice.note else ""
-            raise ConfigError(
-                f"optimizer {inner.name} measures prompts by their likelihood loss: set "
-                "evaluation.scoring: likelihood (or auto, or --scoring likelihood) with a "
-                f"task model that scores continuations{why}"
-            )
-        return choice
-
-    def constraints(self, count_tokens: Callable[[str], int] | None) -> Constraints:
-        c = self.task.constraints
-        return Constraints(
-            protected=self.protected,
-            max_prompt_tokens=c.max_prompt_tokens,
-            keep_output_format=c.keep_output_format,
-            seed_output_format=self.seed_prompt.output_format,
-            count_tokens=count_tokens,
-        )
-
-
-def plan(
-    task: TaskSpec,
-    *,
-    optimizer: str | None = None,
-    optimizer_options: dict[str, Any] | None = None,
-    budget: Budget | None = None,
-    seed: int | None = None,
-    models: dict[Role, str] | None = None,
-    length_penalty: float | None = None,
-    scoring: str | None = None,
-) -> Plan:
-    """Validates a task with overrides (flags win over the file) and loads its data."""
-    task = task.model_copy(update={"seed": task.seed if seed is None else seed})
-    if scoring is not None:
-        if scoring not in SCORINGS:
-            raise ConfigError(f"--scoring: {scoring!r} is not one of {', '.join(SCORINGS)}")
-        evaluation = task.evaluation.model_copy(update={"scoring": scoring})
-        task = task.model_copy(update={"evaluation": evaluation})
-    if length_penalty is not None:
-        if not 0.0 <= length_penalty <= 1.0:
-            raise ConfigError(f"--length-penalty: {length_penalty:g} is not in [0, 1]")
-        task = task.model_copy(update={"length_penalty": length_penalty})
-    for role, value in (models or {}).items():
-        try:
-            spec = ModelSpec.parse(value)
-        except ValueError as e:
-            raise ConfigError(f"--{role}-model: {e}") from None
-        task = task.model_copy(update={"models": task.models.model_copy(update={role: spec})})
-    task = _templates_from_task_dir(task)
-    data = load_task_data(task)
-    seed_prompt, kept = seed_prompt_of(task, data)
-    protected = (*kept, *task.constraints.protected)
-    for span in protected:
-        if span not in seed_prompt.instruction:
-            raise ConfigError(f"constraints.protected: {span!r} is not in the seed prompt")
-    if task.metric is not None:  # the task file is trusted: it may name code
-        metric = get_metric(task.metric, code_dir=task.base_dir)
-    elif data.metric is not None:  # a data folder is not: built-in metrics only
-        metric = get_metric(data.metric)
-    else:
-        raise ConfigError("missing key 'metric' (and the data folder names none)")
-    name = optimizer or task.optimizer.name
-    options = (
-        task.optimizer.options() if optimizer is None or optimizer == task.optimizer.name else {}
-    )
-    options.update(optimizer_options or {})
-    opt = registry.create(name, options)
-    if not len(data.dev) and opt.needs_dev:
-        raise ConfigError(
-            f"data: no dev split, and optimizer {name} selects on one "
-            "(give data.dev, or dev_from_train: true; spo needs none)"
-        )
-    folds = task.evaluation.folds
-    if folds:
-        if not opt.needs_dev:
-            raise ConfigError(
-                f"evaluation.folds: {opt.name} selects without a dev split; k-fold "
-                "selection is for the optimizers that select on dev"
-            )
-        pooled = len(data.train) + len(data.dev)
-        if folds == 1 or pooled < 2 * folds:
-            raise ConfigError(
-                f"evaluation.folds: {folds} folds need 2 or more folds of at least 2 "
-                f"examples; train and dev hold {pooled}"
-            )
-        opt = KFoldSelection(opt, folds)
-    file_budget = Budget.from_mapping(task.budget, where="budget")
-    full_budget = file_budget.merged(budget) if budget else file_budget
-    p = task.task_params
-    params = TaskParams(p.temperature, p.max_tokens, task.seed, tuple(p.stop))
-    for ex in (*data.train.examples[:1], *data.dev.examples[:1]):
-        # fail now, not mid-run, on a placeholder the data lacks
-        seed_prompt.render(ex.fields, where=f"seed_prompt, example {ex.id}")
-    _check_metric(metric, data, search=opt.needs_dev)
-    return Plan(task, data, seed_prompt, metric, opt, full_budget, params, protected)
-
-
-def _templates_from_task_dir(task: TaskSpec) -> TaskSpec:
-    """Chat template files named relative to the task file, made absolute (a resumed
-    run and a backend built elsewhere find the same file)."""
-    updates = {}
-    for role in ("task", "optimizer", "judge"):
-        spec: ModelSpec = getattr(task.models, role)
-        path = Path(spec.chat_template).expanduser()
-        if spec.chat_template != "chatml" and not path.is_absolute():
-            absolute = str((task.base_dir / path).resolve())
-            updates[role] = spec.model_copy(update={"chat_template": absolute})
-    if not updates:
-        return task
-    return task.model_copy(update={"models": task.models.model_copy(update=updates)})
-
-
-def _check_metric(metric: Metric, data: TaskData, *, search: bool = True) -> None:
-    """Every example the metric will score must have what it needs (a target,
-    choices): found now, before anything is spent, not in the middle of a run. With
-    `search` False (an optimizer that scores nothing itself, like SPO), only the test
-    split is scored: train and dev may be unlabelled. A code metric not imported yet
-    is checked when it is (Plan.load_code): planning runs no user code."""
-    if isinstance(metric, CodeMetric) and not metric.loaded:
-        return
-    for split in (data.train, data.dev, data.test) if search else (data.test,):
-        if split is None:
-            continue
-        for ex in split:
-            try:
-                # A metric that asks a model (the judge) checks without a call.
-                check = getattr(metric, "check", None)
-                if callable(check):
-                    check(ex)
-                else:
-                    metric.score("", ex)
-            except MetricError as e:
-                raise ConfigError(f"{split.name} split: {e}") from None
-
-
-def seed_prompt_of(task: TaskSpec, data: TaskData) -> tuple[Prompt, tuple[str, ...]]:
-    """The seed prompt, and the spans its `<keep>` tags protect (tags removed)."""
-    sp = task.seed_prompt
-    if isinstance(sp, PromptSpec):
-        instruction, kept = split_keep_tags(sp.instruction)
-        demos = tuple(Demo(d["input"], str(d["output"])) for d in sp.demos)
-        output_format = sp.output_format
-        if output_format == "auto":
-            output_format = answer_format_line(list(data.train))
-            if output_format is None:
-                raise ConfigError("seed_prompt.output_format: 'auto' needs examples with choices")
-        return Prompt(instruction, sp.system, demos, output_format), kept
-    instruction, kept = split_keep_tags((sp if sp is not None else data.seed_prompt) or "")
-    return Prompt(instruction), kept
-
-
 class Runner:
     """Runs a plan. `run_id` names the run folder (default: time, task, optimizer);
     `resume` continues the run already recorded there (see `resume_run`)."""
@@ -434,43 +195,25 @@ class Runner:
     ) -> None:
         self.plan = plan
         self.settings = settings or RunSettings()
-        self.meter = UsageMeter()
-        self.bus = EventBus(follow_up=_Spending(self.meter, plan.budget))
-        for sink in self.settings.sinks:
-            self.bus.subscribe(sink)
-        self.factory = BackendFactory()
         check_trackers(self.settings.trackers)
         self.resuming = resume
         self.run_id = run_id or new_run_id(plan.task.name, plan.optimizer.name)
         self.run_dir = (self.settings.runs_dir / self.run_id).resolve()
+        # Every model of the run, with its journal in the run folder.
+        self.hub = self.settings.hub(plan.task.models, journal_dir=self.run_dir)
+        self.meter = self.hub.meter
+        self.bus = EventBus(follow_up=_Spending(self.meter, plan.budget))
+        for sink in self.settings.sinks:
+            self.bus.subscribe(sink)
         if not resume and recorded(self.run_dir):
             raise ConfigError(
                 f"run {self.run_id} already exists in {self.settings.runs_dir}; "
                 f"continue it with --resume {self.run_id}"
             )
-        self.journal: Journal | None = None
         self.judge_stats = JudgeStats()
         self.scoring = ScoringChoice(None, "accuracy")  # set from the task model at run()
         # Where the run came from (refinement.py: the earlier run and the feedback given).
         self.origin: dict[str, Any] | None = None
-
-    def _backend(self, role: Role) -> LLM:
-        if role in self.settings.backends:
-            return self.settings.backends[role]
-        return self.factory.get(getattr(self.plan.task.models, role), role=role)
-
-    def _client(self, role: Role, guard: BudgetGuard, cache: ResponseCache | None) -> ModelClient:
-        return model_client(
-            role,
-            getattr(self.plan.task.models, role),
-            self._backend(role),
-            self.settings,
-            meter=self.meter,
-            guard=guard,
-            cache=cache,
-            journal=self.journal,
-            emit=self.bus,
-        )
 
     def _bound_metric(self, judge: ModelClient) -> Metric:
         """The plan's metric; one that asks a model (the judge metric) bound to `judge`,
@@ -497,36 +240,31 @@ class Runner:
     def _run(self, files: ExitStack) -> RunResult:
         started = time.monotonic()
         p = self.plan
-        files.callback(self.factory.close)
+        hub = self.hub
+        files.callback(hub.close)
         store = RunStore(self.run_dir)
         files.callback(store.close)
         pool = CandidatePool(emit=self.bus)
         # Every reply this run pays for is journaled in its folder, caches on or off:
         # a resumed run replays them and repeats no paid call.
-        self.journal = Journal(self.run_dir / JOURNAL)
-        files.callback(self.journal.close)
-        cache_dir = self.settings.cache_dir
-        response_cache = ResponseCache(cache_dir / "responses.sqlite") if cache_dir else None
-        if response_cache is not None:
-            files.callback(response_cache.close)
-        eval_cache = (
-            EvaluationCache(cache_dir / "evaluations.sqlite")
-            if cache_dir and self.settings.cache_policy.read and self.settings.cache_policy.write
-            else None
-        )
+        hub.open()
+        assert hub.journal is not None  # the hub has the run folder
+        journal = hub.journal
+        eval_cache_path = hub.evaluation_cache_path
+        eval_cache = EvaluationCache(eval_cache_path) if eval_cache_path else None
         # Every file opened: one that cannot be read has stopped the resume before it
         # clears what it re-derives.
         elapsed_before = 0.0
         if self.resuming:
             store.check_integrity()
-            self.journal.check_integrity()
+            journal.check_integrity()
             elapsed_before = float(store.get("elapsed_seconds", 0.0))
             store.clear_derived()
             store.put("resumes", int(store.get("resumes", 0)) + 1)
             # What the earlier processes paid stays paid: model_calls and spent_dollars
             # go on from the journal, and its replies replay as those paid calls.
-            self.meter.carry_over(self.journal.carry_over())
-        guard = BudgetGuard(p.budget, self.meter, elapsed_before=elapsed_before)
+            self.meter.carry_over(journal.carry_over())
+        guard = hub.guard(p.budget, elapsed_before=elapsed_before)
         self.bus.subscribe(_StoreWriter(store, pool, guard))
         tracking = Tracking(
             self.settings.trackers,
@@ -551,7 +289,7 @@ class Runner:
         origin = store.get("origin")
         store.put("status", "running")
         try:
-            clients = {r: self._client(r, guard, response_cache) for r in ROLES}
+            clients = {r: hub.client(r, guard, emit=self.bus) for r in ROLES}
             self.scoring = p.scoring(clients["task"].backend.info)
             if p.task.length_penalty:
                 task_client = clients["task"]
@@ -582,7 +320,7 @@ class Runner:
                 emit=self.bus,
                 pool=pool,
                 task_description=p.task.description or p.data.description,
-                constraints=p.constraints(self._backend("task").count_tokens),
+                constraints=p.constraints(hub.backend("task").count_tokens),
                 requirements=p.task.requirements,
                 judge_stats=self.judge_stats,
             )
@@ -603,7 +341,7 @@ class Runner:
                     f"refined from run {origin['refined_from']} (its best "
                     f"{origin['best_candidate']}) with: " + " | ".join(origin["feedback"])
                 )
-            report = self._report_evaluator(response_cache, eval_cache)
+            report = self._report_evaluator(eval_cache)
             try:
                 gap = self._train_dev_gap(pool, report, outcome)
                 if p.data.test is not None and p.task.evaluation.test:
@@ -612,7 +350,7 @@ class Runner:
                     )
             except ModelUnavailable as e:
                 notes.append(f"no test scores: {e}")
-            notes.extend(_payment_notes(self.meter.to_dict(), self.journal))
+            notes.extend(_payment_notes(self.meter.to_dict(), journal))
             judge = self.judge_stats.to_dict() if self.judge_stats.calls else None
             if judge is not None:
                 store.put("judge", judge)
@@ -682,15 +420,13 @@ class Runner:
             },
         }
 
-    def _report_evaluator(
-        self, response_cache: ResponseCache | None, eval_cache: EvaluationCache | None
-    ) -> Evaluator:
+    def _report_evaluator(self, eval_cache: EvaluationCache | None) -> Evaluator:
         """The evaluator of the measurements after the search (train-dev gap, test):
         outside the search budget, which bounds the search; this measures its result."""
-        unbounded = BudgetGuard(Budget(), self.meter)
+        unbounded = self.hub.guard(Budget())
         return Evaluator(
-            self._client("task", unbounded, response_cache),
-            self._bound_metric(self._client("judge", unbounded, response_cache)),
+            self.hub.client("task", unbounded, emit=self.bus),
+            self._bound_metric(self.hub.client("judge", unbounded, emit=self.bus)),
             params=self.plan.task_params,
             concurrency=self.plan.task.evaluation.concurrency,
             cache=eval_cache,
@@ -777,10 +513,10 @@ class _StoreWriter:
         if isinstance(event, BudgetSpent) and event.after != "CandidateEvaluated":
             return  # the spending at each evaluation is kept; per example is too much
         if isinstance(event, CandidateProposed):
-            self.store.add_candidate(self.pool.get(event.candidate_id))
+            self.store.add_candidate(self.pool.get(event.candidate_id).record())
         elif isinstance(event, CandidateEvaluated):
             cand = self.pool.get(event.candidate_id)
-            self.store.add_evaluation(cand.id, event.split, cand.evaluations[event.split])
+            self.store.add_evaluation(cand.id, event.split, cand.evaluations[event.split].record())
             self.store.put("elapsed_seconds", self.guard.elapsed_seconds)
         self.store.add_event(event.ts, event.kind, event.to_dict())
 

@@ -21,7 +21,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from promptascent.config.task import (
-    ModelSpec,
     ModelsSpec,
     OptimizerSpec,
     TaskSpec,
@@ -51,13 +50,10 @@ from promptascent.describe.synth import (
 from promptascent.errors import ConfigError
 from promptascent.estimate import RunEstimate, estimate
 from promptascent.events import EventSink
-from promptascent.llm.budget import Budget, BudgetGuard
-from promptascent.llm.cache import ResponseCache
-from promptascent.llm.factory import BackendFactory
-from promptascent.llm.journal import Journal
+from promptascent.llm.budget import Budget
 from promptascent.llm.types import Role
-from promptascent.llm.usage import UsageMeter
-from promptascent.runner import JOURNAL, Plan, RunSettings, model_client, plan
+from promptascent.planning import Plan, plan
+from promptascent.run_settings import RunSettings
 from promptascent.store.files import write_atomic
 
 DEFAULT_OUT_DIR = Path("generated")
@@ -125,15 +121,9 @@ def described_from_dict(
 
 
 def merge_models(base: ModelsSpec | None, flags: Mapping[Role, str] | None) -> ModelsSpec:
-    """The models of a described task with flags ("--optimizer-model ...") applied."""
-    models = base or ModelsSpec()
-    for role, value in (flags or {}).items():
-        try:
-            spec = ModelSpec.parse(value)
-        except ValueError as e:
-            raise ConfigError(f"--{role}-model: {e}") from None
-        models = models.model_copy(update={role: spec})
-    return models
+    """The models of a described task with some roles replaced (`backend:model`
+    strings, ModelsSpec.with_overrides)."""
+    return (base or ModelsSpec()).with_overrides(flags)
 
 
 def synth_budget(
@@ -155,34 +145,16 @@ class OptimizerSession:
     def __init__(
         self, models: ModelsSpec, settings: RunSettings, budget: Budget, journal_dir: Path
     ) -> None:
-        self.meter = UsageMeter()
-        self.guard = BudgetGuard(budget, self.meter)
-        self._factory = BackendFactory()
-        self._cache = (
-            ResponseCache(settings.cache_dir / "responses.sqlite") if settings.cache_dir else None
-        )
-        self._journal = Journal(journal_dir / JOURNAL)
-        spec = models.optimizer
-        backend = settings.backends.get("optimizer") or self._factory.get(spec, role="optimizer")
-        self.client = model_client(
-            "optimizer",
-            spec,
-            backend,
-            settings,
-            meter=self.meter,
-            guard=self.guard,
-            cache=self._cache,
-            journal=self._journal,
-        )
+        self._hub = settings.hub(models, journal_dir=journal_dir).open()
+        self.meter = self._hub.meter
+        self.guard = self._hub.guard(budget)
+        self.client = self._hub.client("optimizer", self.guard)
 
     def usage(self) -> dict[str, float]:
         return self.meter.to_dict()["optimizer"]
 
     def close(self) -> None:
-        self._journal.close()
-        if self._cache is not None:
-            self._cache.close()
-        self._factory.close()
+        self._hub.close()
 
 
 @dataclass(frozen=True)
@@ -205,7 +177,8 @@ def check_count(n: int, *, least: int) -> None:
     `least` (one per split) to MAX_EXAMPLES."""
     if isinstance(n, bool) or not isinstance(n, int) or not least <= n <= MAX_EXAMPLES:
         raise ConfigError(
-            f"--n: {n!r} examples; give a whole number from {least} to {MAX_EXAMPLES}"
+            f"examples: {n!r} examples; give a whole number from {least} to {MAX_EXAMPLES}",
+            key="examples",
         )
 
 

@@ -154,6 +154,11 @@ class EvaluationResult:
             "mean_loss": self.mean_loss,
         }
 
+    def record(self) -> dict[str, Any]:
+        """This evaluation as the run store keeps it: each example's result and the
+        summary (plain data: store/run_store.py takes no objects of this layer)."""
+        return {"results": [r.to_dict() for r in self.results], "summary": self.summary()}
+
 
 def majority_rate(targets: Sequence[str | None]) -> float | None:
     """How often the most common expected answer occurs: the score of always answering

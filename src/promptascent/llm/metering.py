@@ -29,14 +29,11 @@ from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from promptascent.llm.budget import BudgetGuard, Reservation
 from promptascent.llm.types import Completion, LoglikResult, Message, Role, TokenUsage
 from promptascent.llm.usage import Prices, UsageMeter
-
-if TYPE_CHECKING:
-    from promptascent.llm.journal import Journal
 
 # A reported prompt beyond the request's UTF-8 bytes plus this much is an anomaly: no
 # tokenizer makes more tokens than bytes (byte-level BPE; byte fallback), and a chat
@@ -142,6 +139,15 @@ class Attempt:
 REPLY = "reply"
 
 
+class AttemptLog(Protocol):
+    """Where each paid attempt is written before it is metered: the run's journal
+    (llm/journal.py, which imports this module: a protocol keeps the import one way)."""
+
+    def record_attempt(
+        self, attempt: Attempt, *, reply: tuple[str, Completion | LoglikResult] | None = None
+    ) -> None: ...
+
+
 class PaidCall:
     """One logical call's money: reserved on entry (one call, `worst` tokens and their
     price; raises BudgetExhausted, nothing reserved), each attempt journaled and metered
@@ -164,7 +170,7 @@ class PaidCall:
         guard: BudgetGuard,
         meter: UsageMeter,
         prices: Prices,
-        journal: Journal | None = None,
+        journal: AttemptLog | None = None,
     ) -> None:
         self.role = role
         self.key = key

@@ -94,7 +94,7 @@ def best_prompt_of_run(run_dir: Path) -> Prompt:
         result = store.get("result")
         if not result or not result.get("best_candidate"):
             raise ValueError(f"{run_dir}: the run recorded no result (not finished?)")
-        return store.prompt(result["best_candidate"])
+        return Prompt.from_dict(store.prompt(result["best_candidate"]))
     finally:
         store.close()
 

@@ -33,24 +33,20 @@ from promptascent.data.task_data import load_task_data
 from promptascent.errors import ConfigError, StorageError
 from promptascent.evaluation.cache import EvaluationCache
 from promptascent.evaluation.evaluator import Evaluator, TaskParams
-from promptascent.llm.base import LLM
 from promptascent.llm.budget import Budget, BudgetGuard
-from promptascent.llm.cache import ResponseCache
-from promptascent.llm.client import CachePolicy, ModelClient
-from promptascent.llm.factory import BackendFactory
-from promptascent.llm.journal import Journal
-from promptascent.llm.types import Role
-from promptascent.llm.usage import UsageMeter
+from promptascent.llm.client import CachePolicy
 from promptascent.metrics.base import Score
+from promptascent.planning import seed_prompt_of
 from promptascent.preference import candidates as sources
 from promptascent.preference.duel import Record
 from promptascent.preference.loop import Chooser, PreferenceOutcome, Standing, run_preferences
 from promptascent.prompts.constraints import Constraints
 from promptascent.prompts.export import export_prompt
 from promptascent.prompts.prompt import Prompt
-from promptascent.runner import JOURNAL, RunSettings, model_client, new_run_id, seed_prompt_of
+from promptascent.run_settings import RunSettings
 from promptascent.search.pool import Candidate
 from promptascent.store.files import write_atomic
+from promptascent.store.run_folders import new_run_id
 from promptascent.store.run_lock import RunLock
 from promptascent.store.run_store import FILENAME, RunStore
 
@@ -138,9 +134,11 @@ def start_preferences(
     `from_run`, or the seed prompt and `candidates - 1` paraphrases by the optimizer
     model; then up to `rounds` duels judged by `chooser`."""
     if candidates < 2:
-        raise ConfigError(f"--candidates {candidates}: preferences need 2 or more candidates")
+        raise ConfigError(
+            f"candidates {candidates}: preferences need 2 or more candidates", key="candidates"
+        )
     if rounds < 1:
-        raise ConfigError(f"--rounds {rounds}: need 1 or more")
+        raise ConfigError(f"rounds {rounds}: need 1 or more", key="rounds")
     settings = settings or RunSettings()
     run_id = run_id or new_run_id(task.name, KIND)
     run_dir = (settings.runs_dir / run_id).resolve()
@@ -195,7 +193,7 @@ def resume_preferences(
         raise ConfigError(f"run {run_dir.name} is not a preference run (see `promptascent show`)")
     if rounds is not None:
         if rounds < 1:
-            raise ConfigError(f"--rounds {rounds}: need 1 or more")
+            raise ConfigError(f"rounds {rounds}: need 1 or more", key="rounds")
         config = {**config, "rounds": rounds}
     task = task_from_dict(
         config["task"], base_dir=Path(config["base_dir"]), source=str(run_dir / FILENAME)
@@ -238,22 +236,9 @@ class _Session:
         self.budget = Budget.from_mapping(task.budget, where="budget")
         p = task.task_params
         self.params = TaskParams(p.temperature, p.max_tokens, task.seed, tuple(p.stop))
-        self.meter = UsageMeter()
-        self.factory = BackendFactory()
-
-    def _client(
-        self, role: Role, guard: BudgetGuard, cache: ResponseCache | None, journal: Journal
-    ) -> ModelClient:
-        return model_client(
-            role,
-            getattr(self.task.models, role),
-            self._backend(role),
-            self.settings,
-            meter=self.meter,
-            guard=guard,
-            cache=cache,
-            journal=journal,
-        )
+        # Every model of the session, with its journal in the run folder.
+        self.hub = settings.hub(task.models, journal_dir=run_dir)
+        self.meter = self.hub.meter
 
     def run(
         self,
@@ -278,24 +263,21 @@ class _Session:
         on_record: Callable[[Record], None] | None,
     ) -> PreferResult:
         store = RunStore(self.run_dir)
-        journal = Journal(self.run_dir / JOURNAL)
-        if self.resume:  # a damaged file stops the session before it changes anything
-            try:
+        try:
+            self.hub.open()
+            assert self.hub.journal is not None  # the hub has the run folder
+            journal = self.hub.journal
+            if self.resume:  # a damaged file stops the session before it changes anything
                 store.check_integrity()
                 journal.check_integrity()
-            except BaseException:
-                store.close()
-                journal.close()
-                raise
+        except BaseException:
+            store.close()
+            self.hub.close()
+            raise
         elapsed_before = float(store.get("elapsed_seconds", 0.0)) if self.resume else 0.0
-        guard = BudgetGuard(self.budget, self.meter, elapsed_before=elapsed_before)
-        cache_dir, policy = self.settings.cache_dir, self.settings.cache_policy
-        cache = ResponseCache(cache_dir / "responses.sqlite") if cache_dir else None
-        eval_cache = (
-            EvaluationCache(cache_dir / "evaluations.sqlite")
-            if cache_dir and policy.read and policy.write
-            else None
-        )
+        guard = self.hub.guard(self.budget, elapsed_before=elapsed_before)
+        eval_cache_path = self.hub.evaluation_cache_path
+        eval_cache = EvaluationCache(eval_cache_path) if eval_cache_path else None
         if not self.resume:
             store.put(CONFIG_KEY, self.config)
         else:
@@ -304,22 +286,22 @@ class _Session:
         store.put("status", "running")
         notes: list[str] = []  # the data's notes are about splits: duels pool them
         try:
-            task_model = self._client("task", guard, cache, journal)
+            task_model = self.hub.client("task", guard)
             evaluator = Evaluator(
                 task_model, _Unscored(), params=self.params, concurrency=1, cache=eval_cache
             )
-            made = self._candidates(store, source, guard, cache, journal, notes)
+            made = self._candidates(store, source, guard, notes)
             if len(made) < 2:
                 raise ConfigError(
                     f"only {len(made)} candidate(s): the optimizer model proposed no usable "
                     f"paraphrase ({'; '.join(notes[-1:]) or 'no reply'}); use --run RUN"
                 )
-            history = store.preferences()
+            history = [Record.from_dict(r) for r in store.preferences()]
             if self.resume:
                 self._replay(evaluator, made, history)
 
             def record(r: Record) -> None:
-                store.add_preference(r)
+                store.add_preference(r.to_dict())
                 store.put("elapsed_seconds", guard.elapsed_seconds)
                 if on_record is not None:
                     on_record(r)
@@ -346,16 +328,13 @@ class _Session:
             with suppress(StorageError):
                 store.put("elapsed_seconds", guard.elapsed_seconds)
             store.close()
-            journal.close()
-            self.factory.close()
+            self.hub.close()
 
     def _candidates(
         self,
         store: RunStore,
         source: list[Candidate] | None,
         guard: BudgetGuard,
-        cache: ResponseCache | None,
-        journal: Journal,
         notes: list[str],
     ) -> list[Candidate]:
         """The run's candidates: recorded ones on a resume (the paraphrase requests
@@ -374,12 +353,12 @@ class _Session:
                 for c in store.candidates()
             ]
             if self.config["from_run"] is None:
-                self._propose(guard, cache, journal)  # journal hits: accounting only
+                self._propose(guard)  # journal hits: accounting only
             return made
         if self.resume and self.config["from_run"] is not None:
             source = _from_run(Path(self.config["from_run"]), int(self.config["candidates"]))
         if source is None:
-            proposals = self._propose(guard, cache, journal)
+            proposals = self._propose(guard)
             source = list(proposals.candidates)
             if proposals.rejected:
                 notes.append(
@@ -389,20 +368,18 @@ class _Session:
             if proposals.stopped_by:
                 notes.append(f"paraphrases stopped by the budget ({proposals.stopped_by})")
         for c in source:
-            store.add_candidate(c)  # a candidate stored before a resume is not added again
+            store.add_candidate(c.record())  # a candidate stored before a resume is not added again
         store.put(CANDIDATES_KEY, [c.id for c in source])
         return source
 
-    def _propose(
-        self, guard: BudgetGuard, cache: ResponseCache | None, journal: Journal
-    ) -> sources.Proposals:
-        model = self._client("optimizer", guard, cache, journal)
+    def _propose(self, guard: BudgetGuard) -> sources.Proposals:
+        model = self.hub.client("optimizer", guard)
         constraints = Constraints(
             protected=self.protected,
             max_prompt_tokens=self.task.constraints.max_prompt_tokens,
             keep_output_format=self.task.constraints.keep_output_format,
             seed_output_format=self.seed_prompt.output_format,
-            count_tokens=self._backend("task").count_tokens,
+            count_tokens=self.hub.backend("task").count_tokens,
         )
         return sources.paraphrases(
             self.seed_prompt,
@@ -411,11 +388,6 @@ class _Session:
             seed=self.task.seed,
             constraints=constraints,
         )
-
-    def _backend(self, role: Role) -> LLM:
-        if role in self.settings.backends:
-            return self.settings.backends[role]
-        return self.factory.get(getattr(self.task.models, role), role=role)
 
     def _replay(self, evaluator: Evaluator, made: list[Candidate], history: list[Record]) -> None:
         """Asks again for the recorded outputs: answered by the journal (or the caches),

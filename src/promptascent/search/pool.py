@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from promptascent.evaluation.result import EvaluationResult
 from promptascent.events import CandidateEvaluated, CandidateProposed, EventSink, ignore
@@ -41,6 +42,18 @@ class Candidate:
         """Mean likelihood loss on `split` (None when not scored by likelihood)."""
         ev = self.evaluations.get(split)
         return ev.mean_loss if ev is not None else None
+
+    def record(self) -> dict[str, Any]:
+        """The candidate as the run store keeps it (plain data; its evaluations are
+        stored one by one, EvaluationResult.record)."""
+        return {
+            "id": self.id,
+            "prompt": self.prompt.to_dict(),
+            "parents": list(self.parents),
+            "operation": self.operation,
+            "step": self.step,
+            "note": self.note,
+        }
 
 
 class CandidatePool:

@@ -5,7 +5,11 @@ Tables: `run` (key -> JSON: config, status, result), `candidates` (prompt, linea
 `events`, `usage` (per role), `preferences` (a person's verdicts on duels, in the
 order they were made; see promptascent.preference), `span_comments` (a person's
 comments on spans of a prompt or an output; see promptascent.span_feedback).
-Nothing is pickled: every value is JSON or a column.
+Nothing is pickled: every value is JSON or a column. The store is the bottom layer
+(docs/architecture.md): it takes and gives plain data (dicts of JSON values), never
+the objects of the layers above; they convert (`Candidate.record()`,
+`EvaluationResult.record()`, `Record.to_dict()`, `SpanComment.to_dict()` and their
+`from_dict`).
 
 Durability: WAL with `synchronous=FULL`, so every committed write is on disk when the
 call returns and survives a power loss (the config, status and a person's verdicts
@@ -18,15 +22,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from promptascent.errors import ConfigError
-from promptascent.evaluation.result import EvaluationResult
-from promptascent.preference.duel import Record
-from promptascent.prompts.prompt import Prompt
-from promptascent.search.pool import Candidate
-from promptascent.span_feedback import SpanComment
 from promptascent.store.failures import FileKind, check_integrity, file_errors, guarded
 from promptascent.store.files import fsync_dir
 
@@ -181,25 +181,30 @@ class RunStore:
     # candidates and evaluations
 
     @guarded
-    def add_candidate(self, c: Candidate) -> None:
+    def add_candidate(self, c: Mapping[str, Any]) -> None:
+        """Stores a candidate: `id`, `prompt` (a prompt's dict), `parents` (ids),
+        `operation`, `step`, `note`. One already stored is kept as it was."""
         with self._lock:
             seq = self._conn.execute("SELECT COUNT(*) FROM candidates").fetchone()[0]
             self._conn.execute(
                 "INSERT OR IGNORE INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
-                    c.id,
-                    json.dumps(c.prompt.to_dict()),
-                    json.dumps(list(c.parents)),
-                    c.operation,
-                    c.step,
+                    c["id"],
+                    json.dumps(c["prompt"]),
+                    json.dumps(list(c["parents"])),
+                    c["operation"],
+                    c["step"],
                     seq,
-                    c.note,
+                    c.get("note", ""),
                 ),
             )
 
     @guarded
-    def add_evaluation(self, candidate_id: str, split: str, result: EvaluationResult) -> None:
-        summary = result.summary()
+    def add_evaluation(self, candidate_id: str, split: str, result: Mapping[str, Any]) -> None:
+        """Stores an evaluation (it replaces one of the same candidate and split):
+        `results`, one dict per example (_RESULT_COLUMNS), and `summary` (mean, ci_low,
+        ci_high, n, unparsed, errors, mean_loss)."""
+        summary = result["summary"]
         with self._lock:
             self._conn.execute("BEGIN")
             try:
@@ -208,20 +213,8 @@ class RunStore:
                     "output, score, parsed, prediction, error, finish_reason, loss, gold_prob) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (
-                            candidate_id,
-                            split,
-                            r.example_id,
-                            r.output,
-                            r.score,
-                            int(r.parsed),
-                            r.prediction,
-                            r.error,
-                            r.finish_reason,
-                            r.loss,
-                            r.gold_prob,
-                        )
-                        for r in result.results
+                        (candidate_id, split, *(r.get(k) for k in _RESULT_COLUMNS))
+                        for r in ({**_RESULT_DEFAULTS, **row} for row in result["results"])
                     ],
                 )
                 self._conn.execute(
@@ -253,9 +246,9 @@ class RunStore:
             )
 
     @guarded
-    def add_preference(self, record: Record) -> None:
-        """Stores one verdict (its own transaction: a crash after it keeps it)."""
-        d = record.to_dict()
+    def add_preference(self, d: Mapping[str, Any]) -> None:
+        """Stores one verdict (its own transaction: a crash after it keeps it), a dict of
+        _PREFERENCE_COLUMNS (preference.duel.Record.to_dict)."""
         with self._lock:
             self._conn.execute(
                 "INSERT INTO preferences VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -263,10 +256,10 @@ class RunStore:
             )
 
     @guarded
-    def add_span_comment(self, comment: SpanComment) -> None:
-        """Stores one span comment (its own transaction). Kept by a resume, which
-        clears only what it re-derives."""
-        d = comment.to_dict()
+    def add_span_comment(self, d: Mapping[str, Any]) -> None:
+        """Stores one span comment (its own transaction), a dict of _SPAN
+        (span_feedback.SpanComment.to_dict). Kept by a resume, which clears only what
+        it re-derives."""
         with self._lock:
             self._conn.execute(
                 f"INSERT INTO span_comments ({_SPAN_SQL}) VALUES ({', '.join('?' * len(_SPAN))})",
@@ -316,13 +309,14 @@ class RunStore:
         ]
 
     @guarded
-    def prompt(self, candidate_id: str) -> Prompt:
+    def prompt(self, candidate_id: str) -> dict[str, Any]:
+        """The stored prompt of a candidate, as its dict (Prompt.from_dict reads it)."""
         row = self._conn.execute(
             "SELECT prompt FROM candidates WHERE id = ?", (candidate_id,)
         ).fetchone()
         if row is None:
             raise ConfigError(f"{self.path}: no candidate {candidate_id!r}")
-        return Prompt.from_dict(json.loads(row[0]))
+        return dict(json.loads(row[0]))
 
     @guarded
     def evaluations(self, candidate_id: str, split: str) -> list[dict[str, Any]]:
@@ -340,21 +334,23 @@ class RunStore:
         return {role: json.loads(data) for role, data in self._conn.execute("SELECT * FROM usage")}
 
     @guarded
-    def preferences(self) -> list[Record]:
-        """The recorded verdicts, in the order they were made."""
+    def preferences(self) -> list[dict[str, Any]]:
+        """The recorded verdicts, in the order they were made (Record.from_dict reads
+        each)."""
         cur = self._conn.execute(
             f"SELECT {', '.join(_PREFERENCE_COLUMNS)} FROM preferences ORDER BY round"
         )
-        return [Record.from_dict(dict(zip(_PREFERENCE_COLUMNS, row, strict=True))) for row in cur]
+        return [dict(zip(_PREFERENCE_COLUMNS, row, strict=True)) for row in cur]
 
     @guarded
-    def span_comments(self, candidate_id: str | None = None) -> list[SpanComment]:
-        """The span comments (on one candidate, or all), in the order they were made."""
+    def span_comments(self, candidate_id: str | None = None) -> list[dict[str, Any]]:
+        """The span comments (on one candidate, or all), in the order they were made
+        (SpanComment.from_dict reads each)."""
         where, args = ("WHERE candidate_id = ?", (candidate_id,)) if candidate_id else ("", ())
         cur = self._conn.execute(
             f"SELECT {_SPAN_SQL} FROM span_comments {where} ORDER BY seq", args
         )
-        return [SpanComment.from_dict(dict(zip(_SPAN, row, strict=True))) for row in cur]
+        return [dict(zip(_SPAN, row, strict=True)) for row in cur]
 
     @guarded
     def events(self) -> list[dict[str, Any]]:
@@ -369,6 +365,16 @@ _PREFERENCE_COLUMNS = (
     "output_a", "output_b", "choice", "error", "ts",
 )  # fmt: skip
 
+
+# An example's result as stored (evaluation.result.ExampleResult.to_dict's keys).
+_RESULT_COLUMNS = (
+    "example_id", "output", "score", "parsed", "prediction", "error", "finish_reason",
+    "loss", "gold_prob",
+)  # fmt: skip
+_RESULT_DEFAULTS: dict[str, Any] = {
+    "parsed": True, "prediction": None, "error": None, "finish_reason": "stop",
+    "loss": None, "gold_prob": None,
+}  # fmt: skip
 
 _SPAN = ("candidate_id", "target", "start", "end", "span", "comment", "split", "example_id", "ts")
 _SPAN_SQL = ", ".join(f'"{k}"' for k in _SPAN)  # "end" is an SQL keyword

@@ -28,10 +28,13 @@ from starlette.routing import Route
 
 from promptascent.config.task import load_task
 from promptascent.errors import ConfigError, PromptascentError, RunInUse, TemplateError
+from promptascent.planning import plan
 from promptascent.preference.duel import Choice
 from promptascent.preference.session import KIND as PREFER_KIND
-from promptascent.runner import RunSettings, new_run_id, plan
+from promptascent.prompts.prompt import Prompt
+from promptascent.run_settings import RunSettings
 from promptascent.span_feedback import span_comment
+from promptascent.store.run_folders import new_run_id
 from promptascent.store.run_lock import RunLock
 from promptascent.store.run_store import RunStore
 from promptascent.web import run_view
@@ -351,7 +354,7 @@ def _store_span_comment(folder: Path, form: FormData) -> dict[str, Any]:
         store = RunStore(folder)
         try:
             try:
-                prompt = store.prompt(candidate_id)
+                prompt = Prompt.from_dict(store.prompt(candidate_id))
             except ConfigError:
                 raise NotFound(f"no candidate {candidate_id!r} in run {folder.name}") from None
             if target == "output" and split and example_id:
@@ -376,7 +379,7 @@ def _store_span_comment(folder: Path, form: FormData) -> dict[str, Any]:
                 split=split,
                 example_id=example_id,
             )
-            store.add_span_comment(comment)
+            store.add_span_comment(comment.to_dict())
         finally:
             store.close()
     return comment.to_dict()

@@ -19,7 +19,7 @@ from promptascent.config.task import load_task
 from promptascent.errors import PromptascentError
 from promptascent.preference.duel import Choice, Duel, Record
 from promptascent.preference.session import PreferResult, resume_preferences, start_preferences
-from promptascent.runner import RunSettings
+from promptascent.run_settings import RunSettings
 from promptascent.web.workers import Conflict, check_run_id
 
 VERDICTS: tuple[Choice, ...] = ("A", "B", "tie", "skip")

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from promptascent.errors import PromptascentError, StorageError
+from promptascent.preference.duel import Record
 from promptascent.preference.loop import standings
 from promptascent.preference.session import CONFIG_KEY as PREFER_CONFIG
 from promptascent.search.splits import CV, DEV, FINAL, SUBSET
+from promptascent.span_feedback import SpanComment
 from promptascent.store.run_store import FILENAME, RunStore
 from promptascent.web.workers import RUN_ID
 
@@ -100,8 +102,8 @@ def run_view(run_dir: Path) -> dict[str, Any]:
         origin = store.get("origin")
         prefer = store.get(PREFER_CONFIG)
         candidates = store.candidates()
-        records = store.preferences()
-        comments = store.span_comments()
+        records = [Record.from_dict(r) for r in store.preferences()]
+        comments = [SpanComment.from_dict(c) for c in store.span_comments()]
     finally:
         store.close()
     rows = [
@@ -175,7 +177,7 @@ def candidate_view(run_dir: Path, candidate_id: str) -> dict[str, Any]:
         outputs = {
             split: store.evaluations(candidate_id, split)[:OUTPUTS_SHOWN] for split in row["scores"]
         }
-        comments = [c.to_dict() for c in store.span_comments(candidate_id)]
+        comments = store.span_comments(candidate_id)
         status = store.get("status", "?")
     finally:
         store.close()

@@ -36,7 +36,7 @@ def serve(
             "pip install 'promptascent[web]'"
         ) from None
     if not 0 < port < 65536:
-        raise ConfigError(f"--port {port}: not a TCP port")
+        raise ConfigError(f"port {port}: not a TCP port", key="port")
     token = new_token()
     app = create_app(WebSettings(runs_dir, cache_dir, Access(token, host, port)))
     shown = f"[{host}]" if ":" in host else host
