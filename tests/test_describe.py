@@ -303,7 +303,7 @@ def test_zero_usable_generations_is_an_error_naming_the_counts() -> None:
 @pytest.mark.parametrize("n", [0, 1, 5000])
 def test_bad_n_is_an_error(n: int) -> None:
     client, llm = client_for(optimizer_responder)
-    with pytest.raises(ConfigError, match="--n"):
+    with pytest.raises(ConfigError, match=r"^examples: "):
         synthesize(ticket_draft(), client, n, random.Random(0))
     assert not llm.requests
 

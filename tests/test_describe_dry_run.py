@@ -164,9 +164,9 @@ def test_dry_run_plan_of_a_described_task_file(tmp_path: Path, settings: RunSett
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"examples": 2}, "--n: 2 examples; give a whole number from 3 to 1000"),
+        ({"examples": 2}, "^examples: 2 examples; give a whole number from 3 to 1000"),
         ({"optimizer": "nope"}, "unknown optimizer 'nope'"),
-        ({"models": {"task": "nonsense"}}, "--task-model"),
+        ({"models": {"task": "nonsense"}}, "^models.task: unknown model"),
     ],
 )
 def test_dry_run_plan_stops_where_the_real_run_would(

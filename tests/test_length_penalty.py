@@ -97,5 +97,5 @@ def test_with_a_penalty_the_shorter_prompt_of_equal_score_wins(tmp_path: Path) -
 
 def test_a_bad_length_penalty_is_a_config_error(tmp_path: Path) -> None:
     task = load_task(write_animal_task(tmp_path))
-    with pytest.raises(ConfigError, match=r"--length-penalty: 2 is not in \[0, 1\]"):
+    with pytest.raises(ConfigError, match=r"^length_penalty: 2 is not in \[0, 1\]"):
         plan(task, length_penalty=2.0)

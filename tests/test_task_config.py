@@ -209,7 +209,7 @@ def test_bad_model_shorthand(task_dir: Path, shorthand: str) -> None:
 
 def test_bad_model_flag_in_plan(task_dir: Path) -> None:
     spec = load_task(write_task(task_dir, MINIMAL))
-    with pytest.raises(ConfigError, match=r"^--optimizer-model: unknown model 'gpt4'"):
+    with pytest.raises(ConfigError, match=r"^models.optimizer: unknown model 'gpt4'"):
         plan(spec, models={"optimizer": "gpt4"})
 
 

@@ -14,6 +14,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from promptascent.cli.flags import flag_message
 from promptascent.cli.progress import ProgressDisplay
 from promptascent.cli.summary import fmt, print_result
 from promptascent.cli.terminal import terminal_markup, terminal_text
@@ -34,6 +35,7 @@ from promptascent.events import Event, TrackerFailed
 from promptascent.llm.budget import Budget
 from promptascent.llm.client import CachePolicy
 from promptascent.llm.types import Role
+from promptascent.preference.duel import Record
 from promptascent.preference.session import CONFIG_KEY as PREFER_CONFIG
 from promptascent.prompts.export import check_format
 from promptascent.run_export import export_run
@@ -455,8 +457,10 @@ def _plan(task_file: Path, **overrides: Any) -> Plan:
     task = load_task(task_file)
     try:
         return plan(task, **overrides)
-    except (ConfigError, TemplateError) as e:
-        raise type(e)(f"{task_file}: {e}") from None
+    except ConfigError as e:
+        raise ConfigError(f"{task_file}: {e}", key=e.key) from None
+    except TemplateError as e:
+        raise TemplateError(f"{task_file}: {e}") from None
 
 
 def _resume_hint(command: str, run_dir: Path, runs_dir: Path) -> str:
@@ -774,7 +778,7 @@ def prefer(
             raise ConfigError("prefer needs a task file (or --resume RUN)")
         task = load_task(task_file)
         from_run = _resolve_run(run, runs_dir) if run is not None else None
-        total = rounds or 20
+        total = 20 if rounds is None else rounds  # --rounds 0 is an error, not the default
         new_id = run_id or new_run_id(task.name, KIND)
         try:
             result = _interruptible(
@@ -793,8 +797,10 @@ def prefer(
                 kept=kept,
                 new=True,
             )
-        except (ConfigError, TemplateError) as e:
-            raise type(e)(f"{task_file}: {e}") from None
+        except ConfigError as e:
+            raise ConfigError(f"{task_file}: {e}", key=e.key) from None
+        except TemplateError as e:
+            raise TemplateError(f"{task_file}: {e}") from None
     print_ranking(ui, result, _resume_hint("prefer", result.run_dir, runs_dir))
 
 
@@ -973,7 +979,7 @@ def _print_win_record(run: str, runs_dir: Path) -> None:
     store = RunStore.open_existing(_resolve_run(run, runs_dir))
     try:
         ids = [c["id"] for c in store.candidates()]
-        records = store.preferences()
+        records = [Record.from_dict(r) for r in store.preferences()]
     finally:
         store.close()
     if not records or len(ids) < 2:
@@ -1026,6 +1032,8 @@ def main() -> None:
         _fail(_click_message(e), debug)
     except typer.Abort:
         sys.exit(130)
+    except ConfigError as e:  # named by the flag that set the value, where one did
+        _fail(flag_message(_command(sys.argv[1:]), e), debug)
     except PromptascentError as e:
         _fail(str(e), debug)
     except OSError as e:
@@ -1040,6 +1048,11 @@ def main() -> None:
         sys.exit(130)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _command(argv: list[str]) -> str | None:
+    """The command a command line runs (the CLI has no options before it)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def _click_message(e: Exception) -> str:

@@ -319,7 +319,8 @@ def synthesize(
     splits = ["train", "dev"] + (["test"] if test_fraction > 0 else [])
     if isinstance(n, bool) or not isinstance(n, int) or not len(splits) <= n <= MAX_EXAMPLES:
         raise ConfigError(
-            f"--n: {n!r} examples; give a whole number from {len(splits)} to {MAX_EXAMPLES}"
+            f"examples: {n!r} examples; give a whole number from {len(splits)} to {MAX_EXAMPLES}",
+            key="examples",
         )
     if not 0 < dev_fraction < 1 or not 0 <= test_fraction < 1 or dev_fraction + test_fraction >= 1:
         raise ConfigError("dev and test fractions must be in (0, 1) and leave room for train")

@@ -16,6 +16,7 @@ sees it.
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -76,7 +77,8 @@ class Budget:
 
     @classmethod
     def parse(cls, text: str) -> Budget:
-        """Parses "task_calls=600,minutes=5" (the --budget flag)."""
+        """Parses "task_calls=600,minutes=5" (the CLI's --budget). ConfigError with the key
+        `budget` (or `budget.LIMIT`) when it is not that."""
         known = {f.name for f in fields(cls)}
         values: dict[str, float] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
@@ -84,20 +86,21 @@ class Budget:
             key = key.strip()
             if not sep or key not in known:
                 raise ConfigError(
-                    f"--budget: {part!r} is not KEY=VALUE with KEY one of "
-                    f"{', '.join(sorted(known))}"
+                    f"budget: {part!r} is not KEY=VALUE with KEY one of {', '.join(sorted(known))}",
+                    key="budget",
                 )
             try:
                 values[key] = float(raw)
             except ValueError:
-                raise ConfigError(f"--budget: {key}={raw!r} is not a number") from None
+                raise ConfigError(f"budget: {key}={raw!r} is not a number", key="budget") from None
         ints = {"calls", "tokens"}
         try:
             return cls(
                 **{k: int(v) if k.rsplit("_", 1)[-1] in ints else v for k, v in values.items()}  # type: ignore[arg-type]
             )
-        except ConfigError as e:  # name the flag, not the task file's key
-            raise ConfigError(str(e).replace("budget.", "--budget ", 1)) from None
+        except ConfigError as e:  # a limit given as an argument: the key says which
+            key = re.split(r"[:\s]", str(e), maxsplit=1)[0]  # "budget.task_calls must be ..."
+            raise ConfigError(str(e), key=key if key.startswith("budget.") else "budget") from None
 
     def merged(self, other: Budget) -> Budget:
         """This budget with every limit `other` sets replaced."""
