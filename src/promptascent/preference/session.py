@@ -1,8 +1,8 @@
 """A preference run: candidates, duels and verdicts recorded in a run folder.
 
-Wires the parts the way `runner.Runner` does for a search (models in their roles
-through ModelClient, the response and evaluation caches, the run's call journal, the
-budget, the run store) and drives `loop.run_preferences` with a chooser.
+Its models come from the run's model hub (llm/hub.py: every role's client on one meter,
+the response cache and the run's call journal), as a search's do; with the evaluation
+cache, the budget and the run store it drives `loop.run_preferences` with a chooser.
 
 The run store holds the configuration ("prefer_config"), the candidates with their
 lineage, every verdict as it is made (table `preferences`), the usage, and at the end
