@@ -87,11 +87,11 @@ class ModelHub:
     def client(
         self, role: Role, guard: BudgetGuard, *, emit: EventSink | None = None
     ) -> ModelClient:
-        """The client every call of `role` goes through: its backend, priced by its spec,
+        """The client every call of `role` goes through: its backend, priced by its spec
         (the task file's prices, or LiteLLM's table: llm/prices.py), charged to the hub's
-        meter within `guard`, with the shared cache (under the
-        cache policy) and the journal, as far as they are open; `emit` gets a
-        ModelCalled event per call (the run's event bus)."""
+        meter within `guard`, with the shared cache (under the cache policy) and the
+        journal, as far as they are open; `emit` gets a ModelCalled event per call (the
+        run's event bus)."""
         spec = getattr(self.models, role)
         return ModelClient(
             role,
