@@ -227,3 +227,31 @@ def test_the_scripted_backend_is_refused_outside_tests(
     assert proc.returncode == 2 and "scripted backend is a test double" in proc.stderr
     monkeypatch.setenv(TEST_BACKENDS_ENV, "1")
     assert load_task(task).models.task.backend == "scripted"
+
+
+# --------------------------------------------------------------------------- keys in URLs
+
+
+@pytest.mark.parametrize("userinfo", ["me:hunter2-secret", "hunter2-secret"])
+def test_a_base_url_holding_credentials_is_refused_before_anything_is_written(
+    tmp_path: Path, userinfo: str
+) -> None:
+    """The run store and reports keep the model specs: a key in the URL would be
+    written there, so it is refused with the way to pass a key instead, from the task
+    file and from --ROLE-model, and the error never repeats the secret."""
+    url = f"http://{userinfo}@127.0.0.1:9/v1"
+    task = write_animal_task(
+        tmp_path / "task",
+        extra=f"models:\n  task: {{backend: openai, model: m, base_url: '{url}'}}\n",
+    )
+    with pytest.raises(ConfigError, match=r"models\.task\.base_url: holds a user name") as e:
+        load_task(task)
+    assert "hunter2" not in str(e.value) and "api_key_env" in str(e.value)
+
+    plain = write_animal_task(tmp_path / "plain")
+    done = cli("optimize", str(plain), "--task-model", f"openai:m@{url}", "--runs-dir",
+               str(tmp_path / "runs"), cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 2
+    assert "--task-model base_url: holds a user name or password" in done.stderr
+    assert "hunter2" not in done.stderr + done.stdout
+    assert not (tmp_path / "runs").exists()

@@ -8,8 +8,16 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from promptascent.errors import ConfigError
 from promptascent.llm.types import Role
@@ -33,7 +41,7 @@ def check_test_backend(backend: str) -> None:
     if backend == "scripted" and os.environ.get(TEST_BACKENDS_ENV) != "1":
         raise ValueError(
             "the scripted backend is a test double, for promptascent's own tests "
-            f"(they set {TEST_BACKENDS_ENV}=1); use embedded or openai"
+            f"(they set {TEST_BACKENDS_ENV}=1); use embedded, openai or litellm"
         )
 
 
@@ -86,6 +94,18 @@ class ModelSpec(_Strict):
                         "backend has its own"
                     )
         return self
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials(cls, v: str | None) -> str | None:
+        """A secret in the URL would be written wherever the spec is (the run store,
+        reports): keys come from the environment (api_key_env) or a key file."""
+        if v and "@" in urlsplit(v).netloc:
+            raise ValueError(
+                "holds a user name or password: it would be stored with the run; name the "
+                "environment variable holding the key with api_key_env (or api_key_file)"
+            )
+        return v
 
     @field_validator("backend")
     @classmethod
@@ -156,6 +176,11 @@ class ModelsSpec(_Strict):
         for role, value in (overrides or {}).items():
             try:
                 spec = ModelSpec.parse(value)
+            except ValidationError as e:  # a ValueError: first, and never with its input
+                first = e.errors()[0]
+                where = ".".join(str(p) for p in ("models", role, *first["loc"]))
+                message = str(first["msg"]).removeprefix("Value error, ")
+                raise ConfigError(f"{where}: {message}", key=where) from None
             except ValueError as e:
                 raise ConfigError(f"models.{role}: {e}", key=f"models.{role}") from None
             models = models.model_copy(update={role: spec})
