@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import jinja2
 import pytest
@@ -450,17 +451,49 @@ def test_promptfoo_export_passes_on_any_accepted_answer_and_fills_named_fields()
     assert nunjucks(chat[-1]["content"], **equals["tests"][0]["vars"]) == "C: c\nQ: q"
 
 
-# promptfoo is an npm package, not in the Python venv: this test runs when a promptfoo
-# binary is named by $PROMPTFOO_BIN or is on PATH (docs/export.md), and is skipped
-# otherwise.
-PROMPTFOO = os.environ.get("PROMPTFOO_BIN") or shutil.which("promptfoo")
+# promptfoo is an npm package, not in the Python venv: scripts/promptfoo.sh installs the
+# pinned one (tools/promptfoo) and `make test` names it by $PROMPTFOO_BIN, so there a
+# missing binary fails the test. Run by hand without $PROMPTFOO_BIN, the test uses a
+# promptfoo on PATH, and is skipped when there is none (docs/export.md).
+def promptfoo_bin() -> str:
+    named = os.environ.get("PROMPTFOO_BIN")
+    if named:
+        if not (os.path.isfile(named) and os.access(named, os.X_OK)):
+            pytest.fail(f"PROMPTFOO_BIN={named} is not an executable: run scripts/promptfoo.sh")
+        return named
+    found = shutil.which("promptfoo")
+    if found is None:
+        pytest.skip(
+            "no promptfoo: run scripts/promptfoo.sh and set PROMPTFOO_BIN="
+            ".tools/promptfoo/node_modules/.bin/promptfoo (`make test` does both)"
+        )
+    return found
 
 
-@pytest.mark.skipif(PROMPTFOO is None, reason="no promptfoo binary ($PROMPTFOO_BIN)")
+# promptfoo must not reach the network: no telemetry, update check, sharing or remote
+# generation, and its state (config, results database) in the test's folder. With
+# telemetry disabled, promptfoo 0.121 still posts one "telemetry disabled" event (to
+# r.promptfoo.app), through the proxy its environment names: the proxy here is a closed
+# local port, so that post fails at once and nothing leaves the machine.
+def offline_promptfoo_env(home: Path) -> dict[str, str]:
+    no_proxy = {"NO_PROXY", "no_proxy"}
+    closed = "http://127.0.0.1:9"
+    return {
+        **{k: v for k, v in os.environ.items() if k not in no_proxy},
+        "PROMPTFOO_CONFIG_DIR": str(home),
+        "PROMPTFOO_DISABLE_TELEMETRY": "1",
+        "PROMPTFOO_DISABLE_UPDATE": "1",
+        "PROMPTFOO_DISABLE_SHARING": "1",
+        "PROMPTFOO_DISABLE_REMOTE_GENERATION": "1",
+        "PROMPTFOO_DISABLE_RUNTIME_WARNINGS": "1",
+        **{k: closed for k in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy")},
+    }
+
+
 def test_promptfoo_validates_the_export_and_its_echo_provider_gets_the_scored_messages(
     tmp_path: Path,
 ) -> None:
-    assert PROMPTFOO is not None
+    promptfoo = promptfoo_bin()
     p = Prompt(
         "{{% raw %}} {{# no comment #}} {{{input}}} {{{{x}}}}: {question}",
         system='Reply as {"label": ...} {%. Not file://x, package:x.',
@@ -475,19 +508,29 @@ def test_promptfoo_validates_the_export_and_its_echo_provider_gets_the_scored_me
         to_promptfoo(p, tests, metric="exact_match", description="d", split="test"),
         encoding="utf-8",
     )
-    env = {
-        **os.environ,
-        "PROMPTFOO_CONFIG_DIR": str(tmp_path / ".promptfoo"),
-        "PROMPTFOO_DISABLE_TELEMETRY": "1",
-        "PROMPTFOO_DISABLE_UPDATE": "1",
-    }
     run = functools.partial(
-        subprocess.run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        subprocess.run,
+        cwd=tmp_path,
+        env=offline_promptfoo_env(tmp_path / ".promptfoo"),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    valid = run([PROMPTFOO, "validate", "-c", str(config)])
+    out = tmp_path / "out.json"
+
+    def evaluate() -> list[dict[str, Any]]:
+        """promptfoo eval's results (it exits 100 when a test fails; other codes are errors)."""
+        out.unlink(missing_ok=True)
+        done = run([promptfoo, "eval", "-c", str(config), "-o", str(out), "--no-cache"])
+        assert done.returncode in (0, 100), done.stderr
+        results: list[dict[str, Any]] = json.loads(out.read_text())["results"]["results"]
+        # a test promptfoo could not run (a template it refused) has an error, no response
+        assert all("response" in r for r in results), [r.get("error") for r in results]
+        return results
+
+    valid = run([promptfoo, "validate", "-c", str(config)])
     assert valid.returncode == 0 and "Configuration is valid" in valid.stdout, valid.stderr
-    run([PROMPTFOO, "eval", "-c", str(config), "-o", "out.json", "--no-cache"])
-    results = json.loads((tmp_path / "out.json").read_text())["results"]["results"]
+    results = evaluate()
     sent = {r["testCase"]["description"]: json.loads(r["response"]["output"]) for r in results}
     assert sent == {t.id: messages(p, **t.fields) for t in tests}
 
@@ -507,9 +550,7 @@ def test_promptfoo_validates_the_export_and_its_echo_provider_gets_the_scored_me
             to_promptfoo(p, [case], metric=metric, description="d", split="test"),
             encoding="utf-8",
         )
-        out = tmp_path / "out.json"
-        run([PROMPTFOO, "eval", "-c", str(config), "-o", str(out), "--no-cache"])
-        [result] = json.loads(out.read_text())["results"]["results"]
+        [result] = evaluate()
         assert result["success"] is passes, (metric, targets, result.get("gradingResult"))
 
 
