@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -11,6 +12,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 # CLI subprocess a test starts, which inherits the environment) may use it. The tests
 # of the refusal remove it.
 os.environ["PROMPTASCENT_TEST_BACKENDS"] = "1"
+# Tests send Ctrl-C (SIGINT) to the commands they start. A suite started in the
+# background by a shell without job control inherits SIGINT ignored, and so would every
+# command it starts (an ignored signal stays ignored across exec); a handled one is reset
+# to the default in the child, so the commands get Ctrl-C as from a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from promptascent.llm.embedded import EmbeddedLLM
 

@@ -20,7 +20,6 @@ from promptascent.llm.model_files import default_model_path
 from promptascent.llm.types import LoglikRequest, messages
 
 pytestmark = pytest.mark.server
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -62,14 +61,39 @@ def test_the_server_scores_continuations_as_the_model_does_in_process(
         http.close()
 
 
+# Short inputs with two choices: the server's echo with log-probabilities costs time per
+# prompt token (llama-cpp-python sorts the whole vocabulary, in Python, at each one).
+TEMPERATURES = [
+    ("ice", "cold"), ("fire", "hot"), ("snow", "cold"), ("the sun", "hot"), ("lava", "hot"),
+    ("frost", "cold"), ("an oven", "hot"), ("a glacier", "cold"), ("steam", "hot"),
+    ("sleet", "cold"), ("a flame", "hot"), ("hail", "cold"), ("embers", "hot"),
+    ("a freezer", "cold"),
+]  # fmt: skip
+
+
+def write_temperature_data(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, rows in (("train", TEMPERATURES[:4]), ("dev", TEMPERATURES[4:8]),
+                        ("test", TEMPERATURES[8:])):  # fmt: skip
+        lines = [
+            json.dumps(
+                {"id": f"{split}-{i}", "input": text, "target": label, "choices": ["hot", "cold"]}
+            )
+            for i, (text, label) in enumerate(rows)
+        ]
+        (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 @pytest.mark.timeout(900)
 def test_optimize_scored_by_likelihood_through_the_server(tmp_path: Path, server_url: str) -> None:
     model = str(default_model_path())
+    write_temperature_data(tmp_path)
     task = tmp_path / "http.yaml"
     task.write_text(
-        "name: http-navigate\n"
-        f"data:\n  folder: {REPO / 'examples/data/navigate'}\n"
-        "  limits: {train: 4, dev: 4, test: 6}\n"
+        "name: http-temperature\n"
+        "data: {train: train.jsonl, dev: dev.jsonl, test: test.jsonl}\n"
+        "seed_prompt: Is it hot or cold?\n"
+        "metric: choice_accuracy\n"
         "models:\n"
         "  task: {backend: openai, model: local, base_url: '" + server_url + "',"
         f" loglik: echo, chat_template: '{model}'}}\n"

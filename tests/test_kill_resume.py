@@ -38,7 +38,12 @@ optimizer: {name: ape, num_candidates: 6, eval_examples: 8, rounds: 2, top_k: 2,
 
 
 def start(
-    args: list[str], cwd: Path, log: Path, *, call_delay: float | None = None
+    args: list[str],
+    cwd: Path,
+    log: Path,
+    *,
+    call_delay: float | None = None,
+    gate: Path | None = None,
 ) -> subprocess.Popen[str]:
     env = {
         **os.environ,
@@ -48,6 +53,8 @@ def start(
     }
     if call_delay is not None:
         env["PA_CALL_DELAY"] = str(call_delay)
+    if gate is not None:
+        env["PA_GATE"] = str(gate)
     return subprocess.Popen(
         [sys.executable, "-m", "promptascent", "optimize", *args, "-q"],
         cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -369,13 +376,21 @@ def test_ctrl_c_prints_the_resume_command_and_the_resume_finishes_the_run(
     continues the run; that command then ends where an uninterrupted run ends."""
     task, expected, _, _ = baseline
     log = tmp_path / "calls.log"
-    proc = start([str(task), "--run-id", "r", "--cache-dir", str(tmp_path / "c")], tmp_path, log)
-    deadline = time.monotonic() + 60
-    while calls(log) < 3 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert proc.poll() is None, "the run ended before it could be interrupted"
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    gate = tmp_path / "gate"  # optimizer calls wait while it exists (scripted_cli)
+    gate.touch()
+    try:
+        proc = start(
+            [str(task), "--run-id", "r", "--cache-dir", str(tmp_path / "c")],
+            tmp_path, log, gate=gate,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while calls(log) < 3 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        gate.unlink()
     assert proc.returncode == 130, err
     assert "interrupted: run r keeps every finished call" in err
     assert "promptascent optimize --resume r\n" in err and "Traceback" not in err

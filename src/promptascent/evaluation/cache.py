@@ -14,6 +14,7 @@ from pathlib import Path
 
 from promptascent.llm.types import Completion
 from promptascent.store.failures import FileKind, guarded
+from promptascent.store.sqlite_busy import retry_locked
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS evaluations (
@@ -34,16 +35,17 @@ class EvaluationCache:
 
     @guarded
     def _create(self) -> None:
-        with self._conn() as conn:
-            conn.executescript(_SCHEMA)
+        conn = self._conn()
+        retry_locked(lambda: conn.executescript(_SCHEMA))
 
     @guarded
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            # a WAL switch does not wait on the busy handler: parallel runs open at once
+            retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
             # WAL + NORMAL: durable across a process crash, one fsync per checkpoint
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn

@@ -24,6 +24,7 @@ from promptascent.errors import StorageError
 from promptascent.llm.types import Completion, LoglikResult
 from promptascent.store.failures import FileKind, check_integrity, guarded, storage_error
 from promptascent.store.files import fsync_dir
+from promptascent.store.sqlite_busy import retry_locked
 
 T = TypeVar("T")
 
@@ -117,14 +118,7 @@ class ResponseCache:
     def _retry_busy(self, action: Callable[[], T]) -> T:
         """Runs `action()`, retrying for up to the busy timeout while another process
         holds a lock SQLite's busy handler does not wait for (e.g. a WAL switch)."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-        while True:
-            try:
-                return action()
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        return retry_locked(action, BUSY_TIMEOUT_MS / 1000)
 
     def _init_schema(self, conn: sqlite3.Connection) -> None:
         def init() -> None:
