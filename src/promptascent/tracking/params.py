@@ -2,14 +2,14 @@
 
 Only what describes the experiment: task, optimizer and its options, the model in
 each role, budget limits, seed and scoring. Never a key: a model's `api_key_env`
-and `api_key_file` are left out, and a user name or password in a base URL is cut.
+and `api_key_file` are left out (a base URL cannot hold a user name or password: the
+model spec refuses one).
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from promptascent.llm.types import ROLES
 
@@ -40,21 +40,13 @@ def run_params(config: dict[str, Any], models: dict[str, str] | None = None) -> 
 
 
 def model_name(spec: dict[str, Any]) -> str:
-    """backend[:model][@base URL without credentials]."""
+    """backend[:model][@base URL]."""
     name = str(spec.get("backend"))
     if spec.get("model"):
         name += f":{spec['model']}"
     if spec.get("base_url"):
-        name += f"@{_without_credentials(str(spec['base_url']))}"
+        name += f"@{spec['base_url']}"
     return name
-
-
-def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
 def _text(value: Any) -> str:
