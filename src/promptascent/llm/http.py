@@ -220,7 +220,7 @@ class OpenAICompatibleLLM:
         `BudgetExhausted` when the attempt meter refuses a retry."""
         return self._with_retries(
             self.url,
-            self._body(request),
+            request.chat_fields(self.model),
             lambda raw, where, meter: self._parse(request, raw, where, meter),
         )
 
@@ -348,21 +348,6 @@ class OpenAICompatibleLLM:
         self.close()
 
     # -- internals -------------------------------------------------------------
-
-    def _body(self, request: CompletionRequest) -> dict[str, Any]:
-        # `max_tokens`, not `max_completion_tokens`: llama.cpp server ignores the latter.
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [m.to_dict() for m in request.messages],
-            "temperature": request.temperature,
-            "max_tokens": request.max_tokens,
-            "top_p": request.top_p,
-        }
-        if request.stop:
-            body["stop"] = list(request.stop)
-        if request.seed is not None:
-            body["seed"] = request.seed + request.sample_index
-        return body
 
     def _attempt(self, url: str, body: dict[str, Any], meter: AttemptMeter, parse: Parse[T]) -> T:
         where = f"POST {url}"

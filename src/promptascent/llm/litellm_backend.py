@@ -195,20 +195,10 @@ class LiteLLMBackend:
     # -- internals -------------------------------------------------------------
 
     def _kwargs(self, request: CompletionRequest) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": [m.to_dict() for m in request.messages],
-            "temperature": request.temperature,
-            "max_tokens": request.max_tokens,
-            "top_p": request.top_p,
-            "timeout": self._timeout,
-            "num_retries": 0,  # ours count (llm/retry.py), each one metered
-            "drop_params": True,  # a provider without `seed` or `stop` is still usable
-        }
-        if request.stop:
-            kwargs["stop"] = list(request.stop)
-        if request.seed is not None:
-            kwargs["seed"] = request.seed + request.sample_index
+        kwargs = request.chat_fields(self.model)
+        kwargs["timeout"] = self._timeout
+        kwargs["num_retries"] = 0  # ours count (llm/retry.py), each one metered
+        kwargs["drop_params"] = True  # a provider without `seed` or `stop` is still usable
         if self.base_url is not None:
             kwargs["api_base"] = self.base_url
             kwargs["api_key"] = self._named_key or NO_KEY  # never a key from the environment

@@ -46,6 +46,23 @@ class CompletionRequest:
         blob = json.dumps(self.canonical(model_id), sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
+    def chat_fields(self, model: str) -> dict[str, Any]:
+        """The request in OpenAI's chat-completions fields (what the HTTP backend posts
+        and LiteLLM takes): `max_tokens`, not `max_completion_tokens` (llama.cpp's server
+        ignores the latter); the seed of sample k is `seed + k`."""
+        fields: dict[str, Any] = {
+            "model": model,
+            "messages": [m.to_dict() for m in self.messages],
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "top_p": self.top_p,
+        }
+        if self.stop:
+            fields["stop"] = list(self.stop)
+        if self.seed is not None:
+            fields["seed"] = self.seed + self.sample_index
+        return fields
+
 
 @dataclass(frozen=True)
 class TokenUsage:
