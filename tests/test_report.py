@@ -218,6 +218,18 @@ def test_report_shows_usage_per_role_the_configuration_and_the_command(
     assert "promptascent optimize task.yaml</pre>" in html
 
 
+def test_the_spent_line_sets_the_search_beside_its_budget_and_the_test_calls_apart(
+    finished: RunResult,
+) -> None:
+    search = int(finished.search_usage["task"]["calls"])
+    total = sum(int(u["calls"]) for u in finished.usage.values())
+    assert search < total  # the test evaluation is counted apart
+    line = f"The search spent {search} task and "
+    for text in (run_report(finished.run_dir).html(), run_report(finished.run_dir).markdown()):
+        assert line in text and "(budget: task_calls=150" in text
+        assert f"with the test evaluation {total} calls" in text
+
+
 def test_report_html_has_no_network_reference_and_no_script(finished: RunResult) -> None:
     report = run_report(finished.run_dir)
     assert network_references(report.html()) == []

@@ -186,8 +186,19 @@ def reproduce_command(facts: RunFacts) -> str:
 
 
 def spent_line(facts: RunFacts) -> str:
+    """What the run spent, the search's share set beside the budget it was held to (the
+    final test evaluation is outside the budget: counting it there read as overspending)."""
     total_calls = sum(int(u.get("calls", 0)) for u in facts.usage.values())
     dollars = sum(float(u.get("spent_dollars", 0.0)) for u in facts.usage.values())
     budget = facts.config.get("budget") or {}
     limits = ", ".join(f"{k}={v:g}" for k, v in budget.items()) or "none"
-    return f"spent: {total_calls} calls, ${dollars:.4f} (budget: {limits})"
+    search = (facts.result or {}).get("search_usage")
+    if not search:
+        return f"Spent: {total_calls} calls, ${dollars:.4f} (budget: {limits})"
+    parts = [f"{int(u.get('calls', 0))} {role}" for role, u in search.items() if u.get("calls")]
+    by_role = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 2 else parts)
+    search_dollars = sum(float(u.get("spent_dollars", 0.0)) for u in search.values())
+    return (
+        f"The search spent {by_role or 'no'} calls, ${search_dollars:.4f} "
+        f"(budget: {limits}); with the test evaluation {total_calls} calls, ${dollars:.4f} in all"
+    )
