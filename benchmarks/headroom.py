@@ -62,16 +62,14 @@ from promptascent.evaluation.cache import EvaluationCache
 from promptascent.evaluation.evaluator import Evaluator, TaskParams
 from promptascent.evaluation.likelihood import LikelihoodScoring, gold_index
 from promptascent.evaluation.stats import paired_difference
-from promptascent.llm.budget import Budget, BudgetGuard
-from promptascent.llm.cache import ResponseCache
+from promptascent.llm.budget import Budget
 from promptascent.llm.embedded import EmbeddedLLM
-from promptascent.llm.factory import BackendFactory
-from promptascent.llm.usage import UsageMeter
+from promptascent.llm.hub import ModelHub
+from promptascent.llm.spec import ModelsSpec
 from promptascent.metrics.registry import get_metric
 from promptascent.prompts.answer_format import answer_format_line
 from promptascent.prompts.prompt import Demo, Prompt
 from promptascent.prompts.template import escape_braces
-from promptascent.runner import RunSettings, model_client
 
 SPLITS = Path.home() / ".cache" / "promptascent" / "bigbench-splits"
 CACHE = Path.home() / ".cache" / "promptascent" / "headroom-cache"
@@ -117,19 +115,10 @@ class Scorer:
 
     @classmethod
     def build(cls, scoring: str, cache_dir: Path, concurrency: int) -> Scorer:
-        spec = ModelSpec.parse("embedded")
-        backend = BackendFactory().get(spec, role="task")
+        hub = ModelHub(ModelsSpec(task=ModelSpec.parse("embedded")), cache_dir=cache_dir).open()
+        backend = hub.backend("task")
         assert isinstance(backend, EmbeddedLLM)
-        meter = UsageMeter()
-        client = model_client(
-            "task",
-            spec,
-            backend,
-            RunSettings(cache_dir=cache_dir),
-            meter=meter,
-            guard=BudgetGuard(Budget(), meter),
-            cache=ResponseCache(cache_dir / "responses.sqlite"),
-        )
+        client = hub.client("task", hub.guard(Budget()))
         evaluator = Evaluator(
             client,
             get_metric("choice_accuracy"),

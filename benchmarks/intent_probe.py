@@ -23,10 +23,9 @@ from _common import RESULTS, machine
 
 from promptascent.config.task import ModelSpec
 from promptascent.describe.intent import analyse_intent, load_template, parse_intent_reply
-from promptascent.llm.budget import Budget, BudgetGuard
-from promptascent.llm.factory import BackendFactory
-from promptascent.llm.usage import UsageMeter
-from promptascent.runner import RunSettings, model_client
+from promptascent.llm.budget import Budget
+from promptascent.llm.hub import ModelHub
+from promptascent.llm.spec import ModelsSpec
 
 DESCRIPTIONS = [
     "Classify support tickets by urgency: low, medium or high",
@@ -42,14 +41,8 @@ DESCRIPTIONS = [
 
 
 def main() -> int:
-    settings = RunSettings(cache_dir=None)
-    spec = ModelSpec.parse("embedded")
-    backend = BackendFactory().get(spec, role="optimizer")
-    meter = UsageMeter()
-    guard = BudgetGuard(Budget(), meter)
-    client = model_client(
-        "optimizer", spec, backend, settings, meter=meter, guard=guard, cache=None
-    )
+    hub = ModelHub(ModelsSpec(optimizer=ModelSpec.parse("embedded")))
+    client = hub.client("optimizer", hub.guard(Budget()))
     replies: list[str] = []  # the replies to the current description
     original = client.complete
 
@@ -87,7 +80,7 @@ def main() -> int:
         "command": " ".join(sys.argv),
         "template": load_template("intent.txt"),
         "wall_seconds": time.time() - began,
-        "usage": asdict(meter.snapshot()["optimizer"]),
+        "usage": asdict(hub.meter.snapshot()["optimizer"]),
         "rows": rows,
     }
     (RESULTS / "intent_probe.json").write_text(json.dumps(out, indent=2) + "\n")

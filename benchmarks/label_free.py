@@ -40,13 +40,11 @@ from promptascent.describe.pipeline import prepare_described
 from promptascent.evaluate import evaluate_prompt
 from promptascent.evaluation.evaluator import Evaluator
 from promptascent.evaluation.result import EvaluationResult, compare
-from promptascent.llm.budget import Budget, BudgetGuard
-from promptascent.llm.cache import ResponseCache
-from promptascent.llm.factory import BackendFactory
-from promptascent.llm.usage import UsageMeter
+from promptascent.llm.budget import Budget
+from promptascent.llm.hub import ModelHub
 from promptascent.metrics.judge import JudgeStats, PairwiseJudge
 from promptascent.prompts.prompt import Prompt
-from promptascent.runner import Runner, RunResult, RunSettings, model_client, plan
+from promptascent.runner import Runner, RunResult, RunSettings, plan
 
 # What a user would type: the task in one line, naming the answers.
 DESCRIPTIONS = {
@@ -240,22 +238,9 @@ def open_ended(work: Path, settings: RunSettings) -> dict[str, Any]:
     began = time.time()
     spo = promptascent.optimize(task, settings=settings)
     p = plan(task)
-    meter = UsageMeter()
-    guard = BudgetGuard(Budget(), meter)
-    factory = BackendFactory()
-    cache = ResponseCache(settings.cache_dir / "responses.sqlite") if settings.cache_dir else None
-    task_client, judge_client = (
-        model_client(
-            role,
-            getattr(p.task.models, role),
-            factory.get(getattr(p.task.models, role), role=role),
-            settings,
-            meter=meter,
-            guard=guard,
-            cache=cache,
-        )
-        for role in ("task", "judge")
-    )
+    hub = ModelHub(p.task.models, cache_dir=settings.cache_dir).open()
+    guard = hub.guard(Budget())
+    task_client, judge_client = (hub.client(role, guard) for role in ("task", "judge"))
     evaluator = Evaluator(task_client, p.metric, params=p.task_params)
     examples = list(dataset_from_rows(held_out, name="held-out", where="one_line_summary.jsonl"))
     seed_out = evaluator.generate(spo.seed.prompt, examples)
@@ -283,7 +268,7 @@ def open_ended(work: Path, settings: RunSettings) -> dict[str, Any]:
         "held_out_judge": stats.to_dict(),
         "search_judge": spo.judge,
         "usage": usage_of(spo),
-        "judge_calls_held_out": meter.to_dict()["judge"]["calls"],
+        "judge_calls_held_out": hub.meter.to_dict()["judge"]["calls"],
         "wall_seconds": time.time() - began,
     }
 
