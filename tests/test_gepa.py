@@ -459,3 +459,22 @@ def test_a_merge_is_checked_on_the_examples_each_parent_wins_in_turn_then_ties()
     assert balanced_subsample(subset, a, b, 5, random.Random(0)) == balanced_subsample(
         subset, a, b, 5, random.Random(0)
     )
+
+
+def test_a_proposal_the_constraints_refuse_is_counted_once(tmp_path: Path) -> None:
+    # every reflection proposes an instruction far over the length limit
+    long = "Think about the animal. " * 30
+    proposer = ScriptedLLM(lambda _request: f"<prompt>{long}</prompt>", model_id="long")
+    task = write_pet_task(tmp_path / "task")
+    task.write_text(task.read_text() + "constraints: {max_prompt_tokens: 40}\n")
+    result = optimize(
+        task,
+        optimizer="gepa",
+        budget={"task_calls": 150, "optimizer_calls": 4},
+        settings=pet_settings(tmp_path, proposer),
+    )
+    reasons = [e["reason"] for e in stored_events(result.run_dir, "ReplyRejected")]
+    assert len(proposer.requests) == 4 and result.best.id == result.seed.id
+    # each of the four replies is one rejection, for the constraint, never as a duplicate
+    assert len(reasons) == 4 == result.rejected_replies
+    assert all(r.startswith("constraint:") for r in reasons), reasons

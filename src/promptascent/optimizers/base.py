@@ -256,10 +256,12 @@ class Optimizer(ABC):
         operation: str,
         step: int,
         note: str = "",
+        count_duplicate: bool = False,
     ) -> Candidate | None:
-        """Adds a new candidate; None if the pool already had this prompt or it breaks
-        the user's constraints (counted as a rejected reply). A candidate that dropped a
-        protected span or the kept output format is repaired, not rejected."""
+        """Adds a new candidate; None if the pool already had this prompt (counted as a
+        rejected reply with `count_duplicate`) or it breaks the user's constraints
+        (counted as a rejected reply). A candidate that dropped a protected span or the
+        kept output format is repaired, not rejected. Each refusal is counted once."""
         verdict = ctx.constraints.apply(prompt)
         if verdict.prompt is None:
             self.reject(ctx, f"constraint: {verdict.reason}", step)
@@ -267,6 +269,8 @@ class Optimizer(ABC):
         candidate, new = ctx.pool.propose(
             Candidate(verdict.prompt, parents, operation, step, note=note)
         )
+        if not new and count_duplicate:
+            self.reject(ctx, "duplicate of a candidate", step)
         return candidate if new else None
 
     def evaluate(

@@ -428,10 +428,9 @@ class CAPO(Optimizer):
         operation: str,
         step: int,
     ) -> Candidate | None:
-        cand = self.add_candidate(ctx, prompt, parents=parents, operation=operation, step=step)
-        if cand is None:
-            self.reject(ctx, "duplicate candidate", step)
-        return cand
+        return self.add_candidate(
+            ctx, prompt, parents=parents, operation=operation, step=step, count_duplicate=True
+        )
 
     def _random_shots(self, ctx: OptimizerContext, k: int, exclude: Sequence[Demo]) -> list[Demo]:
         available = [d for d in self._shots if d not in exclude]

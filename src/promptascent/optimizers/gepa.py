@@ -231,9 +231,9 @@ class GEPA(ScreenThenSelect):
             parents=(parent.id,),
             operation="reflect",
             step=step,
+            count_duplicate=True,
         )
         if child is None:
-            self.reject(ctx, "duplicate of a candidate", step)
             return False
         after = self.evaluate(ctx, child, batch, split)
         if not _better(after, before):
@@ -340,9 +340,9 @@ class GEPA(ScreenThenSelect):
             parents=(a.id, b.id),
             operation="merge",
             step=step,
+            count_duplicate=True,
         )
         if child is None:
-            self.reject(ctx, "duplicate of a candidate", step)
             return False
         merged = _values(self.evaluate(ctx, child, check, merge_check(step)))
         ids = [ex.id for ex in check]
