@@ -171,6 +171,45 @@ def test_optimize_track_mlflow_logs_the_run_to_the_tracking_store(
     assert no_network == []
 
 
+def test_compare_and_refine_track_every_run_they_make(
+    tmp_path: Path,
+    store: MlflowClient,
+    no_network: list[Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PA_CALL_DELAY", "0")
+    task = write_animal_task(tmp_path / "task", extra=SCRIPTED_MODELS)
+    runs, cache = str(tmp_path / "runs"), str(tmp_path / "cache")
+    code, err = run_cli(
+        monkeypatch, capsys, "compare", str(task), "--optimizers", "ape,random", "--seeds", "0,1",
+        "-q", "--runs-dir", runs, "--cache-dir", cache, "--track", "mlflow",
+    )  # fmt: skip
+    assert code == 0, err
+    compared = mlflow_runs(store, "animals")
+    assert sorted((r.data.params["optimizer"], r.data.params["seed"]) for r in compared) == [
+        ("ape", "0"), ("ape", "1"), ("random", "0"), ("random", "1"),
+    ]  # fmt: skip
+    run_dirs = {p.parent.name: p.parent for p in Path(runs).rglob("result.json")}
+    for run in compared:
+        run_dir = run_dirs[run.info.run_name]
+        if (run.data.params["optimizer"], run.data.params["seed"]) == ("ape", "0"):  # in full
+            assert_run_in_mlflow(store, run, run_dir, tmp_path, "scripted:scripted_cli:task")
+        result = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["promptascent.best_candidate"] == result["best_candidate"]
+    first = compared[0].info.run_name
+    code, err = run_cli(
+        monkeypatch, capsys, "refine", first, "--feedback", "Mention the animal.", "--run-id", "refined",
+        "-q", "--runs-dir", str(run_dirs[first].parent), "--cache-dir", cache,
+        "--track", "mlflow",
+    )  # fmt: skip
+    assert code == 0, err
+    refined = [r for r in mlflow_runs(store, "animals") if r.info.run_name == "refined"]
+    assert len(refined) == 1 and refined[0].info.status == "FINISHED"
+    assert no_network == []
+
+
 def test_the_python_api_tracks_with_run_settings(tmp_path: Path, store: MlflowClient) -> None:
     task = write_animal_task(tmp_path / "task")
     settings = animal_settings(tmp_path, "runs")

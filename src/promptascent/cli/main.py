@@ -90,8 +90,8 @@ Track = Annotated[
     list[str],
     typer.Option(
         "--track",
-        help="Send the run to an experiment tracker: mlflow, wandb or otel (repeatable; "
-        "docs/tracking.md).",
+        help="Send the run (each run of a compare) to an experiment tracker: mlflow, wandb "
+        "or otel (repeatable; docs/tracking.md).",
     ),
 ]
 Scoring = Annotated[
@@ -221,9 +221,7 @@ def optimize(
 ) -> None:
     """Optimize the task's seed prompt and report it against the seed on held-out data."""
     settings = _settings(runs_dir, cache_dir, no_cache, refresh_cache, quiet)
-    settings.trackers = tuple(dict.fromkeys(track))
-    check_trackers(settings.trackers)
-    settings.sinks.append(_warn_tracker_failed)
+    _track(settings, track)
     if resume is not None:
         if task_file is not None or dry_run:
             raise ConfigError("--resume takes no task file and no --dry-run: the run has its own")
@@ -299,6 +297,14 @@ def optimize(
 
     result = _with_progress(settings, quiet, work)
     print_result(out, result.to_dict())
+
+
+def _track(settings: RunSettings, track: list[str]) -> None:
+    """The --track flags: the trackers every run of the command reports to (checked
+    before anything runs), and a warning on stderr when one fails."""
+    settings.trackers = tuple(dict.fromkeys(track))
+    check_trackers(settings.trackers)
+    settings.sinks.append(_warn_tracker_failed)
 
 
 def _warn_tracker_failed(event: Event) -> None:
@@ -617,12 +623,14 @@ def refine(
     no_cache: NoCache = False,
     refresh_cache: RefreshCache = False,
     quiet: Quiet = False,
+    track: Track = [],  # noqa: B006
 ) -> None:
     """Continue a finished run from its best prompt (or a candidate's), with your
     comments as requirements."""
     from promptascent.refinement import refine as refine_run
 
     settings = _settings(runs_dir, cache_dir, no_cache, refresh_cache, quiet)
+    _track(settings, track)
     run_dir = _resolve_run(run, runs_dir)
     result = _with_progress(
         settings,
@@ -671,11 +679,13 @@ def compare_(
     no_cache: NoCache = False,
     refresh_cache: RefreshCache = False,
     quiet: Quiet = False,
+    track: Track = [],  # noqa: B006
 ) -> None:
     """Run several optimizers with the same budget, seed and splits; compare them on test."""
     from promptascent.compare import compare, split_options
 
     settings = _settings(runs_dir, cache_dir, no_cache, refresh_cache, quiet)
+    _track(settings, track)
     names = [n.strip() for n in optimizers.split(",") if n.strip()]
     try:
         seed_list = [int(x) for x in seeds.split(",") if x.strip()]
