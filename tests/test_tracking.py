@@ -200,9 +200,9 @@ def test_compare_and_refine_track_every_run_they_make(
         assert run.data.tags["promptascent.best_candidate"] == result["best_candidate"]
     first = compared[0].info.run_name
     code, err = run_cli(
-        monkeypatch, capsys, "refine", first, "--feedback", "Mention the animal.", "--run-id", "refined",
-        "-q", "--runs-dir", str(run_dirs[first].parent), "--cache-dir", cache,
-        "--track", "mlflow",
+        monkeypatch, capsys, "refine", first, "--feedback", "Mention the animal.",
+        "--run-id", "refined", "-q", "--runs-dir", str(run_dirs[first].parent),
+        "--cache-dir", cache, "--track", "mlflow",
     )  # fmt: skip
     assert code == 0, err
     refined = [r for r in mlflow_runs(store, "animals") if r.info.run_name == "refined"]
