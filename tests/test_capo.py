@@ -14,6 +14,7 @@ from scripted import KEY, task_model, write_animal_task
 from promptascent import RunSettings, optimize
 from promptascent.config.task import load_task
 from promptascent.errors import ConfigError
+from promptascent.estimate import estimate
 from promptascent.llm.scripted import ScriptedLLM
 from promptascent.llm.types import CompletionRequest
 from promptascent.optimizers.capo import CAPO, CAPOConfig
@@ -397,3 +398,24 @@ def test_capo_end_to_end_on_the_embedded_model(tmp_path: Path) -> None:
         f"({len(result.best.prompt.demos)} demos); rejected {result.rejected_replies}"
     )
     assert re.search(r"\S", result.best.prompt.instruction)
+
+
+@pytest.mark.parametrize(
+    ("name", "options"), [("capo", {**CAPO_OPTS, "upper_shots": 4}), ("exemplars", {"k": 4})]
+)
+def test_the_dry_run_prices_task_calls_with_the_demonstrations_candidates_carry(
+    tmp_path: Path, name: str, options: dict[str, object]
+) -> None:
+    task = write_animal_task(tmp_path / "task")
+    backends = settings(tmp_path).backends
+    demo_search = estimate(
+        plan(load_task(task), optimizer=name, optimizer_options=options), backends
+    )
+    seed_only = estimate(plan(load_task(task), optimizer="ape"), backends)
+    per_call = demo_search.task.prompt_tokens / demo_search.task.calls
+    # four demo turns, each the instruction and a train example, beside the example's turn
+    assert per_call > 3 * seed_only.task.prompt_tokens / seed_only.task.calls
+    result = optimize(task, optimizer=name, options=options, settings=settings(tmp_path))
+    usage = result.search_usage["task"]
+    assert usage["model_calls"] > 0
+    assert usage["prompt_tokens"] / usage["model_calls"] <= per_call

@@ -10,6 +10,7 @@ from promptascent.llm.base import LLM
 from promptascent.llm.hub import ModelHub
 from promptascent.llm.prices import PriceQuote, model_prices
 from promptascent.llm.types import ROLES, Role, TokenUsage
+from promptascent.prompts.prompt import Demo
 
 if TYPE_CHECKING:
     from promptascent.planning import Plan
@@ -72,7 +73,9 @@ class RunEstimate(Mapping[str, Any]):
 def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> RunEstimate:
     """What a run would spend, before anything is spent (--dry-run): calls per role
     (the optimizer's plan, capped by the budget), tokens and dollars (prompt tokens
-    counted on the seed prompt rendered on train examples; completions at their limit),
+    counted on the seed prompt rendered on train examples, with as many train examples
+    as demonstrations as the optimizer's candidates carry at most; completions at their
+    limit),
     the tokenizer that counted each model's tokens, and where each model's prices came
     from (the task file, LiteLLM's table, or none: no dollar estimate)."""
     with ModelHub(plan.task.models, backends=backends) as hub:
@@ -80,17 +83,24 @@ def estimate(plan: Plan, backends: dict[Role, LLM] | None = None) -> RunEstimate
         task_llm = backend("task")
         scoring = plan.scoring(task_llm.info)
         sample = list(plan.data.train)[:8]
-        prompt_tokens = [
-            sum(task_llm.count_tokens(m.content) + 8 for m in plan.seed_prompt.render(ex.fields))
-            for ex in sample
-        ]
         example_tokens = [
             task_llm.count_tokens(ex.input_text) + task_llm.count_tokens(ex.target or "")
             for ex in sample
         ]
-        mean_prompt = sum(prompt_tokens) // max(1, len(prompt_tokens))
         mean_example = sum(example_tokens) // max(1, len(example_tokens))
         e = plan.optimizer.estimate(len(plan.data.train), len(plan.data.dev), mean_example)
+        # A task call is priced on the seed prompt, or, for a search whose candidates
+        # carry more demonstrations than the seed, on the seed with that many train
+        # examples as demos (each demo turn repeats the instruction: Prompt.render).
+        priced = plan.seed_prompt
+        shots = [Demo(ex.input, ex.target) for ex in plan.data.train if ex.target is not None]
+        if e.max_demos > len(priced.demos) and shots:
+            priced = priced.with_demos(tuple(shots[: e.max_demos]))
+        prompt_tokens = [
+            sum(task_llm.count_tokens(m.content) + 8 for m in priced.render(ex.fields))
+            for ex in sample
+        ]
+        mean_prompt = sum(prompt_tokens) // max(1, len(prompt_tokens))
         b = plan.budget
         test = plan.data.test
         test_calls = 2 * len(test) if test is not None and plan.task.evaluation.test else 0

@@ -129,6 +129,7 @@ class CAPO(Optimizer):
             optimizer_calls=c.population_size - 1 + 2 * c.generations * c.crossovers_per_iter,
             optimizer_prompt_tokens=140 + max(induce, 2 * c.max_tokens),
             optimizer_max_tokens=c.max_tokens,
+            max_demos=c.upper_shots,
         )
 
     def choose_winner(self, ctx: OptimizerContext, split: str) -> Candidate | None:

@@ -21,6 +21,9 @@ class SearchEstimate:
     judge_calls: int = 0
     judge_prompt_tokens: int = 0
     judge_max_tokens: int = 0
+    # The most demonstrations a candidate of this search carries (its task calls are
+    # priced with that many train examples as demos when the seed has fewer).
+    max_demos: int = 0
 
     def __getitem__(self, key: str) -> int:
         """`estimate["task"]` is `estimate.task_calls` (the names of the former dict)."""

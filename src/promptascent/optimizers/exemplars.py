@@ -115,6 +115,7 @@ class Exemplars(ScreenThenSelect):
             task_calls=boot
             + subset * (2 + strategies * c.num_candidates)
             + (c.final_k + 2) * dev_size,
+            max_demos=c.k,
         )
 
     def prepare(self, ctx: OptimizerContext) -> None:

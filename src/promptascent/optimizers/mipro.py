@@ -214,6 +214,7 @@ class MIPRO(ScreenThenSelect):
             optimizer_calls=1 + self.num_instructions(),
             optimizer_prompt_tokens=max(summary, proposal),
             optimizer_max_tokens=c.max_tokens,
+            max_demos=max(c.max_bootstrapped_demos, c.max_labeled_demos),
         )
 
     # Search.

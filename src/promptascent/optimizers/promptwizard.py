@@ -225,6 +225,7 @@ class PromptWizard(ScreenThenSelect):
             + 1,
             optimizer_prompt_tokens=300 + max(c.few_shot_count, 3) * (example_tokens + 20),
             optimizer_max_tokens=c.max_tokens,
+            max_demos=c.few_shot_count,
         )
 
     def prepare(self, ctx: OptimizerContext) -> None:
