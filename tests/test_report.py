@@ -32,7 +32,8 @@ from promptascent.cli.main import main
 from promptascent.cli.summary import print_result
 from promptascent.llm.scripted import ScriptedLLM
 from promptascent.llm.types import CompletionRequest
-from promptascent.report import compare_report, run_report
+from promptascent.report import compare_report, comparison_report, run_report
+from promptascent.report.compare_page import row_verdict
 from promptascent.report.verdict import difference_line, verdict
 from promptascent.runner import RunResult
 from promptascent.search.pool import Candidate
@@ -471,6 +472,28 @@ def test_compare_page_has_a_row_per_optimizer_and_seed_and_plots_test_score_agai
     )
     assert code == 0, err
     assert (comparison.folder / "report.html").read_text() == html
+
+
+def test_a_compare_row_at_the_majority_rate_names_the_rate_in_its_verdict() -> None:
+    diff = {"mean": 0.12, "ci_low": 0.06, "ci_high": 0.19, "p_value": 0.001}
+    row = {
+        "optimizer": "gepa",
+        "seed": 0,
+        "test_seed": {"mean": 0.34, "ci_low": 0.25, "ci_high": 0.44},
+        "test_best": {"mean": 0.46, "ci_low": 0.36, "ci_high": 0.56},
+        "difference": diff,
+        "majority_rate": 0.5,
+        "best_candidate": "b",
+        "seed_candidate": "s",
+    }
+    said = row_verdict(row)
+    assert said == (
+        "The best prompt beats the seed on held-out data, but not always answering the "
+        "majority class (0.500)."
+    )
+    report = comparison_report({"task": "t", "rows": [row]})
+    for text in (report.html(), report.markdown()):
+        assert "majority rate" in text and "(below)" not in text
 
 
 def calls_spent(row: dict[str, Any]) -> float:

@@ -15,7 +15,7 @@ from promptascent.errors import ConfigError
 from promptascent.report.page import esc, table
 from promptascent.report.plot import PALETTE, Plot, Series
 from promptascent.report.run_markdown import cell
-from promptascent.report.verdict import verdict
+from promptascent.report.verdict import BEATS_SEED_NOT_MAJORITY, verdict
 from promptascent.report.wording import fmt
 
 FILENAME = "compare.json"
@@ -66,6 +66,8 @@ def row_verdict(row: dict[str, Any]) -> str:
             "seed_candidate": row.get("seed_candidate"),
         }
     )
+    if said == BEATS_SEED_NOT_MAJORITY:  # a run's report shows the rate below it
+        said = said.replace(" (below)", f" ({fmt(row['majority_rate'])})")
     return said or "no test split"
 
 
@@ -75,6 +77,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
         fmt(base["mean"]) if base else "-",
         f"{fmt(best['mean'])} [{fmt(best['ci_low'])}, {fmt(best['ci_high'])}]" if best else "-",
         _difference(diff) if diff else "-",
+        fmt(row.get("majority_rate")),
         str(calls_spent(row)),
         str(int(row.get("task_calls", 0))),
         f"{row.get('wall_seconds', 0.0):.0f}",
@@ -85,7 +88,15 @@ def _difference(d: dict[str, Any]) -> str:
     return f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] p={d['p_value']:.3f}"
 
 
-_HEADER = ("seed prompt", "best [CI]", "best - seed [CI]", "calls", "task calls", "wall s")
+_HEADER = (
+    "seed prompt",
+    "best [CI]",
+    "best - seed [CI]",
+    "majority rate",
+    "calls",
+    "task calls",
+    "wall s",
+)
 
 
 def compare_body(facts: CompareFacts) -> list[str]:
