@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from scripted import write_animal_task
 
+from promptascent.report import run_report
+from promptascent.store.run_lock import current_status
 from promptascent.store.run_store import RunStore
 
 TESTS = Path(__file__).resolve().parent
@@ -299,8 +301,32 @@ def test_two_resumes_of_one_run_cannot_both_work_and_a_killed_one_leaves_no_lock
     paid_so_far = calls(log)
     wait_for_calls(working, log, paid_so_far + 1)
     assert working.poll() is None and calls(log) > paid_so_far  # it kept working
+    assert current_status(run_dir, "running") == "running"  # its process holds the run
     working.send_signal(signal.SIGKILL)
     working.communicate(timeout=60)
+    # Recorded as running, shown as interrupted: no process holds the run any more.
+    store = RunStore.open_existing(run_dir)
+    try:
+        assert store.get("status") == "running"
+    finally:
+        store.close()
+    shown = subprocess.run(
+        [sys.executable, "-m", "promptascent", "show", "r", "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(
+        "status: interrupted (no result recorded)\n"
+        "continue it with: promptascent optimize --resume r\n"
+    )
+    listed = subprocess.run(
+        [sys.executable, "-m", "promptascent", "runs", "--runs-dir", str(tmp_path / "runs")],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert listed.returncode == 0 and "│ r " in listed.stdout and " interrupted " in listed.stdout
+    report = run_report(run_dir)
+    assert report.facts.status == "interrupted" and report.partial
     finish(start(["--resume", "r"], tmp_path, log))  # the dead process's lock is gone
     assert outcome(run_dir) == expected
     assert paid <= calls(log) <= paid + 2 * IN_FLIGHT

@@ -4,6 +4,7 @@ write, the Host check, escaping, and what the write routes check and store."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,24 @@ def test_the_run_list_and_a_run_page_are_served_to_loopback_without_the_token(
     assert len(state["candidates"]) >= 2
     assert web.get(f"/runs/first/candidates/{best}").status_code == 200
     assert TOKEN not in index.text + page.text  # the token is never in a page
+
+
+def test_a_run_recorded_as_running_whose_process_ended_is_shown_interrupted(
+    web: TestClient, run_dir: Path
+) -> None:
+    store = RunStore.open_existing(run_dir)
+    try:
+        store.put("status", "running")  # as a run killed mid-way leaves it
+    finally:
+        store.close()
+    dead = subprocess.Popen(["true"])  # a process id nobody holds any more
+    dead.wait()
+    (run_dir / "run.lock").write_text(f"{dead.pid}\n")
+    assert web.get("/runs/first/state").json()["status"] == "interrupted"
+    assert "<td>interrupted</td>" in web.get("/").text
+    with RunLock(run_dir):  # a live process (this one) holds the run
+        assert web.get("/runs/first/state").json()["status"] == "running"
+        assert "<td>running</td>" in web.get("/").text
 
 
 @pytest.mark.parametrize("host", ["evil.example:8765", "127.0.0.1:9999", "evil.example", ""])

@@ -50,6 +50,7 @@ from promptascent.runner import (
     plan,
     resume_run,
 )
+from promptascent.store.run_lock import current_status
 from promptascent.store.run_store import FILENAME, RunStore
 from promptascent.tracking import check_trackers
 
@@ -880,7 +881,7 @@ def runs(runs_dir: RunsDir = DEFAULT_RUNS_DIR) -> None:
             table.add_row(d.name, "unreadable (see `promptascent show`)", "-", "-", "-")
             continue
         try:
-            status, result = store.get("status", "?"), store.get("result")
+            status, result = current_status(d, store.get("status", "?")), store.get("result")
         finally:
             store.close()
         if result and result["test"]["seed"]:
@@ -904,18 +905,22 @@ def show(
     runs_dir: RunsDir = DEFAULT_RUNS_DIR,
 ) -> None:
     """Show a run: result, and every candidate with its lineage and scores."""
-    store = RunStore.open_existing(_resolve_run(run, runs_dir))
+    run_dir = _resolve_run(run, runs_dir)
+    store = RunStore.open_existing(run_dir)
     try:
         result, status, candidates = store.get("result"), store.get("status"), store.candidates()
         preference_run = store.get(PREFER_CONFIG) is not None
     finally:
         store.close()
+    status = current_status(run_dir, str(status))
     if result:
         print_result(out, result)
     elif preference_run:
         out.print(f"preference run, status: {status}")
     else:
         out.print(f"status: {status} (no result recorded)")
+        if status == "interrupted":
+            out.print(f"continue it with: promptascent optimize --resume {run_dir.name}")
     table = Table(title=f"{len(candidates)} candidates")
     for col in ("id", "step", "operation", "parents", "scores", "instruction"):
         table.add_column(col, overflow="fold")

@@ -18,6 +18,7 @@ from promptascent.evaluation.result import EvaluationResult, ExampleResult, comp
 from promptascent.evaluation.stats import PairedComparison
 from promptascent.prompts.prompt import Prompt
 from promptascent.search.splits import CV, DEV, FINAL, SUBSET, TEST
+from promptascent.store.run_lock import current_status
 from promptascent.store.run_store import EXAMPLES_KEY, RunStore
 
 ENDED = ("finished", "budget", "stopped")
@@ -169,7 +170,7 @@ def read_run(run_dir: Path) -> RunFacts:
         rows = store.candidates()
         if not rows:
             raise ConfigError(f"{run_dir}: the run recorded no candidate yet (nothing to report)")
-        status = str(store.get("status") or "unknown")
+        status = current_status(run_dir, str(store.get("status") or "unknown"))
         result = store.get("result") if status in ENDED else None
         candidates = tuple(
             CandidateFacts(

@@ -85,3 +85,33 @@ def _holder(fd: int) -> int | None:
         if time.monotonic() > deadline:
             return None
         time.sleep(0.02)
+
+
+def holder(run_dir: Path) -> int | None:
+    """The process id of the live process that holds (or last held) the run's lock, None
+    when that process has ended or the run was never locked. Read from the lock file,
+    not by taking the lock, so that looking never gets in the way of a run starting.
+    (A process id the system has since given to another process reads as live.)"""
+    try:
+        text = (run_dir / LOCKFILE).read_text(encoding="ascii", errors="replace").strip()
+    except OSError:
+        return None
+    if not text.isdigit():
+        return None
+    pid = int(text)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        return pid
+    return pid
+
+
+def current_status(run_dir: Path, status: str) -> str:
+    """A run's recorded status, except that a run recorded as running whose process has
+    ended (killed, crashed, the machine stopped) is "interrupted": it resumes as any
+    interrupted run. Shown by `show`, the report and the web app."""
+    if status == "running" and holder(run_dir) is None:
+        return "interrupted"
+    return status

@@ -15,6 +15,7 @@ from promptascent.preference.loop import standings
 from promptascent.preference.session import CONFIG_KEY as PREFER_CONFIG
 from promptascent.search.splits import CV, DEV, FINAL, SUBSET
 from promptascent.span_feedback import SpanComment
+from promptascent.store.run_lock import current_status
 from promptascent.store.run_store import FILENAME, RunStore
 from promptascent.web.workers import RUN_ID
 
@@ -55,7 +56,7 @@ def list_runs(runs_dir: Path) -> list[dict[str, Any]]:
             rows.append({**row, "status": "unreadable"})
             continue
         try:
-            row["status"] = store.get("status", "?")
+            row["status"] = current_status(d, store.get("status", "?"))
             if store.get(PREFER_CONFIG) is not None:
                 row["kind"] = "prefer"
             result = store.get("result")
@@ -97,7 +98,7 @@ def run_view(run_dir: Path) -> dict[str, Any]:
     """One run as the run page shows it and the live stream sends it."""
     store = RunStore(run_dir)
     try:
-        status = store.get("status", "?")
+        status = current_status(run_dir, store.get("status", "?"))
         result = store.get("result")
         origin = store.get("origin")
         prefer = store.get(PREFER_CONFIG)
@@ -178,7 +179,7 @@ def candidate_view(run_dir: Path, candidate_id: str) -> dict[str, Any]:
             split: store.evaluations(candidate_id, split)[:OUTPUTS_SHOWN] for split in row["scores"]
         }
         comments = store.span_comments(candidate_id)
-        status = store.get("status", "?")
+        status = current_status(run_dir, store.get("status", "?"))
     finally:
         store.close()
     return {
