@@ -84,6 +84,10 @@ def test_a_run_recorded_as_running_whose_process_ended_is_shown_interrupted(
     with RunLock(run_dir):  # a live process (this one) holds the run
         assert web.get("/runs/first/state").json()["status"] == "running"
         assert "<td>running</td>" in web.get("/").text
+    # this process let it go (as a run that raised in a notebook would): its own pid in
+    # the lock file no longer counts
+    assert (run_dir / "run.lock").read_text().strip().isdigit()
+    assert web.get("/runs/first/state").json()["status"] == "interrupted"
 
 
 @pytest.mark.parametrize("host", ["evil.example:8765", "127.0.0.1:9999", "evil.example", ""])

@@ -22,6 +22,9 @@ from promptascent.errors import RunInUse
 from promptascent.store.files import fsync_dir
 
 LOCKFILE = "run.lock"
+# The run folders this process holds the lock of now (resolved paths): for `holder`, since
+# a process id in a lock file says nothing when it is this process's own.
+_HELD: set[Path] = set()
 _PID_WAIT_SECONDS = 0.5  # the holder writes its pid right after taking the lock
 
 
@@ -56,10 +59,12 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        _HELD.add(self.run_dir.resolve())
 
     def release(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
+            _HELD.discard(self.run_dir.resolve())
             os.close(fd)  # closing the last descriptor drops the lock
 
     def __enter__(self) -> RunLock:
@@ -89,9 +94,10 @@ def _holder(fd: int) -> int | None:
 
 def holder(run_dir: Path) -> int | None:
     """The process id of the live process that holds (or last held) the run's lock, None
-    when that process has ended or the run was never locked. Read from the lock file,
-    not by taking the lock, so that looking never gets in the way of a run starting.
-    (A process id the system has since given to another process reads as live.)"""
+    when that process has ended, the run was never locked, or this process held it and
+    let it go. Read from the lock file, not by taking the lock, so that looking never
+    gets in the way of a run starting. (A process id the system has since given to
+    another process reads as live.)"""
     try:
         text = (run_dir / LOCKFILE).read_text(encoding="ascii", errors="replace").strip()
     except OSError:
@@ -99,6 +105,8 @@ def holder(run_dir: Path) -> int | None:
     if not text.isdigit():
         return None
     pid = int(text)
+    if pid == os.getpid():  # this process: held only while a RunLock here holds it
+        return pid if run_dir.resolve() in _HELD else None
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
