@@ -15,7 +15,7 @@ from promptascent.errors import ConfigError
 from promptascent.report.page import esc, table
 from promptascent.report.plot import PALETTE, Plot, Series
 from promptascent.report.run_markdown import cell
-from promptascent.report.verdict import BEATS_SEED_NOT_MAJORITY, verdict
+from promptascent.report.verdict import verdict
 from promptascent.report.wording import fmt
 
 FILENAME = "compare.json"
@@ -64,10 +64,9 @@ def row_verdict(row: dict[str, Any]) -> str:
             },
             "best_candidate": row.get("best_candidate"),
             "seed_candidate": row.get("seed_candidate"),
-        }
+        },
+        majority_where=fmt(row.get("majority_rate")),
     )
-    if said == BEATS_SEED_NOT_MAJORITY:  # a run's report shows the rate below it
-        said = said.replace(" (below)", f" ({fmt(row['majority_rate'])})")
     return said or "no test split"
 
 

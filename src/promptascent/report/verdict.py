@@ -8,18 +8,21 @@ from typing import Any
 
 SEED_RETURNED = "The search found no prompt better than the seed on dev: the seed is returned."
 BEATS_SEED = "The best prompt beats the seed on held-out data."
+# {where}: where the reader finds the majority-class rate ("below" in a run's summary and
+# report; the rate itself on the compare page, which has no such section)
 BEATS_SEED_NOT_MAJORITY = (
     "The best prompt beats the seed on held-out data, but not always answering "
-    "the majority class (below)."
+    "the majority class ({where})."
 )
 NOT_SIGNIFICANT = "No significant improvement over the seed on held-out data."
 
 
-def verdict(result: dict[str, Any]) -> str | None:
+def verdict(result: dict[str, Any], *, majority_where: str = "below") -> str | None:
     """One plain sentence: is the improvement of the best prompt over the seed real?
     It is when the paired difference's confidence interval on the test split lies
     above 0. None when the run has no paired difference on test (no test split, or
-    the run did not get that far)."""
+    the run did not get that far). `majority_where` says where the majority-class rate
+    is shown, for the sentence that points to it."""
     test = result.get("test") or {}
     diff = test.get("difference")
     if not diff:
@@ -27,7 +30,7 @@ def verdict(result: dict[str, Any]) -> str | None:
     if result.get("best_candidate") == result.get("seed_candidate"):
         return SEED_RETURNED
     if diff["ci_low"] > 0 and at_or_below_majority(test):
-        return BEATS_SEED_NOT_MAJORITY
+        return BEATS_SEED_NOT_MAJORITY.format(where=majority_where)
     if diff["ci_low"] > 0:
         return BEATS_SEED
     return NOT_SIGNIFICANT

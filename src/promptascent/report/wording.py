@@ -196,7 +196,7 @@ def spent_line(facts: RunFacts) -> str:
     if not search:
         return f"Spent: {total_calls} calls, ${dollars:.4f} (budget: {limits})"
     parts = [f"{int(u.get('calls', 0))} {role}" for role, u in search.items() if u.get("calls")]
-    by_role = " and ".join([", ".join(parts[:-1]), parts[-1]] if len(parts) > 2 else parts)
+    by_role = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
     search_dollars = sum(float(u.get("spent_dollars", 0.0)) for u in search.values())
     return (
         f"The search spent {by_role or 'no'} calls, ${search_dollars:.4f} "
