@@ -27,13 +27,15 @@ demo: $(STAMP)
 
 # scripts/promptfoo.sh installs the promptfoo the export test runs (docs/export.md);
 # with PROMPTFOO_BIN set, that test fails rather than skips when the binary is missing.
+# The suite runs on every core (pytest-xdist), a test file per worker at a time, so a
+# module's server or recorded run is made once.
 test: $(STAMP)
 	scripts/browser.sh
 	scripts/promptfoo.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	PROMPTFOO_BIN=$(CURDIR)/.tools/promptfoo/node_modules/.bin/promptfoo $(VENV)/bin/pytest -q --durations=15
+	PROMPTFOO_BIN=$(CURDIR)/.tools/promptfoo/node_modules/.bin/promptfoo $(VENV)/bin/pytest -q -n auto --dist loadfile --durations=15
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
