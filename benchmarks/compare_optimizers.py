@@ -57,7 +57,7 @@ def main() -> int:
     ap.add_argument(
         "--resume",
         action="store_true",
-        help="keep the (task, seed) pairs already in --out and run only the others",
+        help="keep the (task, optimizer, seed) runs already in --out and run only the others",
     )
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -69,12 +69,15 @@ def main() -> int:
     if args.resume and path.exists():
         before = json.loads(path.read_text())
         rows, spent = before["rows"], before["wall_seconds"]
-    done = {(r["task"], r["seed"]) for r in rows}
+    done = {(r["task"], r["optimizer"], r["seed"]) for r in rows}
     began = time.time()
-    # Seeds outer: a run cut short still holds whole seeds over every task.
+    # Seeds outer: a run cut short still holds whole seeds over every task. One
+    # optimizer at a time, each written as it ends, so a benchmark cut short (a
+    # session's end) keeps every finished run and resumes at the next.
     for seed in seeds:
         for task_name in args.tasks.split(","):
-            if (task_name, seed) in done:
+            todo = [n for n in names if (task_name, n, seed) not in done]
+            if not todo:
                 continue
             task = load_task(ROOT / "examples" / "tasks" / f"{task_name}.yaml")
             data = task.data.model_copy(update={"limits": {"test": args.test_limit}})
@@ -96,40 +99,53 @@ def main() -> int:
                 update["evaluation"] = task.evaluation.model_copy(update=evaluation)
             task = task.model_copy(update=update)
             targets = {ex.id: ex.target for ex in plan(task).data.test or ()}
-            comparison = promptascent.compare(
-                task,
-                names,
-                budget={"task_calls": args.task_calls, "optimizer_calls": args.optimizer_calls},
-                seeds=[seed],
-                settings=settings,
-            )
-            for row in comparison.to_dict()["rows"]:
-                row["vs_majority"] = vs_majority(settings.runs_dir / row["run_id"], row, targets)
-                rows.append({"task": task_name, **row})
-                keys = ("task", "optimizer", "seed", "status")
-                print(json.dumps({k: rows[-1][k] for k in keys}), flush=True)
-            out = {
-                "machine": machine(),
-                "command": " ".join(sys.argv),
-                "task_calls": args.task_calls,
-                "optimizer_calls": args.optimizer_calls,
-                "test_limit": args.test_limit,
-                "task_max_tokens": args.task_max_tokens,
-                "scoring": args.scoring,
-                "calibration": args.calibration,
-                "select_by": args.select_by,
-                "seeds": seeds,
-                "wall_seconds": spent + time.time() - began,
-                "rows": rows,
-            }
-            RESULTS.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(out, indent=2) + "\n")
+            for name in todo:
+                comparison = promptascent.compare(
+                    task,
+                    [name],
+                    budget={
+                        "task_calls": args.task_calls,
+                        "optimizer_calls": args.optimizer_calls,
+                    },
+                    seeds=[seed],
+                    settings=settings,
+                )
+                for row in comparison.to_dict()["rows"]:
+                    row["vs_majority"] = vs_majority(
+                        settings.runs_dir / row["run_id"], row, targets
+                    )
+                    rows.append({"task": task_name, **row})
+                    keys = ("task", "optimizer", "seed", "status")
+                    print(json.dumps({k: rows[-1][k] for k in keys}), flush=True)
+                write(path, args, seeds, spent + time.time() - began, rows)
     print(table(rows))
     print()
     print(summary(rows))
     print()
     print(majority_summary(rows))
     return 0
+
+
+def write(
+    path: Path, args: argparse.Namespace, seeds: list[int], wall: float, rows: list[dict]
+) -> None:
+    """The results file as it stands: the settings, the wall time so far and every row."""
+    out = {
+        "machine": machine(),
+        "command": " ".join(sys.argv),
+        "task_calls": args.task_calls,
+        "optimizer_calls": args.optimizer_calls,
+        "test_limit": args.test_limit,
+        "task_max_tokens": args.task_max_tokens,
+        "scoring": args.scoring,
+        "calibration": args.calibration,
+        "select_by": args.select_by,
+        "seeds": seeds,
+        "wall_seconds": wall,
+        "rows": rows,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
 
 
 def majority_summary(rows: list[dict]) -> str:
