@@ -442,7 +442,12 @@ def summarize(args: argparse.Namespace) -> int:
         "majority class with SmolLM2-135M (benchmarks/headroom.py)",
         "package": index["package"],
         "converted": len(index["converted"]),
-        "skipped_generation": len(index["skipped"]),
+        "skipped_generation": sum(1 for x in index["skipped"] if _is_generation(x)),
+        "not_converted": [
+            {"name": x["name"], "reason": x["reason"]}
+            for x in index["skipped"]
+            if not _is_generation(x)
+        ],
         "rule": f"headroom: some prompt's paired difference to the majority baseline has "
         f"{CONFIDENCE:.0%} bootstrap CI low > 0, on the first {SCAN_N} test examples, "
         f"confirmed on up to {RESCORE_N}",
@@ -478,6 +483,21 @@ nice -n 10 .venv/bin/python benchmarks/headroom.py run --scoring generate {gener
 .venv/bin/python benchmarks/headroom.py summarize"""
 
 
+def _is_generation(skipped: dict[str, Any]) -> bool:
+    return str(skipped["reason"]).startswith("generation")
+
+
+def _not_converted(data: dict[str, Any]) -> str:
+    """The tasks the converter refused for another reason than being generation tasks
+    (e.g. an example longer than the loader's data.max_example_chars), named, for the
+    sentence on the package; headroom.json has each reason."""
+    refused = data.get("not_converted") or []
+    if not refused:
+        return ""
+    names = ", ".join(x["name"] for x in refused)
+    return f"; {len(refused)} more not converted (the reason is in headroom.json): {names}"
+
+
 def markdown(data: dict[str, Any], index: dict[str, Any]) -> str:
     """The section for BENCHMARKS.md, from headroom.json's data."""
     sessions = data["sessions"]
@@ -497,7 +517,8 @@ def markdown(data: dict[str, Any], index: dict[str, Any]) -> str:
         f"The {data['package']} package has {data['converted']} multiple-choice tasks "
         f"({data['converted'] - subtasks} tasks and {subtasks} subtasks of tasks whose "
         f"task.json holds only subtasks, each subtask converted as `<task>.<subtask>`; "
-        f"{data['skipped_generation']} generation tasks and subtasks skipped). Per task, "
+        f"{data['skipped_generation']} generation tasks and subtasks skipped"
+        f"{_not_converted(data)}). Per task, "
         "three prompts: `own` (the task's own prompt), `format` (plus the line naming the "
         "answers), `shots` (plus three train examples as demonstrations); scored on the "
         f"first {SCAN_N} test examples, by likelihood (sum, no calibration) and by "
