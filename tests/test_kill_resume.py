@@ -196,6 +196,32 @@ def kill_and_resume(
     return outcome(run_dir), calls(log), kills
 
 
+def check_kills_resume_to_the_same_result(tmp_path: Path, task: Path, instruction: str) -> None:
+    """An uninterrupted run of `task` finds `instruction`; four runs SIGKILLed at seeded
+    random points (every other one without the cache) and resumed end with the same
+    outcome, paying each call once (plus the calls in flight at a kill); at least three
+    kills land mid-run. The optimizers' own kill tests."""
+    base = tmp_path / "base"
+    base.mkdir()
+    log = base / "calls.log"
+    finish(start([str(task), "--run-id", "base", "--cache-dir", str(base / "cache")], base, log))
+    expected, paid = outcome(base / "runs" / "base"), calls(log)
+    best = json.loads((base / "runs" / "base" / "result.json").read_text())["best_prompt"]
+    assert best["instruction"] == instruction
+    rng = random.Random(14)
+    kills: list[Kill] = []
+    for i in range(4):
+        ats = [rng.randint(1, paid - 3)]
+        got, spent, landed = kill_and_resume(
+            tmp_path / f"k{i}", task, ats, rng, no_cache=i % 2 == 1
+        )
+        kills += landed
+        where = f"kill point {i}: {describe(landed)}"
+        assert got == expected, where
+        assert paid <= spent <= paid + IN_FLIGHT * len(landed), where
+    assert sum(k.landed for k in kills) >= 3, describe(kills)
+
+
 def describe(kills: list[Kill]) -> str:
     return ", ".join(
         f"{'resume ' if k.of_a_resume else ''}{k.calls_before}->{k.calls_at_kill}"

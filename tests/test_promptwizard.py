@@ -11,8 +11,6 @@ One end-to-end run on the embedded model."""
 
 from __future__ import annotations
 
-import json
-import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -653,28 +651,7 @@ optimizer: {name: promptwizard, eval_examples: 6, mutate_refine_iterations: 2,
 
 
 def test_a_killed_promptwizard_run_resumes_to_the_same_result(tmp_path: Path) -> None:
-    from test_kill_resume import IN_FLIGHT, calls, describe, finish, kill_and_resume, outcome
-    from test_kill_resume import start as start_cli
+    from test_kill_resume import check_kills_resume_to_the_same_result
 
     task = write_animal_task(tmp_path / "task", extra=PW_MODELS)
-    base = tmp_path / "base"
-    base.mkdir()
-    log = base / "calls.log"
-    finish(
-        start_cli([str(task), "--run-id", "base", "--cache-dir", str(base / "cache")], base, log)
-    )
-    expected, paid = outcome(base / "runs" / "base"), calls(log)
-    best = json.loads((base / "runs" / "base" / "result.json").read_text())["best_prompt"]
-    assert best["instruction"] == KEY
-    rng = random.Random(14)
-    kills = []
-    for i in range(4):
-        ats = [rng.randint(1, paid - 3)]
-        got, spent, landed = kill_and_resume(
-            tmp_path / f"k{i}", task, ats, rng, no_cache=i % 2 == 1
-        )
-        kills += landed
-        where = f"kill point {i}: {describe(landed)}"
-        assert got == expected, where
-        assert paid <= spent <= paid + IN_FLIGHT * len(landed), where
-    assert sum(k.landed for k in kills) >= 3, describe(kills)
+    check_kills_resume_to_the_same_result(tmp_path, task, KEY)
