@@ -17,15 +17,28 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def machine() -> dict[str, Any]:
-    model = ""
+    model, family = "", ""
     try:
         for line in subprocess.run(
             ["lscpu"], capture_output=True, text=True, check=False
         ).stdout.splitlines():
             if line.startswith("Model name"):
                 model = line.split(":", 1)[1].strip()
+            elif line.startswith(("CPU family", "Model:")):
+                family += ("/" if family else "") + line.split(":", 1)[1].strip()
     except OSError:
         pass
+    # The embedded model's numbers depend on the instruction sets llama.cpp was built
+    # for (greedy outputs can differ at near-ties between builds): record them.
+    try:
+        build = subprocess.run(
+            [str(ROOT / "scripts" / "llama-cmake-args.sh")],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        build = ""
     mem_gib = None
     try:
         with open("/proc/meminfo") as f:
@@ -44,6 +57,8 @@ def machine() -> dict[str, Any]:
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "cpus": os.cpu_count(),
         "cpu_model": model,
+        "cpu_family_model": family,
+        "llama_cmake_args": build,
         "mem_gib": mem_gib,
         "python": platform.python_version(),
         "llama_cpp_python": llama_version,
