@@ -274,6 +274,49 @@ def test_a_tracker_that_raises_leaves_the_run_as_it_was_and_warns_once(
     assert len(stored) == 1 and stored[0]["status"] == "finished"
 
 
+def test_a_tracking_server_that_never_answers_holds_up_neither_the_run_nor_its_end(
+    tmp_path: Path, store: MlflowClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's third log_metric never returns (a server that stopped answering): the
+    run goes on as without tracking (its events are not held behind the tracker), waits
+    FINISH_WAIT_S at the end, then drops the tracker with one warning. The calls before
+    the hang reached MLflow."""
+    from promptascent.tracking import sink
+
+    task = write_animal_task(tmp_path / "task")
+    untracked = optimize(
+        task, optimizer="ape", options=APE, settings=animal_settings(tmp_path, "a"), progress=False
+    )
+    release = threading.Event()
+    logged: list[float] = []
+    real = MlflowClient.log_metric
+
+    def hangs(self: MlflowClient, *args: Any, **kwargs: Any) -> Any:
+        if len(logged) == 2:
+            release.wait(60)  # the test releases it once the run has ended
+            raise RuntimeError("released by the test")
+        logged.append(args[2])
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(MlflowClient, "log_metric", hangs)
+    monkeypatch.setattr(sink, "FINISH_WAIT_S", 0.5)
+    settings = animal_settings(tmp_path, "b")
+    settings.trackers = ("mlflow",)
+    try:
+        tracked = optimize(task, optimizer="ape", options=APE, settings=settings, progress=False)
+        assert not release.is_set()
+    finally:
+        release.set()
+    assert tracked.status == "finished"
+    assert outcome(tracked.run_dir) == outcome(untracked.run_dir)
+    (warning,) = stored_events(tracked.run_dir, "TrackerFailed")
+    assert warning["tracker"] == "mlflow"
+    assert warning["error"].startswith("did not finish within 0.5 s")
+    (run,) = mlflow_runs(store, "animals")
+    history = store.get_metric_history(run.info.run_id, "score.dev-subset")
+    assert [m.value for m in history] == logged[: len(history)] and len(history) == 2
+
+
 def test_the_cli_warns_once_on_stderr_when_a_tracker_fails(
     tmp_path: Path,
     store: MlflowClient,

@@ -56,7 +56,8 @@ class RunEnd:
 class Tracker(Protocol):
     """Receives one run: `start` first, `record` per evaluation and `model_call` per
     model call (the ModelCalled event as it is), `finish` last (also after a failure).
-    Called from the run's threads one at a time."""
+    Called on a thread of its own (tracking/sink.py), one call at a time, in the order
+    of the run's events."""
 
     name: str
 

@@ -1,15 +1,22 @@
 """The run's events, translated once for every tracker, and the guard that keeps a
-failing tracker from touching the run.
+failing or hanging tracker from touching the run.
 
 `Tracking` is an event sink (subscribed by the runner) and a context manager (the
 runner enters it for the run's duration, so it sees how the run ended, Ctrl-C and
-errors included). A tracker that raises is dropped after one `TrackerFailed` event;
-the run, its store and its result are never affected.
+errors included). The trackers are called on a thread of their own, in the order of
+the run's events: the run's threads only queue the calls, so a slow or unreachable
+tracking server (MLflow retries for minutes) never holds up the run or the event bus.
+At the end the run waits up to `FINISH_WAIT_S` for the trackers to finish, then goes
+on without them. A tracker that raises, or has not finished by then, is dropped after
+one `TrackerFailed` event; the run, its store and its result are never affected.
 """
 
 from __future__ import annotations
 
 import json
+import queue
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,6 +34,9 @@ from promptascent.events import (
 from promptascent.tracking.base import CandidateScore, RunEnd, TrackedRun, Tracker
 from promptascent.tracking.params import run_params
 from promptascent.tracking.registry import create_tracker
+
+# How long the end of a run waits for its trackers to send what is queued.
+FINISH_WAIT_S = 30.0
 
 
 class Tracking:
@@ -63,9 +73,21 @@ class Tracking:
         self._candidates: dict[str, dict[str, Any]] = {}
         self._in_event = False
         self._ended = False
+        # Calls for the worker thread; None stops it. Failures it meets wait in
+        # `_failed` until one of the run's threads sends them (the worker never sends
+        # an event: the bus may be locked by a thread that waits for the worker).
+        self._calls: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._failed: list[TrackerFailed] = []
+        self._lock = threading.Lock()
+        self._worker: threading.Thread | None = None
+        if self.trackers:
+            self._worker = threading.Thread(
+                target=self._work, name=f"trackers-{run_id}", daemon=True
+            )
+            self._worker.start()
 
     def __call__(self, event: Event) -> None:
-        if not self.trackers:
+        if self._worker is None:
             return
         self._in_event = True
         try:
@@ -86,6 +108,7 @@ class Tracking:
                 self._each(lambda t: t.model_call(event))
             elif isinstance(event, RunFinished):
                 self._end(event.status)
+            self._warn()
         finally:
             self._in_event = False
 
@@ -116,6 +139,7 @@ class Tracking:
             candidates=list(self._candidates.values()),
         )
         self._each(lambda t: t.finish(end))
+        self._close()
 
     def __enter__(self) -> Tracking:
         return self
@@ -128,25 +152,65 @@ class Tracking:
     ) -> None:
         """A run that raised ends as interrupted (Ctrl-C) or failed; its trackers are
         told so. Raises nothing: the run's own error is the one to report."""
-        if kind is None or self._ended:
+        if self._ended:
             return
         self._ended = True
-        status = "interrupted" if issubclass(kind, KeyboardInterrupt) else "failed"
-        end = RunEnd(status=status, candidates=list(self._candidates.values()))
-        self._each(lambda t: t.finish(end))
+        if self._worker is None:
+            return
+        if kind is not None:
+            status = "interrupted" if issubclass(kind, KeyboardInterrupt) else "failed"
+            end = RunEnd(status=status, candidates=list(self._candidates.values()))
+            self._each(lambda t: t.finish(end))
+        self._close()
+        self._warn()
 
-    def _each(self, call: Any) -> None:
+    def _each(self, call: Callable[[Tracker], None]) -> None:
+        """Queues `call` for every tracker still on (the worker runs it)."""
+        self._calls.put(lambda: self._call_each(call))
+
+    def _call_each(self, call: Callable[[Tracker], None]) -> None:
         for tracker in list(self.trackers):
             try:
                 call(tracker)
             except Exception as e:
+                self._drop(tracker, _why(e))
+
+    def _drop(self, tracker: Tracker, why: str) -> None:
+        with self._lock:
+            if tracker in self.trackers:
                 self.trackers.remove(tracker)
-                warning = TrackerFailed(tracker.name, _why(e))
-                # Inside an event the bus is locked: the warning follows that event.
-                if self._in_event:
-                    self.bus.later(warning)
-                else:
-                    self.bus(warning)
+                self._failed.append(TrackerFailed(tracker.name, why))
+
+    def _work(self) -> None:
+        while (call := self._calls.get()) is not None:
+            call()
+
+    def _close(self) -> None:
+        """Waits up to FINISH_WAIT_S for the queued calls; a tracker still busy then is
+        dropped (its record of the run may lack the end)."""
+        if self._worker is None:
+            return
+        done = threading.Event()
+        self._calls.put(done.set)
+        self._calls.put(None)
+        if not done.wait(FINISH_WAIT_S):
+            for tracker in list(self.trackers):
+                self._drop(
+                    tracker,
+                    f"did not finish within {FINISH_WAIT_S:g} s (its record of this run may "
+                    "be incomplete)",
+                )
+
+    def _warn(self) -> None:
+        """Sends the failures the worker met: after the event in hand when inside one
+        (the bus is locked), else at once."""
+        with self._lock:
+            failed, self._failed = self._failed, []
+        for warning in failed:
+            if self._in_event:
+                self.bus.later(warning)
+            else:
+                self.bus(warning)
 
 
 def _why(error: Exception) -> str:
