@@ -500,3 +500,27 @@ def test_sigkill_and_resume_on_the_embedded_model(tmp_path: Path) -> None:
         assert 0 < journaled < total and not finished(run_dir), f"kill at {fraction:.0%}"
         finish(start(["--resume", "r"], root, root / "calls.log"))
         assert outcome(run_dir) == expected, f"kill at {fraction:.0%} of the run"
+
+
+def test_a_run_id_in_use_is_an_error_that_says_how_to_continue(tmp_path: Path) -> None:
+    from scripted import optimizer_model, task_model
+
+    from promptascent.config.task import load_task
+    from promptascent.errors import ConfigError
+    from promptascent.planning import plan
+    from promptascent.runner import Runner, RunSettings
+
+    task = load_task(write_animal_task(tmp_path / "task"))
+    runs = tmp_path / "runs"
+    settings = RunSettings(
+        runs_dir=runs,
+        cache_dir=None,
+        backends={"task": task_model(), "optimizer": optimizer_model(), "judge": task_model()},
+    )
+    Runner(plan(task), settings, run_id="r").run()
+    with pytest.raises(ConfigError) as raised:
+        Runner(plan(task), settings, run_id="r")
+    message = str(raised.value)
+    assert message.startswith(f"run r already exists in {runs}: choose another run id")
+    assert f"`promptascent optimize --resume r --runs-dir {runs.resolve()}`" in message
+    assert f"promptascent.resume({str((runs / 'r').resolve())!r})" in message

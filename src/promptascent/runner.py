@@ -181,6 +181,14 @@ class RunResult:
         }
 
 
+def _continue_hint(run_dir: Path) -> str:
+    """How to continue the run in `run_dir`, from the shell and from Python."""
+    return (
+        f"continue it with `promptascent optimize --resume {run_dir.name} --runs-dir "
+        f"{run_dir.parent}` (in Python: promptascent.resume({str(run_dir)!r}))"
+    )
+
+
 class Runner:
     """Runs a plan. `run_id` names the run folder (default: time, task, optimizer);
     `resume` continues the run already recorded there (see `resume_run`)."""
@@ -207,8 +215,9 @@ class Runner:
             self.bus.subscribe(sink)
         if not resume and recorded(self.run_dir):
             raise ConfigError(
-                f"run {self.run_id} already exists in {self.settings.runs_dir}; "
-                f"continue it with --resume {self.run_id}"
+                f"run {self.run_id} already exists in {self.settings.runs_dir}: choose another "
+                f"run id, or, if it was interrupted, "
+                f"{_continue_hint(self.run_dir)}"
             )
         self.judge_stats = JudgeStats()
         self.scoring = ScoringChoice(None, "accuracy")  # set from the task model at run()
@@ -231,8 +240,9 @@ class Runner:
         with RunLock(self.run_dir):
             if not self.resuming and recorded(self.run_dir):  # started meanwhile
                 raise ConfigError(
-                    f"run {self.run_id} already exists in {self.settings.runs_dir}; "
-                    f"continue it with --resume {self.run_id}"
+                    f"run {self.run_id} already exists in {self.settings.runs_dir}: choose another "
+                    f"run id, or, if it was interrupted, "
+                    f"{_continue_hint(self.run_dir)}"
                 )
             with ExitStack() as files:
                 return self._run(files)
