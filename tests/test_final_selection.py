@@ -280,3 +280,50 @@ def test_protegi_tries_again_when_its_first_round_found_nothing(tmp_path: Path) 
     steps = {c["step"] for c in candidates(result.run_dir) if c["operation"] == "edit"}
     assert steps == {2}
     assert PET_KEY in result.best.prompt.instruction and not result.screening_only
+
+
+@pytest.mark.parametrize("name", LABELLED)
+def test_the_test_split_is_scored_only_after_the_search_and_only_for_the_report(
+    tmp_path: Path, name: str
+) -> None:
+    """Every example's input is marked with its split; the models see a test input
+    only once the search is over (no optimizer call after it), and only the seed and
+    the best prompt are scored on test, once per example."""
+    import threading
+
+    task = write_pet_task(tmp_path / "task")
+    for split in ("train", "dev", "test"):
+        path = task.parent / f"{split}.jsonl"
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        for row in rows:  # pet_responder reads the animal on the input's last line
+            row["input"] = f"#{split} {row['id']}\n{row['input']}"
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    seen: list[tuple[str, str]] = []
+    lock = threading.Lock()
+
+    def watched(role: str, respond: Any) -> Any:
+        def reply(request: CompletionRequest) -> str:
+            with lock:
+                seen.append((role, "\n".join(m.content for m in request.messages)))
+            return str(respond(request))
+
+        return reply
+
+    settings = RunSettings(
+        runs_dir=tmp_path / "runs",
+        cache_dir=None,
+        backends={
+            "task": ScriptedLLM(watched("task", pet_responder), model_id="pet-task"),
+            "optimizer": ScriptedLLM(watched("optimizer", pet_proposals()), model_id="pet-p"),
+            "judge": task_model(),
+        },
+    )
+    result = optimize(
+        task, optimizer=name, budget={"task_calls": 100}, settings=settings, progress=False
+    )
+    on_test = ["#test " in text for _, text in seen]
+    first = on_test.index(True)
+    assert all(on_test[first:]), "a search call came after the test evaluation began"
+    assert sum(on_test) <= 2 * 24
+    tested = {c["id"] for c in candidates(result.run_dir) if "test" in c["scores"]}
+    assert tested == {result.seed.id, result.best.id}

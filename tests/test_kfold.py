@@ -140,3 +140,41 @@ def test_k_fold_is_refused_for_an_optimizer_that_selects_without_dev(tmp_path: P
     task = load_task(folded_task(tmp_path, 2))
     with pytest.raises(ConfigError, match=r"evaluation\.folds: spo selects without a dev split"):
         plan(task, optimizer="spo")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ape",
+        "opro",
+        "protegi",
+        "evoprompt-ga",
+        "evoprompt-de",
+        "capo",
+        "exemplars",
+        "random",
+        "gepa",
+        "mipro",
+        "promptagent",
+        "promptwizard",
+    ],
+)
+def test_every_labelled_optimizer_runs_under_k_fold_selection(tmp_path: Path, name: str) -> None:
+    """Each fold searches within its share (default options), and the winner is chosen
+    among the fold winners and the seed on every pooled example (README: every
+    optimizer but spo can use k-fold selection)."""
+    budget = {"task_calls": 400, "optimizer_calls": 30}
+    result = optimize(
+        folded_task(tmp_path, 2),
+        optimizer=name,
+        budget=budget,
+        settings=settings(tmp_path),
+        progress=False,
+    )
+    assert result.search_usage["task"]["calls"] <= budget["task_calls"]
+    assert result.search_usage["optimizer"]["calls"] <= budget["optimizer_calls"]
+    assert result.selection_split == "cv"
+    assert result.best.evaluations["cv"].n == 24
+    splits = {s for c in stored_candidates(result.run_dir) for s in c["scores"]}
+    assert any(s.startswith("fold1/") for s in splits), splits
+    assert any(s.startswith("fold2/") for s in splits), splits
