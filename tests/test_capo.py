@@ -401,7 +401,13 @@ def test_capo_end_to_end_on_the_embedded_model(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "options"), [("capo", {**CAPO_OPTS, "upper_shots": 4}), ("exemplars", {"k": 4})]
+    ("name", "options"),
+    [
+        ("capo", {**CAPO_OPTS, "upper_shots": 4}),
+        ("exemplars", {"k": 4}),
+        ("mipro", {"max_labeled_demos": 4, "max_bootstrapped_demos": 4}),
+        ("promptwizard", {"few_shot_count": 4}),
+    ],
 )
 def test_the_dry_run_prices_task_calls_with_the_demonstrations_candidates_carry(
     tmp_path: Path, name: str, options: dict[str, object]
