@@ -123,6 +123,10 @@ def test_run_store_holds_the_whole_run_and_export_is_what_was_scored(tmp_path: P
     )
     run_dir = result.run_dir
     assert (run_dir / "best_prompt.txt").read_text() == KEY + "\n\n{input}\n"
+    # best_prompt.json: the prompt's fields, read back by `eval --prompt` as the same prompt
+    from promptascent.evaluate import read_prompt_file
+
+    assert read_prompt_file(run_dir / "best_prompt.json") == result.best.prompt
     saved = json.loads((run_dir / "result.json").read_text())
     assert saved["best_candidate"] == result.best.id and saved["test"]["best"]["mean"] == 1.0
     store = RunStore.open_existing(run_dir)
