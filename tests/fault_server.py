@@ -14,7 +14,7 @@ optionally with an argument after a colon ("429:3", "hang:1.5"):
   429[:N]        429 with `Retry-After: N` (N defaults to the `retry_after` option)
   429_date[:N]   429 with Retry-After as an HTTP-date N seconds ahead
   500, 503       server error with a JSON error body
-  401, 400       client error with a JSON error body
+  401, 403, 400  client error with a JSON error body
   hang[:S]       waits S s (default `hang_seconds`, at most MAX_HANG) then answers ok
   drop           closes the socket without sending any response
   malformed      200 with a body that is not JSON
@@ -66,6 +66,7 @@ FAULTS = frozenset(
         "empty_choices",
         "truncated",
         "401",
+        "403",
         "400",
         "usage_10x",
         "huge",
@@ -183,7 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
                 value = format_datetime(when, usegmt=True)
             limited = {"error": {"message": f"rate limited{echo}", "type": "rate_limit"}}
             self._json(429, limited, {"Retry-After": value})
-        elif name in ("500", "503", "401", "400"):
+        elif name in ("500", "503", "401", "403", "400"):
             error = {"error": {"message": f"injected {name}{echo}", "code": int(name)}}
             self._json(int(name), error)
         elif name == "hang":

@@ -290,8 +290,11 @@ def test_a_key_the_task_file_names_goes_to_its_base_url(monkeypatch: pytest.Monk
     assert chat.headers["authorization"] == f"Bearer {SECRET}"
 
 
-def test_a_401_from_a_base_url_sent_no_key_says_so_and_how_to_name_one() -> None:
-    with fault_server(["401"]) as server:
+@pytest.mark.parametrize("status", ["401", "403"])
+def test_a_401_or_403_from_a_base_url_sent_no_key_says_so_and_how_to_name_one(
+    status: str,
+) -> None:
+    with fault_server([status]) as server:
         llm = LiteLLMBackend("openai/m", setting="models.judge", base_url=server.base_url)
         with pytest.raises(ModelAuthError) as caught:
             llm.complete(req())

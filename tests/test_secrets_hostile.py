@@ -136,11 +136,12 @@ def test_a_model_without_base_url_sends_the_openai_key_to_openai(
     assert "no API key was sent" not in str(caught.value)  # one was: it was refused
 
 
-def test_a_401_without_a_key_says_no_key_was_sent_and_how_to_name_one(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize("status", ["401", "403"])
+def test_a_401_or_403_without_a_key_says_no_key_was_sent_and_how_to_name_one(
+    monkeypatch: pytest.MonkeyPatch, status: str
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", SECRET)
-    with fault_server(["401"]) as server:
+    with fault_server([status]) as server:
         factory = BackendFactory()
         try:
             llm = factory.get(ModelSpec.parse(f"openai:m@{server.base_url}"), role="judge")
@@ -149,7 +150,8 @@ def test_a_401_without_a_key_says_no_key_was_sent_and_how_to_name_one(
         finally:
             factory.close()
     message = str(caught.value)
-    assert "HTTP 401" in message and f"no API key was sent to {server.base_url}" in message
+    assert f"HTTP {status}" in message
+    assert f"no API key was sent to {server.base_url}" in message
     assert "models.judge.api_key_env: NAME" in message and "api_key_file" in message
     assert SECRET not in message
 

@@ -21,8 +21,9 @@ Contracts:
   keeps: a read timeout or a lost connection (not a connect error: the request never
   left), a reply with no usable text or no JSON (at the usage it reports, else the
   call's worst case). LiteLLM's errors map to ours: RateLimitError, Timeout,
-  APIConnectionError, 500/502/503/504 -> retryable; AuthenticationError and
-  PermissionDeniedError -> ModelAuthError, BadRequestError, NotFoundError and other
+  APIConnectionError, 500/502/503/504 -> retryable; AuthenticationError,
+  PermissionDeniedError and any other 401/403 (LiteLLM raises an OpenAI-compatible
+  server's 403 as a plain APIError) -> ModelAuthError, BadRequestError, NotFoundError and other
   4xx -> ModelRequestError (ContextWindowExceededError -> ContextOverflow), raised at
   once with the model's setting (`models.task`) and name.
 - Usage is what LiteLLM returns (the provider's counts). Tokens for reservations are
@@ -260,7 +261,12 @@ class LiteLLMBackend:
         if isinstance(exc, e.APIConnectionError):
             meter.charge_failed(None, "connection lost")
             return ModelConnectionError(text)
-        if isinstance(exc, e.AuthenticationError | e.PermissionDeniedError):
+        status = getattr(exc, "status_code", None)
+        # LiteLLM raises a 403 from an OpenAI-compatible server as a plain APIError.
+        if isinstance(exc, e.AuthenticationError | e.PermissionDeniedError) or status in (
+            401,
+            403,
+        ):
             if self.base_url is not None and not self._named_key:
                 text += (
                     f" (no API key was sent to {self.base_url}: name the environment "
@@ -273,7 +279,6 @@ class LiteLLMBackend:
         if isinstance(exc, e.APIResponseValidationError):  # a 200 that was no reply
             meter.charge_failed(None, "unusable reply")
             return ModelResponseError(text)
-        status = getattr(exc, "status_code", None)
         if isinstance(exc, e.BadRequestError | e.NotFoundError) or (
             isinstance(status, int) and 400 <= status < 500
         ):
