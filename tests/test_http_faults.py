@@ -287,6 +287,25 @@ def test_deadline_stops_retries_early() -> None:
     assert server.url in msg and isinstance(info.value.__cause__, ModelServerError)
 
 
+def test_the_runs_time_budget_is_the_deadline_of_a_calls_retries() -> None:
+    """Through the client, as a run calls: `budget: minutes` left (0.02 min, 1.2 s)
+    bounds the backend's retries of a server that always answers 503."""
+    minutes = 0.02
+    with fault_server(default="503") as server:
+        meter = UsageMeter()
+        backend = make(server, Sleeps(), max_retries=50, backoff_base=0.5, backoff_max=5)
+        client = ModelClient(
+            "task", backend, meter=meter, guard=BudgetGuard(Budget(minutes=minutes), meter)
+        )
+        started = time.monotonic()
+        with pytest.raises(ModelServerError) as info:
+            client.complete(req())
+        elapsed = time.monotonic() - started
+        backend.close()
+    assert backend.attempts < 51 and elapsed < minutes * 60 + TIMEOUT
+    assert "time budget" in str(info.value)
+
+
 def test_deadline_shorter_than_retry_after_stops_at_once(srv: FaultServer) -> None:
     srv.push("429:5")
     sleeps = Sleeps()
