@@ -111,3 +111,49 @@ def test_compare_refuses_an_optimizer_that_needs_likelihood_before_any_run(
     with pytest.raises(ConfigError, match="pmpo measures prompts by their likelihood"):
         promptascent.compare(load_task(task), ["ape", "pmpo"], settings=settings)
     assert not (tmp_path / "runs").exists()
+
+
+def test_compare_gives_every_optimizer_of_a_seed_the_same_splits_and_one_folder(
+    tmp_path: Path,
+) -> None:
+    """Without a dev split, train is cut in two by the seed: within a seed every
+    optimizer selects on the same dev examples and reports on the same test examples
+    (README); another seed cuts train its own way. The compare is written to
+    runs/compare-<time>-<task>/."""
+    import re
+
+    from promptascent.store.run_store import RunStore
+
+    task = write_animal_task(tmp_path / "t")
+    text = task.read_text().replace(", dev: dev.jsonl", "")
+    task.write_text(text)
+    settings = RunSettings(
+        runs_dir=tmp_path / "runs",
+        cache_dir=tmp_path / "cache",
+        backends={"task": task_model(), "optimizer": optimizer_model()},
+    )
+    result = promptascent.compare(
+        task,
+        ["ape", "random"],
+        budget={"task_calls": 120},
+        seeds=[0, 1],
+        options={"ape": {"num_candidates": 3, "eval_examples": 4}},
+        settings=settings,
+    )
+    assert result.folder is not None
+    assert result.folder.parent == tmp_path / "runs"
+    assert re.fullmatch(r"compare-\d{8}-\d{6}-animals", result.folder.name)
+
+    def example_ids(row: dict, split: str) -> set[str]:
+        store = RunStore.open_existing(tmp_path / "runs" / row["run_id"])
+        try:
+            return {r["example_id"] for r in store.evaluations(row["seed_candidate"], split)}
+        finally:
+            store.close()
+
+    rows = result.to_dict()["rows"]
+    dev = {(r["optimizer"], r["seed"]): example_ids(r, "dev") for r in rows}
+    test = {(r["optimizer"], r["seed"]): example_ids(r, "test") for r in rows}
+    assert all(dev.values()) and len(set(map(frozenset, test.values()))) == 1
+    assert dev[("ape", 0)] == dev[("random", 0)] and dev[("ape", 1)] == dev[("random", 1)]
+    assert dev[("ape", 0)] != dev[("ape", 1)]
