@@ -34,7 +34,7 @@ def test_the_demo_searches_demonstrations_scored_by_likelihood_offline() -> None
 
 @pytest.mark.embedded
 def test_three_train_demonstrations_beat_the_majority_class_on_the_embedded_model(
-    tmp_path: Path, embedded: EmbeddedLLM
+    tmp_path: Path, embedded: EmbeddedLLM, no_network: list[object]
 ) -> None:
     text = DEMO.read_text().replace("test: 200", "test: 40")
     text = text.replace("../data/", f"{REPO / 'examples/data'}/")
@@ -57,3 +57,4 @@ def test_three_train_demonstrations_beat_the_majority_class_on_the_embedded_mode
     assert shots_result.mean >= seed_result.mean + 0.1
     assert bare_result.mean >= seed_result.mean + 0.15
     assert len(Counter(r.output for r in shots_result.results)) >= 3, shots_result.results
+    assert no_network == []  # offline: no connection off this machine was tried

@@ -5,7 +5,6 @@ back with the tools' own clients."""
 from __future__ import annotations
 
 import json
-import socket
 import struct
 import sys
 import threading
@@ -43,24 +42,6 @@ models:
   judge: {backend: scripted, model: "scripted_cli:task"}
 optimizer: {name: ape, num_candidates: 4, eval_examples: 6, rounds: 1, top_k: 2, final_k: 2}
 """
-
-
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every attempt to open a connection off this machine, refused and listed."""
-    attempts: list[Any] = []
-    real_connect = socket.socket.connect
-
-    def connect(self: socket.socket, address: Any) -> Any:
-        if self.family in (socket.AF_INET, socket.AF_INET6):
-            host = str(address[0])
-            if not (host.startswith("127.") or host in ("::1", "localhost")):
-                attempts.append(address)
-                raise OSError("tests: no network")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    return attempts
 
 
 @pytest.fixture
