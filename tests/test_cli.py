@@ -157,3 +157,45 @@ def test_likelihood_on_an_http_model_that_cannot_score_fails_in_the_dry_run(
     )  # fmt: skip
     assert proc.returncode == 2
     assert "cannot score continuations" in proc.stderr and len(proc.stderr.splitlines()) == 1
+
+
+def test_show_lists_every_candidate_with_its_step_operation_parents_and_scores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from web_support import finished_run
+
+    from promptascent.cli.main import main
+    from promptascent.store.run_store import RunStore
+
+    run_dir = finished_run(tmp_path)
+    store = RunStore.open_existing(run_dir)
+    try:
+        stored = store.candidates()
+    finally:
+        store.close()
+    monkeypatch.setenv("COLUMNS", "400")
+    monkeypatch.setattr(
+        "sys.argv", ["promptascent", "show", run_dir.name, "--runs-dir", str(run_dir.parent)]
+    )
+    try:
+        main()
+    except SystemExit as ended:
+        assert not ended.code
+    shown = capsys.readouterr().out
+    assert f"{len(stored)} candidates" in shown and len(stored) >= 3
+    rows: dict[str, list[str]] = {}  # id -> its cells, a cell's wrapped lines joined
+    last: list[str] = []
+    for line in shown.splitlines():
+        if line.count("│") < 7:
+            continue
+        cells = [cell.strip() for cell in line.split("│")[1:-1]]
+        if cells[0]:
+            last = rows.setdefault(cells[0], cells)
+        else:
+            last[:] = [" ".join(filter(None, pair)) for pair in zip(last, cells, strict=True)]
+    for c in stored:
+        cells = rows[c["id"]]
+        assert cells[1] == str(c["step"]) and cells[2].startswith(c["operation"])
+        assert cells[3].replace(" ", "") == ",".join(c["parents"])
+        for split, score in c["scores"].items():
+            assert f"{split} " in cells[4] and f"(n={score['n']})" in cells[4]
