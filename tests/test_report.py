@@ -376,6 +376,46 @@ def test_the_terminal_summary_and_the_report_say_the_same_verdict(finished: RunR
     assert said and said in buf.getvalue() and said in run_report(finished.run_dir).html()
 
 
+def test_the_terminal_summary_prints_the_evidence_the_readme_lists(finished: RunResult) -> None:
+    """Seed and best on test with their CIs, the paired difference with its CI, win
+    record and p, the majority-class rate and each prompt's predictions, the usage
+    per role, and where the run was written: each figure as result.json holds it."""
+    result = finished.to_dict()
+    buf = io.StringIO()
+    print_result(Console(file=buf, width=300), result)
+    out = buf.getvalue()
+    rows = {
+        cells[0]: cells
+        for line in out.splitlines()
+        if line.count("│") >= 3
+        for cells in [[c.strip() for c in line.strip().strip("│").split("│")]]
+    }
+    test = result["test"]
+    for label in ("seed", "best"):
+        ev = test[label]
+        assert rows[label][1:3] == [
+            f"{ev['mean']:.3f}",
+            f"[{ev['ci_low']:.3f}, {ev['ci_high']:.3f}]",
+        ]
+    diff = test["difference"]
+    assert (
+        f"best - seed on test: {diff['mean']:+.3f}  95% CI [{diff['ci_low']:+.3f}, "
+        f"{diff['ci_high']:+.3f}]  (wins {diff['wins']}, losses {diff['losses']}, "
+        f"ties {diff['ties']}, p={diff['p_value']:.3f})"
+    ) in out
+    assert f"majority-class rate on test: {test['majority_rate']:.3f}" in out
+    assert "usage (calls include cache hits; model calls were paid)" in out
+    for role, usage in result["usage"].items():
+        if usage["calls"]:
+            assert rows[role][:4] == [
+                role,
+                str(int(usage["calls"])),
+                str(int(usage["cache_hits"])),
+                str(int(usage["model_calls"])),
+            ]
+    assert f"run written to {result['run_dir']}" in out
+
+
 def test_a_run_recorded_before_examples_and_spending_were_stored_gets_a_report(
     finished: RunResult, tmp_path: Path
 ) -> None:
