@@ -199,3 +199,36 @@ def test_show_lists_every_candidate_with_its_step_operation_parents_and_scores(
         assert cells[3].replace(" ", "") == ",".join(c["parents"])
         for split, score in c["scores"].items():
             assert f"{split} " in cells[4] and f"(n={score['n']})" in cells[4]
+
+
+def test_refresh_cache_on_the_command_line_pays_for_every_call_again(tmp_path: Path) -> None:
+    """A rerun with the cache answers from it; `--refresh-cache` calls the models
+    again and stores their replies, so the next rerun is answered from the cache."""
+    from scripted import write_animal_task
+
+    task = write_animal_task(
+        tmp_path / "t",
+        extra=(
+            "models:\n"
+            "  task: {backend: scripted, model: 'scripted_cli:task'}\n"
+            "  optimizer: {backend: scripted, model: 'scripted_cli:optimizer'}\n"
+            "  judge: {backend: scripted, model: 'scripted_cli:task'}\n"
+            "optimizer: {name: ape, num_candidates: 3, eval_examples: 6, rounds: 0}\n"
+        ),
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "PA_CALL_DELAY": "0"}
+
+    def paid(*flags: str) -> int:
+        proc = subprocess.run(
+            [sys.executable, "-m", "promptascent", "optimize", str(task), "-q", *flags],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        run_dir = Path(proc.stdout.split("run written to", 1)[1].split()[0])
+        usage = json.loads((run_dir / "result.json").read_text())["usage"]
+        return sum(int(u["model_calls"]) for u in usage.values())
+
+    first = paid()
+    assert first > 0 and paid() == 0
+    assert paid("--refresh-cache") == first
+    assert paid() == 0
