@@ -416,6 +416,42 @@ def test_the_terminal_summary_prints_the_evidence_the_readme_lists(finished: Run
     assert f"run written to {result['run_dir']}" in out
 
 
+def test_the_task_files_confidence_level_sets_every_interval_and_its_label(
+    tmp_path: Path,
+) -> None:
+    """`evaluation.confidence: 0.8` in the task file: the intervals are 80% ones (inside
+    the 95% ones of the same run at the default) and are labelled so in the terminal
+    summary and the report."""
+    from scripted import task_responder
+
+    def half_right(request: CompletionRequest) -> str:  # wrong on cow and horse
+        answer = task_responder(request)
+        return "dog" if answer in ("cow", "horse") else answer
+
+    results = {}
+    for level in (0.8, 0.95):
+        spec = write_animal_task(tmp_path / f"t{level}")
+        text = spec.read_text().replace(
+            "evaluation: {concurrency: 2}", f"evaluation: {{concurrency: 2, confidence: {level}}}"
+        )
+        spec.write_text(text)
+        task = ScriptedLLM(half_right, model_id="half-right")
+        run = promptascent.optimize(
+            spec, optimizer="ape", options=APE, budget={"task_calls": 150},
+            settings=settings(tmp_path / f"r{level}", task), progress=False,
+        )  # fmt: skip
+        results[level] = run
+    narrow, wide = (results[x].to_dict() for x in (0.8, 0.95))
+    assert narrow["confidence"] == 0.8 and wide["confidence"] == 0.95
+    d80, d95 = narrow["test"]["difference"], wide["test"]["difference"]
+    assert d80["mean"] == d95["mean"] and 0 < d80["mean"] < 1
+    assert d95["ci_low"] < d80["ci_low"] <= d80["ci_high"] < d95["ci_high"]
+    buf = io.StringIO()
+    print_result(Console(file=buf, width=200), narrow)
+    assert "80% CI" in buf.getvalue() and "95% CI" not in buf.getvalue()
+    assert "80% CI" in run_report(results[0.8].run_dir).html()
+
+
 def test_a_run_recorded_before_examples_and_spending_were_stored_gets_a_report(
     finished: RunResult, tmp_path: Path
 ) -> None:
