@@ -310,3 +310,50 @@ def test_a_compare_has_a_full_report(web: TestClient, tmp_path: Path) -> None:
     report = web.get(f"/compares/{folder.name}/report")
     assert report.status_code == 200
     assert report.text == compare_report(folder).html()
+
+
+def test_serve_binds_the_host_it_is_given_and_defaults_to_port_8765(tmp_path: Path) -> None:
+    """`--host 127.0.0.2` (a loopback address that is not the default): the server
+    answers there, not on 127.0.0.1, and says reads from other addresses need the
+    token; the port's default is 8765."""
+    import os
+    import signal
+    import socket
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.2", 0))
+        port = int(s.getsockname()[1])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "promptascent", "serve", "--host", "127.0.0.2", "--port",
+         str(port), "--runs-dir", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "c")],
+        cwd=tmp_path, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(3)]
+        assert lines[0].startswith(f"promptascent serve: http://127.0.0.2:{port}/#token=")
+        assert "reads from other addresses need the token" in lines[2]
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                reply = httpx.get(f"http://127.0.0.2:{port}/", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.1)
+        assert reply.status_code == 200
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(60)
+    shown = subprocess.run(
+        [sys.executable, "-m", "promptascent", "serve", "--help"],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"}, timeout=60,
+    )  # fmt: skip
+    assert "[default: 8765]" in shown.stdout
