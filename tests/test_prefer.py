@@ -285,7 +285,7 @@ def test_resume_needs_a_preference_run(tmp_path: Path) -> None:
 
 
 def test_the_terminal_chooser_asks_again_and_quits_on_end_of_input() -> None:
-    lines = iter(["x\n", "  B \n", "\n", "tie\n", ""])
+    lines = iter(["x\n", "  B \n", "\n", "tie\n", "s\n", "a\n", "q\n", ""])
     screen = StringIO()
     chooser = TerminalChooser(
         Console(file=screen, width=120), rounds=3, readline=lambda: next(lines)
@@ -293,6 +293,7 @@ def test_the_terminal_chooser_asks_again_and_quits_on_end_of_input() -> None:
     duel = Duel(0, Example("e", "[bold]cat[/bold]"), "x", "y", "It is a cat.", f"{POLITE}!")
     assert chooser(duel) == "B"
     assert chooser(duel) == "tie"  # the empty line was an unknown answer
+    assert [chooser(duel) for _ in range(3)] == ["skip", "A", "quit"]  # s, a, q
     assert chooser(duel) == "quit"  # end of input
     shown = screen.getvalue()
     assert "unknown answer 'x'" in shown and "duel 1/3" in shown
