@@ -255,3 +255,32 @@ def test_a_base_url_holding_credentials_is_refused_before_anything_is_written(
     assert "--task-model base_url: holds a user name or password" in done.stderr
     assert "hunter2" not in done.stderr + done.stdout
     assert not (tmp_path / "runs").exists()
+
+
+def test_resume_and_refine_score_with_the_runs_own_code_metric(tmp_path: Path) -> None:
+    """A run scored by a code metric (half credit: 0.5 for a right answer, which no
+    built-in metric gives) is killed mid-run and resumed, then refined: both go on with
+    the metric the run recorded, so the key prompt scores 0.5 on test, not 1.0."""
+    import random
+
+    from test_kill_resume import kill_and_resume
+
+    task_dir = tmp_path / "task"
+    task_dir.mkdir()
+    (task_dir / "half.py").write_text(
+        "def score(output, example):\n    return 0.5 * float(example.target in output)\n",
+        encoding="utf-8",
+    )
+    task = write_animal_task(task_dir, extra=SCRIPTED_MODELS)
+    task.write_text(task.read_text().replace("choice_accuracy", "'./half.py:score'"))
+    root = tmp_path / "k"
+    got, _, kills = kill_and_resume(root, task, [8], random.Random(0), no_cache=False)
+    assert kills and kills[0].landed, kills
+    assert got["test"]["best"]["mean"] == 0.5 and got["test"]["seed"]["mean"] == 0.0
+    refined = cli(
+        "refine", "r", "--feedback", "Keep it short.", "--run-id", "f", "-q",
+        cwd=root, pythonpath=[TESTS],
+    )  # fmt: skip
+    assert refined.returncode == 0, refined.stderr
+    result = json.loads((root / "runs" / "f" / "result.json").read_text())
+    assert result["test"]["seed"]["mean"] == 0.5  # the resumed run's best, half credit
