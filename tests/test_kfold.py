@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from scripted import KEY, optimizer_model, task_model, write_animal_task
+from test_final_selection import LABELLED
 
 from promptascent import RunSettings, optimize
 from promptascent.config.task import load_task
@@ -142,23 +143,7 @@ def test_k_fold_is_refused_for_an_optimizer_that_selects_without_dev(tmp_path: P
         plan(task, optimizer="spo")
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "ape",
-        "opro",
-        "protegi",
-        "evoprompt-ga",
-        "evoprompt-de",
-        "capo",
-        "exemplars",
-        "random",
-        "gepa",
-        "mipro",
-        "promptagent",
-        "promptwizard",
-    ],
-)
+@pytest.mark.parametrize("name", LABELLED)
 def test_every_labelled_optimizer_runs_under_k_fold_selection(tmp_path: Path, name: str) -> None:
     """Each fold searches within its share (default options), and the winner is chosen
     among the fold winners and the seed on every pooled example (README: every
