@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import sqlite3
@@ -524,3 +525,26 @@ def test_a_run_id_in_use_is_an_error_that_says_how_to_continue(tmp_path: Path) -
     assert message.startswith(f"run r already exists in {runs}: choose another run id")
     assert f"`promptascent optimize --resume r --runs-dir {runs.resolve()}`" in message
     assert f"promptascent.resume({str((runs / 'r').resolve())!r})" in message
+
+
+def test_the_python_resume_shows_progress_on_stderr_only(
+    tmp_path: Path, baseline: tuple[Path, dict, int, float], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README: `resume` shows the live progress (phases, calls spent, the best so far)
+    on stderr, like `optimize`, and prints nothing to stdout; it ends as the
+    uninterrupted run."""
+    import promptascent
+
+    task, expected, _, _ = baseline
+    log = tmp_path / "calls.log"
+    run_dir = tmp_path / "runs" / "r"
+    proc = start([str(task), "--run-id", "r", "--cache-dir", str(tmp_path / "c")], tmp_path, log)
+    kill = kill_at(proc, log, run_dir, 10)
+    assert kill is not None and kill.landed and has_config(run_dir), kill
+    capsys.readouterr()
+    result = promptascent.resume(run_dir)
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    # the task sets no budget: the calls spent, without a limit beside them
+    assert re.search(r"^test .* calls \d+ +best 1\.000", captured.err, re.M), captured.err[-500:]
+    assert result.status in ("finished", "budget") and outcome(run_dir) == expected
