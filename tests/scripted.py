@@ -59,6 +59,16 @@ def optimizer_model() -> ScriptedLLM:
     return ScriptedLLM(optimizer_responder, model_id="scripted-optimizer")
 
 
+# The scripted models as a task file names them (tests/scripted_cli.py), for runs the
+# tests start as commands.
+CLI_MODELS = (
+    "models:\n"
+    "  task: {backend: scripted, model: 'scripted_cli:task'}\n"
+    "  optimizer: {backend: scripted, model: 'scripted_cli:optimizer'}\n"
+    "  judge: {backend: scripted, model: 'scripted_cli:task'}\n"
+)
+
+
 def write_animal_task(folder: Path, *, extra: str = "") -> Path:
     """A labelled task on disk (train/dev/test JSONL and task.yaml); returns the yaml."""
     import json

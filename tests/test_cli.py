@@ -204,18 +204,10 @@ def test_show_lists_every_candidate_with_its_step_operation_parents_and_scores(
 def test_refresh_cache_on_the_command_line_pays_for_every_call_again(tmp_path: Path) -> None:
     """A rerun with the cache answers from it; `--refresh-cache` calls the models
     again and stores their replies, so the next rerun is answered from the cache."""
-    from scripted import write_animal_task
+    from scripted import CLI_MODELS, write_animal_task
 
-    task = write_animal_task(
-        tmp_path / "t",
-        extra=(
-            "models:\n"
-            "  task: {backend: scripted, model: 'scripted_cli:task'}\n"
-            "  optimizer: {backend: scripted, model: 'scripted_cli:optimizer'}\n"
-            "  judge: {backend: scripted, model: 'scripted_cli:task'}\n"
-            "optimizer: {name: ape, num_candidates: 3, eval_examples: 6, rounds: 0}\n"
-        ),
-    )
+    options = "optimizer: {name: ape, num_candidates: 3, eval_examples: 6, rounds: 0}\n"
+    task = write_animal_task(tmp_path / "t", extra=CLI_MODELS + options)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent), "PA_CALL_DELAY": "0"}
 
     def paid(*flags: str) -> int:

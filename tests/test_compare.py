@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from scripted import optimizer_model, task_model, write_animal_task
+from scripted import CLI_MODELS, optimizer_model, task_model, write_animal_task
 
 import promptascent
 from promptascent import RunSettings
@@ -18,13 +18,17 @@ from promptascent.errors import ConfigError
 TESTS = Path(__file__).resolve().parent
 
 
-def test_compare_runs_every_optimizer_and_seed_under_one_budget(tmp_path: Path) -> None:
-    task = write_animal_task(tmp_path / "t")
-    settings = RunSettings(
+def scripted_settings(tmp_path: Path) -> RunSettings:
+    return RunSettings(
         runs_dir=tmp_path / "runs",
         cache_dir=tmp_path / "cache",
         backends={"task": task_model(), "optimizer": optimizer_model()},
     )
+
+
+def test_compare_runs_every_optimizer_and_seed_under_one_budget(tmp_path: Path) -> None:
+    task = write_animal_task(tmp_path / "t")
+    settings = scripted_settings(tmp_path)
     result = promptascent.compare(
         task,
         ["ape"],
@@ -51,14 +55,7 @@ def test_compare_options_must_name_an_optimizer(tmp_path: Path) -> None:
 
 
 def test_compare_cli_prints_the_table(tmp_path: Path) -> None:
-    task = write_animal_task(
-        tmp_path / "t",
-        extra=(
-            "models:\n"
-            "  task: {backend: scripted, model: 'scripted_cli:task'}\n"
-            "  optimizer: {backend: scripted, model: 'scripted_cli:optimizer'}\n"
-        ),
-    )
+    task = write_animal_task(tmp_path / "t", extra=CLI_MODELS)
     env = {**os.environ, "PYTHONPATH": str(TESTS), "COLUMNS": "200", "PA_CALL_DELAY": "0"}
     proc = subprocess.run(
         [sys.executable, "-m", "promptascent", "compare", str(task), "--optimizers", "ape",
@@ -127,11 +124,7 @@ def test_compare_gives_every_optimizer_of_a_seed_the_same_splits_and_one_folder(
     task = write_animal_task(tmp_path / "t")
     text = task.read_text().replace(", dev: dev.jsonl", "")
     task.write_text(text)
-    settings = RunSettings(
-        runs_dir=tmp_path / "runs",
-        cache_dir=tmp_path / "cache",
-        backends={"task": task_model(), "optimizer": optimizer_model()},
-    )
+    settings = scripted_settings(tmp_path)
     result = promptascent.compare(
         task,
         ["ape", "random"],

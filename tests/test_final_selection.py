@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 from scripted import (
+    CLI_MODELS,
     PET_KEY,
     pet_proposals,
     pet_proposer,
@@ -212,14 +213,7 @@ def test_a_whole_dev_final_prints_no_budget_line(tmp_path: Path) -> None:
 def test_the_cli_prints_the_screening_line(tmp_path: Path) -> None:
     # eval_examples 6 of 12 dev: the seed's screening (6) leaves 2 calls, which add
     # no dev example for it (the only finalist: nothing else could be screened)
-    task = write_animal_task(
-        tmp_path / "t",
-        extra=(
-            "models:\n"
-            "  task: {backend: scripted, model: 'scripted_cli:task'}\n"
-            "  optimizer: {backend: scripted, model: 'scripted_cli:optimizer'}\n"
-        ),
-    )
+    task = write_animal_task(tmp_path / "t", extra=CLI_MODELS)
     env = {**os.environ, "PYTHONPATH": str(TESTS), "COLUMNS": "200", "PA_CALL_DELAY": "0"}
     proc = subprocess.run(
         [sys.executable, "-m", "promptascent", "optimize", str(task), "--optimizer", "ape",

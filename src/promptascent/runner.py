@@ -181,11 +181,14 @@ class RunResult:
         }
 
 
-def _continue_hint(run_dir: Path) -> str:
-    """How to continue the run in `run_dir`, from the shell and from Python."""
-    return (
-        f"continue it with `promptascent optimize --resume {run_dir.name} --runs-dir "
-        f"{run_dir.parent}` (in Python: promptascent.resume({str(run_dir)!r}))"
+def _run_id_in_use(run_dir: Path, runs_dir: Path) -> ConfigError:
+    """The error for a new run whose folder holds a recorded run: choose another id, or
+    continue that run, from the shell or from Python."""
+    return ConfigError(
+        f"run {run_dir.name} already exists in {runs_dir}: choose another run id, "
+        f"or, if it was interrupted, continue it with `promptascent optimize --resume "
+        f"{run_dir.name} --runs-dir {run_dir.parent}` (in Python: "
+        f"promptascent.resume({str(run_dir)!r}))"
     )
 
 
@@ -214,11 +217,7 @@ class Runner:
         for sink in self.settings.sinks:
             self.bus.subscribe(sink)
         if not resume and recorded(self.run_dir):
-            raise ConfigError(
-                f"run {self.run_id} already exists in {self.settings.runs_dir}: choose another "
-                f"run id, or, if it was interrupted, "
-                f"{_continue_hint(self.run_dir)}"
-            )
+            raise _run_id_in_use(self.run_dir, self.settings.runs_dir)
         self.judge_stats = JudgeStats()
         self.scoring = ScoringChoice(None, "accuracy")  # set from the task model at run()
         # Where the run came from (refinement.py: the earlier run and the feedback given).
@@ -239,11 +238,7 @@ class Runner:
         self.plan.load_code()
         with RunLock(self.run_dir):
             if not self.resuming and recorded(self.run_dir):  # started meanwhile
-                raise ConfigError(
-                    f"run {self.run_id} already exists in {self.settings.runs_dir}: choose another "
-                    f"run id, or, if it was interrupted, "
-                    f"{_continue_hint(self.run_dir)}"
-                )
+                raise _run_id_in_use(self.run_dir, self.settings.runs_dir)
             with ExitStack() as files:
                 return self._run(files)
 

@@ -188,8 +188,6 @@ class Tracking:
     def _close(self) -> None:
         """Waits up to FINISH_WAIT_S for the queued calls; a tracker still busy then is
         dropped (its record of the run may lack the end)."""
-        if self._worker is None:
-            return
         done = threading.Event()
         self._calls.put(done.set)
         self._calls.put(None)
