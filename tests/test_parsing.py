@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from promptascent.optimizers.parsing import Parsed, extract_tagged, parse_instruction
+from promptascent.optimizers.base import load_template
+from promptascent.optimizers.parsing import (
+    Parsed,
+    echoes_meta_prompt,
+    extract_tagged,
+    parse_instruction,
+)
 
 WANT = "Answer with the opposite animal."
 
@@ -186,6 +192,7 @@ def test_parse_never_raises_and_accepted_text_is_within_limits(
             "too long",
             "repeats the parent",
             "contains template tags",
+            "echoes the meta-prompt",
         }
     else:
         assert parsed.reason == ""
@@ -197,3 +204,43 @@ def test_parse_never_raises_and_accepted_text_is_within_limits(
 def test_parse_with_tags_and_forbidden_never_raises(body: str) -> None:
     parsed = parse_instruction(f"<prompt>{body}</prompt>", forbidden=(body,))
     assert parsed.text is None or (0 < len(parsed.text) <= 2000)
+
+
+# ----------------------------------------------------------------------------- meta-prompt echoes
+
+# Replies of the embedded model to PromptAgent's rewrite meta-prompt (BENCHMARKS 4.1,
+# navigate, seed 1): each restates the meta-prompt and scored 0 on every example.
+RESTATEMENTS = [
+    "To fix the problems and build on the previous instructions, you could start by "
+    "rewriting each instruction so that it does not have a circular reasoning error.",
+    "How to fix the problems and build on the instructions so far",
+    "The instructions so far, each revised from the one before them (the last is the current one).",
+]
+
+
+@pytest.mark.parametrize("text", RESTATEMENTS)
+def test_a_restatement_of_the_meta_prompt_is_rejected(text: str) -> None:
+    assert parse_instruction(f"<prompt>{text}</prompt>") == rejected("echoes the meta-prompt")
+
+
+def test_the_check_reads_the_templates_own_text() -> None:
+    # the rewrite template's last sentence, a placeholder cut out
+    assert "build on the instructions so far" in load_template("promptagent_rewrite.txt")
+    assert echoes_meta_prompt("Then write them that fix the problems and build on it.")
+    # five words of it are not enough; the placeholders' content is not the template's
+    assert not echoes_meta_prompt("Fix the problems and build.")
+    assert not echoes_meta_prompt("Determine whether the sentence is plausible. Say yes or no.")
+
+
+def test_a_phrase_the_parent_already_had_is_allowed() -> None:
+    parent = "Follow the instruction step by step to generate a better answer."
+    child = "Read the question. Follow the instruction step by step to generate a better answer."
+    assert echoes_meta_prompt(child)
+    assert parse_instruction(f"<prompt>{child}</prompt>", forbidden=(parent,)) == accepted(child)
+
+
+def test_promptwizard_thinking_styles_may_be_woven_in() -> None:
+    style = load_template("promptwizard_styles.txt").splitlines()[0].strip()
+    assert len(style.split()) >= 6
+    text = f"Decide if the sentence is plausible. {style}"
+    assert parse_instruction(f"<prompt>{text}</prompt>") == accepted(text)
