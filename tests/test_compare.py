@@ -41,6 +41,10 @@ def test_compare_runs_every_optimizer_and_seed_under_one_budget(tmp_path: Path) 
     assert [(r["optimizer"], r["seed"]) for r in rows] == [("ape", 0), ("ape", 1)]
     assert all(r["task_calls"] <= 120 for r in rows)
     assert all(r["test_best"]["n"] == 18 for r in rows)
+    # greedy task calls send no seed: seed 1 replays seed 0's replies of the seed
+    # prompt on the 18 test examples (and whatever else both seeds asked) from the cache
+    hits = [row.result.to_dict()["usage"]["task"]["cache_hits"] for row in result.rows]
+    assert hits[1] >= hits[0] + 18
     assert result.folder is not None
     saved = json.loads((result.folder / "compare.json").read_text())
     assert saved == json.loads(json.dumps(result.to_dict()))

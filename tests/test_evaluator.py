@@ -31,6 +31,7 @@ def evaluator(
     budget: Budget = Budget(),
     cache: EvaluationCache | None = None,
     concurrency: int = 3,
+    params: TaskParams = TaskParams(max_tokens=8),
 ) -> tuple[Evaluator, UsageMeter]:
     meter = UsageMeter()
     client = ModelClient("task", llm, meter=meter, guard=BudgetGuard(budget, meter))
@@ -38,7 +39,7 @@ def evaluator(
         Evaluator(
             client,
             get_metric("choice_accuracy"),
-            params=TaskParams(max_tokens=8),
+            params=params,
             concurrency=concurrency,
             cache=cache,
         ),
@@ -98,6 +99,23 @@ def test_evaluation_cache_hits_count_as_calls_but_cost_no_model_call(tmp_path: P
     assert again.mean == 1.0 and not llm2.requests
     u = meter2.snapshot()["task"]
     assert (u.calls, u.cache_hits, u.model_calls) == (12, 12, 0)
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.7])
+def test_greedy_task_calls_are_shared_across_run_seeds(tmp_path: Path, temperature: float) -> None:
+    """At temperature 0 the seed changes no reply: runs of seeds 0 and 1 (compare's
+    seeds) share the cached replies, and no seed is sent. When sampling, each seed pays
+    its own calls and sends its seed."""
+    cache = EvaluationCache(tmp_path / "e.sqlite")
+    replies = []
+    for seed in (0, 1):
+        llm = task_model()
+        params = TaskParams(temperature=temperature, max_tokens=8, seed=seed)
+        ev, meter = evaluator(llm, cache=cache, params=params)
+        assert ev.evaluate(Prompt(KEY), EXAMPLES).mean == 1.0
+        replies.append(meter.snapshot()["task"].model_calls)
+        assert {r.seed for r in llm.requests} <= {None if temperature == 0 else seed}
+    assert replies == ([12, 0] if temperature == 0 else [12, 12])
 
 
 def test_serial_and_concurrent_evaluation_agree() -> None:

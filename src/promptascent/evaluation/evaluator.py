@@ -30,8 +30,19 @@ class TaskParams:
     seed: int = 0
     stop: tuple[str, ...] = ()
 
+    @property
+    def request_seed(self) -> int | None:
+        """The seed sent with a task call: none when decoding is greedy (temperature 0),
+        where it changes nothing, so that runs with different seeds (compare's seeds,
+        a rerun with another seed) share the cached replies of the same prompt on the
+        same example."""
+        return self.seed if self.temperature > 0 else None
+
     def key(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        params = asdict(self)
+        if self.request_seed is None:
+            del params["seed"]
+        return json.dumps(params, sort_keys=True)
 
 
 class Evaluator:
@@ -90,7 +101,7 @@ class Evaluator:
             temperature=self.params.temperature,
             max_tokens=self.params.max_tokens,
             stop=self.params.stop,
-            seed=self.params.seed,
+            seed=self.params.request_seed,
         )
 
     def _complete(self, prompt: Prompt, example: Example) -> Completion:
