@@ -174,10 +174,14 @@ def test_malformed_replies_are_rejected_proposals_and_never_crash(tmp_path: Path
     )
     assert result.status == "finished"
     assert result.best.id == result.seed.id and len(stored_candidates(result.run_dir)) == 1
-    # the root has no child after its expansion: it is terminal, and the later
-    # iterations cost nothing; each of the 3 rewrites was rejected
-    assert result.search_usage["optimizer"]["calls"] == 6
-    assert result.rejected_replies == 3
+    # the root is expanded twice in iteration 1 and once in iteration 2 (expand_tries
+    # 3), 3 feedback-and-rewrite steps each, every rewrite rejected; then it is
+    # terminal, nothing is left to expand, and the search says so instead of running
+    # the 2 iterations left for nothing
+    assert result.search_usage["optimizer"]["calls"] == 3 * 3 * 2
+    assert result.rejected_replies == 3 * 3
+    [stop] = stored_events(result.run_dir, "SearchStopped")
+    assert "no node left to expand after iteration 2" in stop["reason"]
     reasons = {e["reason"] for e in stored_events(result.run_dir, "ReplyRejected")}
     assert reasons <= {
         "empty",
@@ -201,9 +205,35 @@ def test_feedback_without_a_usable_reason_is_rejected_without_a_rewrite(tmp_path
         settings=pet_settings(tmp_path, ScriptedLLM(respond, model_id="mute")),
     )
     assert result.status == "finished" and result.best.id == result.seed.id
-    assert result.search_usage["optimizer"]["calls"] == 3 == result.rejected_replies
+    # 3 expansions of the root (expand_tries) of 3 steps, each a rejected feedback
+    assert result.search_usage["optimizer"]["calls"] == 9 == result.rejected_replies
     reasons = [e["reason"] for e in stored_events(result.run_dir, "ReplyRejected")]
     assert set(reasons) == {"no usable reason"}
+
+
+def test_an_expansion_that_made_no_child_is_tried_again(tmp_path: Path) -> None:
+    """The first expansion's rewrites all repeat the parent (rejected); the root is
+    expanded again in the same iteration and the key is found. Before retries, the
+    root was terminal after one empty expansion and the search returned the seed."""
+    proposals = pet_proposals()
+    rewrites = iter(range(10**6))
+
+    def respond(request: CompletionRequest) -> str:
+        if GRADIENT not in request.messages[-1].content and next(rewrites) < 3:
+            return f"<prompt>{PET_SEED}</prompt>"
+        return proposals(request)
+
+    task = write_pet_task(tmp_path / "task")
+    result = optimize(
+        task,
+        optimizer="promptagent",
+        options={"iteration_num": 1},
+        budget={"task_calls": 300},
+        settings=pet_settings(tmp_path, ScriptedLLM(respond, model_id="slow-start")),
+    )
+    assert result.rejected_replies == 3
+    assert result.best.prompt.instruction == PET_KEY and result.best.step == 1
+    assert stored_events(result.run_dir, "SearchStopped") == []
 
 
 def test_same_seed_same_run(tmp_path: Path) -> None:
@@ -336,6 +366,9 @@ def test_the_estimate_bounds_every_iteration_at_the_depth_limit() -> None:
     steps = 2 * 3 * 2  # iterations x expansions per iteration x steps per expansion
     assert est.optimizer_calls == 2 * steps
     assert est.task_calls == 10 + steps * (5 + 10) + 3 * 40
+    # at depth limit 1, a node without a child is expanded twice in its iteration
+    opt = registry.create("promptagent", {"iteration_num": 2, "depth_limit": 1})
+    assert opt.estimate(30, 40, 20).optimizer_calls == 2 * (2 * 2 * 3)
 
 
 # The tree search, on hand-made trees.
@@ -437,12 +470,41 @@ def test_the_depth_limit_ends_a_path_and_a_node_without_children_is_terminal() -
     path = t.iterate(scripted_expand(t, rewards, expanded))
     assert [n.key for n in path] == ["root", "a", "b"] and expanded == ["root", "a"]
     assert path[-1].terminal and path[-1].depth == 2  # at the limit
-    # a leaf whose expansion made nothing is marked terminal, and never expanded again
+    # a leaf whose expansion made nothing is marked terminal (expand_tries 1), and
+    # never expanded again
     t2 = tree(0.0)
     log: list[str] = []
     t2.iterate(scripted_expand(t2, {}, log))
     t2.iterate(scripted_expand(t2, {}, log))
-    assert t2.root.terminal and log == ["root"]
+    assert t2.root.terminal and log == ["root"] and t2.exhausted()
+
+
+def test_a_node_whose_expansion_made_no_child_is_expanded_again_up_to_its_tries() -> None:
+    t = tree(0.0, expand_tries=3)
+    log: list[str] = []
+    t.iterate(scripted_expand(t, {}, log))
+    # twice in the first iteration (the reference's second try in simulation)
+    assert log == ["root", "root"] and not t.root.terminal and not t.exhausted()
+    t.iterate(scripted_expand(t, {"root": {"a": 0.5}}, log))
+    assert log == ["root", "root", "root", "a"] and [c.key for c in t.root.children] == ["a"]
+    assert t.root.expansions == 3 and not t.root.terminal
+    # out of tries: terminal, and the search has nothing left
+    t3 = tree(0.0, expand_tries=3)
+    for _ in range(3):
+        t3.iterate(scripted_expand(t3, {}, log))
+    assert t3.root.terminal and t3.root.expansions == 3 and t3.exhausted()
+    with pytest.raises(ValueError, match="expand_tries"):
+        tree(0.0, expand_tries=0)
+
+
+def test_the_tree_is_exhausted_when_every_reachable_leaf_is_terminal() -> None:
+    t = tree(0.0, depth_limit=2)
+    a = t.add_child(t.root, "a", 0.5)
+    assert not t.exhausted()  # a can be expanded
+    t.add_child(a, "b", 0.6)  # at the depth limit: terminal
+    assert t.exhausted()
+    t.add_child(t.root, "c", 0.1)
+    assert not t.exhausted()
 
 
 def test_an_iteration_cut_short_keeps_its_path_without_back_propagation() -> None:

@@ -19,9 +19,12 @@ search/mcts.py; this module makes a node's children. Expanding a node takes
    each is a child, scored on the subset for its reward (lineage: operation
    `expand`, the node as parent, the child's depth as step).
 
-A malformed reply is a rejected proposal (counted, reported), never a crash.
+A malformed reply is a rejected proposal (counted, reported), never a crash. An
+expansion that made no child is tried again (new minibatches, new samples), up to
+`expand_tries` times for a node before it counts as terminal (search/mcts.py).
 `iteration_num` iterations run, or fewer when the budget only pays for the final
-selection. The finalists: the best node on the path with the highest mean reward
+selection or when no node is left to expand (the search says so: SearchStopped).
+The finalists: the best node on the path with the highest mean reward
 (PromptAgent's choice), the best node by reward, the best node on the path with the
 highest mean Q, then the others by reward, `final_k - 1` of them with the seed.
 """
@@ -33,6 +36,7 @@ from collections.abc import Iterator
 from pydantic import Field
 
 from promptascent.data.example import Example
+from promptascent.events import SearchStopped
 from promptascent.optimizers.base import OptimizerContext, load_template
 from promptascent.optimizers.estimate import SearchEstimate
 from promptascent.optimizers.feedback import (
@@ -83,6 +87,14 @@ class PromptAgentConfig(ScreeningOptions, SamplingOptions):
         ge=1,
         description="Depth of the deepest node (PromptAgent's MCTS: 8; its example config: 5).",
     )
+    expand_tries: int = Field(
+        3,
+        ge=1,
+        description=(
+            "Expansions of a node that made no child (every rewrite rejected, or no error) "
+            "before it counts as terminal (PromptAgent retries without limit)."
+        ),
+    )
     min_depth: int = Field(
         2,
         ge=0,
@@ -124,8 +136,9 @@ class PromptAgent(ScreenThenSelect):
         c = self.config
         subset = min(c.eval_examples, dev_size)
         batch = min(c.minibatch_size, train_size)
-        # Each iteration expands at most one node per depth below the limit.
-        steps = c.iteration_num * c.depth_limit * c.expand_width
+        # Each iteration expands at most one node per depth below the limit, or one
+        # node twice when its first expansion made no child (then the path ends).
+        steps = c.iteration_num * max(c.depth_limit, 2) * c.expand_width
         shown = min(example_tokens, 100) + OUTPUT_CHARS // 4 + 8
         return SearchEstimate(
             task_calls=subset + steps * (batch + c.num_new_prompts * subset) + c.final_k * dev_size,
@@ -161,12 +174,22 @@ class PromptAgent(ScreenThenSelect):
             w_exp=c.w_exp,
             depth_limit=c.depth_limit,
             min_depth=c.min_depth,
+            expand_tries=c.expand_tries,
         )
         self.tree = tree
         batches = iter_minibatches(list(ctx.train), c.minibatch_size, ctx.rng, epochs=None)
         for iteration in range(1, c.iteration_num + 1):
             tree.iterate(lambda node: self._expand(ctx, tree, node, batches, subset))
             self.step_finished(ctx, iteration)
+            if tree.exhausted() and iteration < c.iteration_num:
+                ctx.emit(
+                    SearchStopped(
+                        f"no node left to expand after iteration {iteration} (each leaf "
+                        "is at the depth limit, below the reward floor, or made no new "
+                        f"prompt in {c.expand_tries} expansions)"
+                    )
+                )
+                return
 
     def _expand(
         self,

@@ -17,7 +17,11 @@ children (and pays for them) and gives each its reward. One iteration:
    sum of the rewards from it to the end of the path; its Q is their mean.
 
 Terminal: at `depth_limit`; or deeper than `min_depth` with a reward below the mean of
-the root's and the parent's; or a node whose expansion made no child.
+the root's and the parent's; or a node whose `expand_tries` expansions made no child.
+A node whose expansion made no child (every proposal rejected, or no error to learn
+from) ends its iteration's path and is expanded again when a later selection or
+simulation reaches it, as in the reference, which retries without limit; here at most
+`expand_tries` times in all. `exhausted` says when no iteration can expand anything.
 
 Pure: no model, no budget. Exceptions from `expand` (the caller's budget stop) end the
 iteration; its path so far stays in `paths`, without back-propagation.
@@ -41,7 +45,7 @@ class Node:
     children: list[Node] = field(default_factory=list)
     cum_rewards: list[float] = field(default_factory=list)
     terminal: bool = False
-    expanded: bool = False  # its expansion ran (whether or not it made children)
+    expansions: int = 0  # the expansions run on it (more than one: they made no child)
 
     @property
     def depth(self) -> int:
@@ -65,15 +69,25 @@ Expand = Callable[["Node"], None]
 
 class Tree:
     """The search tree from a root prompt; `w_exp` weighs exploration in UCT,
-    `depth_limit` and `min_depth` as in the module docstring."""
+    `depth_limit`, `min_depth` and `expand_tries` as in the module docstring."""
 
     def __init__(
-        self, root_key: str, root_reward: float, *, w_exp: float, depth_limit: int, min_depth: int
+        self,
+        root_key: str,
+        root_reward: float,
+        *,
+        w_exp: float,
+        depth_limit: int,
+        min_depth: int,
+        expand_tries: int = 1,
     ) -> None:
+        if expand_tries < 1:
+            raise ValueError(f"expand_tries must be at least 1, not {expand_tries}")
         self.root = Node(root_key, root_reward)
         self.w_exp = w_exp
         self.depth_limit = depth_limit
         self.min_depth = min_depth
+        self.expand_tries = expand_tries
         # The highest reward simulated so far (PromptAgent's mcts_threshold), and the
         # root's reward, the floor of the terminal rule (its min_threshold).
         self.threshold = root_reward
@@ -116,14 +130,31 @@ class Tree:
         return child
 
     def expand(self, node: Node, expand: Expand) -> None:
-        """`expand(node)` unless the node is terminal (then it is marked so) or was
-        expanded before."""
+        """`expand(node)` unless the node is terminal (then it is marked so) or has
+        children; a node left without children after its `expand_tries`-th expansion
+        is terminal."""
         if self.is_terminal(node):
             node.terminal = True
             return
-        if not node.expanded:
-            node.expanded = True
-            expand(node)
+        if node.children:
+            return
+        node.expansions += 1
+        expand(node)
+        if not node.children and node.expansions >= self.expand_tries:
+            node.terminal = True
+
+    def exhausted(self) -> bool:
+        """Whether no iteration can expand anything: every node a selection can reach
+        (through non-terminal nodes with children) is terminal or has children."""
+        stack = [self.root]
+        while stack:
+            node = stack.pop()
+            if self.is_terminal(node):
+                continue
+            if not node.children:
+                return False
+            stack.extend(node.children)
+        return True
 
     # One iteration.
 
@@ -139,9 +170,10 @@ class Tree:
 
     def simulate(self, path: list[Node], expand: Expand) -> None:
         """From the last node of `path`: stop early, or at a terminal node; else expand
-        it if it has no children, and go on to its child with the highest reward (the
-        first at a tie). A node left without children is terminal (and expanded once:
-        the reference expands it again here, in the same iteration)."""
+        it if it has no children (a second time in the iteration for the node the
+        iteration expanded, as the reference does), and go on to its child with the
+        highest reward (the first at a tie). A node still without children ends the
+        path (terminal once out of tries)."""
         node = path[-1]
         while True:
             if self.early_stop(node):
@@ -154,7 +186,6 @@ class Tree:
             if not node.children:
                 self.expand(node, expand)
             if not node.children:
-                node.terminal = True
                 return
             node = max(node.children, key=lambda child: child.reward)
             path.append(node)
