@@ -36,7 +36,7 @@ from promptascent.events import StepFinished
 from promptascent.optimizers.base import OptimizerContext, load_template
 from promptascent.optimizers.estimate import SearchEstimate
 from promptascent.optimizers.options import SamplingOptions, ScreeningOptions, default
-from promptascent.optimizers.parsing import Parsed, parse_instruction
+from promptascent.optimizers.parsing import TEMPLATE_MARKUP, Parsed, parse_instruction
 from promptascent.optimizers.registry import register
 from promptascent.optimizers.screening import ScreenThenSelect
 from promptascent.prompts.prompt import Prompt
@@ -377,7 +377,6 @@ _LABELLED = re.compile(
     r"(?P<text>\S.*)$",
     re.IGNORECASE | re.MULTILINE,
 )
-_PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}|</?prompt>")
 
 
 def read_offspring(reply: str, *, forbidden: tuple[str, ...], echoes: tuple[str, ...]) -> Parsed:
@@ -418,7 +417,7 @@ def echo_keys(template: str) -> tuple[str, ...]:
     those of four words or more: a reply that repeats one is an echo, not a prompt."""
     keys = []
     for line in template.splitlines():
-        for sentence in re.split(r"(?<=[.:?!])\s+", _PLACEHOLDER.sub(" ", line)):
+        for sentence in re.split(r"(?<=[.:?!])\s+", TEMPLATE_MARKUP.sub(" ", line)):
             key = text_key(re.sub(r"^\s*\d+[.)]", "", sentence))
             if len(key.split()) >= 4:
                 keys.append(key)

@@ -22,7 +22,8 @@ META_ECHO_WORDS = 6
 # Templates whose text a good candidate may carry: PromptWizard's thinking styles are
 # meant to be woven into the instruction.
 _MAY_CARRY = frozenset({"promptwizard_styles.txt"})
-_PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}|</?[a-z_]+>")
+# Placeholders ({name}) and tags (<prompt>) of a template: not its own words.
+TEMPLATE_MARKUP = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}|</?[a-z_]+>")
 
 _PREAMBLE = re.compile(
     r"^\s*((?:sure|okay|ok)(?!\w)[,!.]?|here(?:'s| is)[^:\n]*:|"
@@ -110,7 +111,7 @@ def _template_phrases() -> frozenset[tuple[str, ...]]:
     phrases: set[tuple[str, ...]] = set()
     for entry in folder.iterdir():
         if entry.name.endswith(".txt") and entry.name not in _MAY_CARRY:
-            for part in _PLACEHOLDER.split(entry.read_text("utf-8")):
+            for part in TEMPLATE_MARKUP.split(entry.read_text("utf-8")):
                 phrases |= _phrases(part)
     return frozenset(phrases)
 
