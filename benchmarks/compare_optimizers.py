@@ -6,6 +6,8 @@ budget of task-model calls, scored on the test split (issue: compare table).
 
 Runs `promptascent.compare` per task (each run recorded under the runs folder), writes
 benchmarks/results/compare_optimizers.json and prints a markdown table for BENCHMARKS.md.
+A task is examples/tasks/<name>.yaml, or else the converted BIG-bench split folder
+--splits/<name> (benchmarks/bigbench_convert.py) with navigate.yaml's settings.
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ def main() -> int:
         "--select-by", default=None, help="accuracy or loss (likelihood scoring's selection)"
     )
     ap.add_argument("--out", default="compare_optimizers.json", help="file in benchmarks/results")
+    ap.add_argument(
+        "--splits",
+        type=Path,
+        default=Path.home() / ".cache" / "promptascent" / "bigbench-splits",
+        help="converted BIG-bench split folders, for tasks not in examples/tasks",
+    )
     ap.add_argument("--runs-dir", default="/tmp/pa-compare/runs")
     ap.add_argument("--cache-dir", default="/tmp/pa-compare/cache")
     ap.add_argument(
@@ -79,7 +87,7 @@ def main() -> int:
             todo = [n for n in names if (task_name, n, seed) not in done]
             if not todo:
                 continue
-            task = load_task(ROOT / "examples" / "tasks" / f"{task_name}.yaml")
+            task = load_task(task_file(task_name, args.splits, Path(args.runs_dir)))
             data = task.data.model_copy(update={"limits": {"test": args.test_limit}})
             update: dict = {"data": data, "budget": {}}
             if args.task_max_tokens is not None:
@@ -124,6 +132,28 @@ def main() -> int:
     print()
     print(majority_summary(rows))
     return 0
+
+
+def task_file(name: str, splits: Path, runs_dir: Path) -> Path:
+    """examples/tasks/<name>.yaml, or a task file written under the runs folder for the
+    split folder splits/<name>: navigate.yaml's models, parameters and seed."""
+    example = ROOT / "examples" / "tasks" / f"{name}.yaml"
+    if example.exists():
+        return example
+    folder = splits / name
+    if not (folder / "task.json").is_file():
+        raise SystemExit(f"{name}: no examples/tasks/{name}.yaml and no split folder {folder}")
+    template = (ROOT / "examples" / "tasks" / "navigate.yaml").read_text(encoding="utf-8")
+    text = (
+        template.replace("BIG-bench navigate", f"BIG-bench {name}")
+        .replace("see examples/data/README.md", "converted by benchmarks/bigbench_convert.py")
+        .replace("name: navigate", f"name: {name}")
+        .replace("folder: ../data/navigate", f"folder: {json.dumps(str(folder.resolve()))}")
+    )
+    out = runs_dir / "tasks" / f"{name}.yaml"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return out
 
 
 def write(
