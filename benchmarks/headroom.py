@@ -5,7 +5,9 @@ hand-made prompt make SmolLM2-135M beat always answering the majority class?
     nice -n 10 .venv/bin/python benchmarks/headroom.py run --scoring likelihood
     nice -n 10 .venv/bin/python benchmarks/headroom.py run --scoring generate \
         [--passed-under likelihood] [--sample 40 --sample-seed 0]
-    # 2. the tables (benchmarks/results/headroom.json and headroom.md):
+    # 2. the tasks that pass, confirmed on examples the scan did not see (dev split):
+    nice -n 10 .venv/bin/python benchmarks/headroom.py confirm --scoring likelihood
+    # 3. the tables (benchmarks/results/headroom.json and headroom.md):
     .venv/bin/python benchmarks/headroom.py summarize
 
 For each converted task (split folders in --splits, default
@@ -31,6 +33,14 @@ difference has CI low > 0. A task that passes at 50 examples is rescored on up t
 Before any call, every rendered prompt is measured in tokens; a prompt that does not fit
 the model's context (4096 tokens, the embedded default, with the longest choice or 16
 generated tokens) on some example is not scored and is counted as not fitting.
+
+Scanning hundreds of tasks with three prompts each, some pass by chance: `summarize`
+corrects for that (`corrected`: an exact sign test per prompt, Bonferroni over the
+prompts, Benjamini-Hochberg over the tasks), and `confirm` scores each task that
+passed, with its best prompt only, on up to 100 examples of its dev split, which the
+scan never used (the shots come from train); a task is confirmed when Holm's
+correction over the tasks confirmed under that scoring keeps its sign-test p below
+0.05.
 
 `run` appends one JSON line per (task, prompt, scoring, n) to --results (default
 benchmarks/results/headroom_runs.jsonl) as each finishes, and skips what is there on a
@@ -61,7 +71,12 @@ from promptascent.data.loaders import SplitTask, load_split_folder
 from promptascent.evaluation.cache import EvaluationCache
 from promptascent.evaluation.evaluator import Evaluator, TaskParams
 from promptascent.evaluation.likelihood import LikelihoodScoring, gold_index
-from promptascent.evaluation.stats import paired_difference
+from promptascent.evaluation.stats import (
+    benjamini_hochberg,
+    holm,
+    paired_difference,
+    sign_test_p,
+)
 from promptascent.llm.budget import Budget
 from promptascent.llm.embedded import EmbeddedLLM
 from promptascent.llm.hub import ModelHub
@@ -79,6 +94,10 @@ SCORINGS = ("likelihood", "generate")
 SCAN_N, RESCORE_N = 50, 100
 MAX_TOKENS = 16
 CONFIDENCE = 0.95
+# The false discovery rate of the correction for scanning many tasks (summarize).
+FDR = 0.05
+# The held-out confirmation of the tasks that pass (`confirm`): the split, the level.
+CONFIRM_SPLIT, CONFIRM_ALPHA = "dev", 0.05
 
 
 # --------------------------------------------------------------------------- prompts
@@ -287,7 +306,7 @@ def load_done(results: Path) -> dict[tuple[str, str, str, int], dict[str, Any]]:
     done: dict[tuple[str, str, str, int], dict[str, Any]] = {}
     if results.is_file():
         for line in _lines(results):
-            if "task" in line:
+            if "task" in line and line.get("split", "test") == "test":
                 done[(line["task"], line["prompt"], line["scoring"], line["n"])] = line
     return done
 
@@ -379,6 +398,81 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def best_prompt(verdict: dict[str, Any]) -> str | None:
+    """The prompt with the largest difference to the baseline at the task's final n
+    (the first of PROMPTS at a tie); None when none fits."""
+    fitting = [p for p in PROMPTS if p in verdict["prompts"] and verdict["prompts"][p]["fits"]]
+    if not fitting:
+        return None
+    return max(fitting, key=lambda p: verdict["prompts"][p]["diff"]["mean"])
+
+
+def confirm(args: argparse.Namespace) -> int:
+    """Each task with headroom under --scoring, its best prompt on up to RESCORE_N
+    examples of its dev split (held out from the scan); one line each, split "dev"."""
+    splits: Path = args.splits.expanduser()
+    lines = list(_lines(args.results)) if args.results.is_file() else []
+    have = {
+        (line["task"], line["scoring"])
+        for line in lines
+        if "task" in line and line.get("split") == CONFIRM_SPLIT
+    }
+    todo = [
+        (task, best_prompt(v))
+        for task, v in sorted(verdicts(lines, args.scoring).items())
+        if v["headroom"] and (task, args.scoring) not in have
+    ]
+    log(f"{len(todo)} tasks to confirm under {args.scoring}: {', '.join(t for t, _ in todo)}")
+    if not todo:
+        return 0
+    append(
+        args.results,
+        {"session": machine(), "scoring": args.scoring, "argv": sys.argv[1:], "tasks": len(todo)},
+    )
+    scorer = Scorer.build(args.scoring, args.cache_dir.expanduser(), args.concurrency)
+    for task_name, prompt_name in todo:
+        assert prompt_name is not None  # a task with headroom has a prompt that fits
+        task = load_split_folder(splits / task_name)
+        held_out = list(task.dev or ())[:RESCORE_N]
+        if not held_out:
+            log(f"{task_name}: no dev split to confirm on")
+            continue
+        prompt = prompts_for(task)[prompt_name]
+        line = scorer.score(task_name, prompt_name, prompt, held_out, has_fixed_labels(task))
+        line["split"] = CONFIRM_SPLIT
+        append(args.results, line)
+        log(f"confirm: {_describe(line)}")
+    return 0
+
+
+def confirmations(lines: list[dict[str, Any]], scoring: str) -> dict[str, dict[str, Any]]:
+    """Per task confirmed on held-out examples under `scoring`: its line's figures,
+    the exact one-sided sign-test p and whether Holm's correction over these tasks
+    keeps it below CONFIRM_ALPHA."""
+    found = {
+        line["task"]: line
+        for line in lines
+        if "task" in line and line.get("split") == CONFIRM_SPLIT and line["scoring"] == scoring
+    }
+    ps = {t: sign_test_p(x["diff"]["wins"], x["diff"]["losses"]) for t, x in found.items()}
+    held = dict(zip(ps, holm(list(ps.values()), CONFIRM_ALPHA), strict=True))
+    return {
+        t: {
+            "prompt": x["prompt"],
+            "n": x["n"],
+            "accuracy": x["accuracy"],
+            "majority_rate": x["majority_rate"],
+            "diff": round(x["diff"]["mean"], 4),
+            "ci": [round(x["diff"]["ci_low"], 4), round(x["diff"]["ci_high"], 4)],
+            "wins": x["diff"]["wins"],
+            "losses": x["diff"]["losses"],
+            "sign_p": ps[t],
+            "confirmed": held[t],
+        }
+        for t, x in sorted(found.items())
+    }
+
+
 # --------------------------------------------------------------------------- summary
 
 
@@ -387,7 +481,9 @@ def verdicts(lines: Iterable[dict[str, Any]], scoring: str) -> dict[str, dict[st
     prompt there has CI low > 0 against the majority baseline."""
     by_task: dict[str, dict[int, dict[str, dict[str, Any]]]] = {}
     for line in lines:
-        if line.get("scoring") == scoring and "task" in line:
+        if line.get("scoring") != scoring or "task" not in line:
+            continue
+        if line.get("split", "test") == "test":
             by_task.setdefault(line["task"], {}).setdefault(line["n"], {})[line["prompt"]] = line
     out = {}
     for task, by_n in by_task.items():
@@ -404,11 +500,32 @@ def verdicts(lines: Iterable[dict[str, Any]], scoring: str) -> dict[str, dict[st
     return out
 
 
+def corrected(verdicts: dict[str, dict[str, Any]]) -> dict[str, tuple[float, bool]]:
+    """The headroom verdicts corrected for the scan's many tests: per task with a
+    prompt that fits, a p-value (the exact one-sided sign test of each prompt against
+    the baseline on the task's largest n, the smallest times the prompts scored:
+    Bonferroni) and whether Benjamini-Hochberg at FDR rejects it over all such tasks."""
+    task_p: dict[str, float] = {}
+    for task, v in verdicts.items():
+        ps = [
+            sign_test_p(line["diff"]["wins"], line["diff"]["losses"])
+            for line in v["prompts"].values()
+            if line["fits"]
+        ]
+        if ps:
+            task_p[task] = min(1.0, len(ps) * min(ps))
+    names = sorted(task_p)
+    passed = benjamini_hochberg([task_p[t] for t in names], FDR)
+    return {t: (task_p[t], ok) for t, ok in zip(names, passed, strict=True)}
+
+
 def summarize(args: argparse.Namespace) -> int:
     lines = list(_lines(args.results))
     sessions = [line for line in lines if "session" in line]
     index = json.loads((args.splits.expanduser() / "index.json").read_text())
     per_scoring = {s: verdicts(lines, s) for s in SCORINGS}
+    fdr = {s: corrected(v) for s, v in per_scoring.items()}
+    confirmed = {s: confirmations(lines, s) for s in SCORINGS}
     tasks: dict[str, Any] = {}
     for name in sorted({t for v in per_scoring.values() for t in v}):
         entry: dict[str, Any] = {}
@@ -422,6 +539,8 @@ def summarize(args: argparse.Namespace) -> int:
                 "majority": next(iter(verdict["prompts"].values()))["majority"],
                 "majority_rate": next(iter(verdict["prompts"].values()))["majority_rate"],
                 "headroom": verdict["headroom"],
+                "task_p": fdr[scoring].get(name, (1.0, False))[0],
+                "headroom_fdr": fdr[scoring].get(name, (1.0, False))[1],
                 "complete": verdict["complete"],
                 "prompts": {
                     p: _prompt_summary(line) for p, line in sorted(verdict["prompts"].items())
@@ -434,6 +553,8 @@ def summarize(args: argparse.Namespace) -> int:
             "complete": sum(1 for x in v.values() if x["complete"]),
             "fit": sum(1 for x in v.values() if x["fits"]),
             "headroom": sorted(t for t, x in v.items() if x["headroom"]),
+            "headroom_fdr": sorted(t for t, (_, ok) in fdr[s].items() if ok),
+            "confirmed": sorted(t for t, c in confirmed[s].items() if c["confirmed"]),
         }
         for s, v in per_scoring.items()
     }
@@ -450,9 +571,12 @@ def summarize(args: argparse.Namespace) -> int:
         ],
         "rule": f"headroom: some prompt's paired difference to the majority baseline has "
         f"{CONFIDENCE:.0%} bootstrap CI low > 0, on the first {SCAN_N} test examples, "
-        f"confirmed on up to {RESCORE_N}",
+        f"confirmed on up to {RESCORE_N}; headroom_fdr: the same corrected for the scan "
+        f"(exact one-sided sign test per prompt, Bonferroni over the prompts, "
+        f"Benjamini-Hochberg at FDR {FDR:.0%} over the tasks scanned)",
         "sessions": sessions,
         "counts": counts,
+        "confirmations": confirmed,
         "tasks": tasks,
     }
     out = RESULTS / "headroom.json"
@@ -543,20 +667,59 @@ def markdown(data: dict[str, Any], index: dict[str, Any]) -> str:
         f"| **tasks with headroom** | **{len(counts['likelihood']['headroom'])}** | "
         f"**{len(counts['generate']['headroom'])}** |"
     )
+    lines.append(
+        f"| **tasks with headroom after correcting for the scan** | "
+        f"**{len(counts['likelihood']['headroom_fdr'])}** | "
+        f"**{len(counts['generate']['headroom_fdr'])}** |"
+    )
+    lines.append(
+        f"| tasks with headroom confirmed on held-out examples | "
+        f"{len(counts['likelihood']['confirmed'])} of "
+        f"{len(data['confirmations']['likelihood'])} | "
+        f"{len(counts['generate']['confirmed'])} of {len(data['confirmations']['generate'])} |"
+    )
     lines += [
         "",
         "Tasks with headroom (accuracy of each prompt; the best prompt's "
-        "difference to the baseline with its 95% CI and p):",
+        "difference to the baseline with its 95% CI and p; then the task's p corrected "
+        "for its three prompts, and whether it survives the correction for the scan: "
+        "exact one-sided sign test of each prompt against the baseline, the smallest "
+        f"times the prompts scored, Benjamini-Hochberg at a false discovery rate of "
+        f"{FDR:.0%} over every task scanned under that scoring):",
         "",
-        "| task | scoring | n | majority | own | format | shots | best: diff [CI] | p |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| task | scoring | n | majority | own | format | shots | best: diff [CI] | p "
+        "| task p | survives |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in tasks.items():
         for scoring in SCORINGS:
             e = entry.get(scoring)
             if not e or not e["headroom"]:
                 continue
-            lines.append(_row(name, scoring, e))
+            survives = "yes" if e["headroom_fdr"] else "no"
+            lines.append(f"{_row(name, scoring, e)} {e['task_p']:.2g} | {survives} |")
+    for scoring in SCORINGS:
+        found = data["confirmations"][scoring]
+        if not found:
+            continue
+        lines += [
+            "",
+            f"Confirmed on held-out examples ({scoring}): each task above, its best "
+            f"prompt only, on up to {RESCORE_N} examples of its {CONFIRM_SPLIT} split, "
+            "which the scan did not use (the shots are train examples); baseline as "
+            "above, on those examples; exact one-sided sign test, Holm's correction over "
+            f"these {len(found)} tasks at {CONFIRM_ALPHA:.0%}:",
+            "",
+            "| task | prompt | n | majority | accuracy | diff [CI] | wins/losses | p | confirmed |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, c in found.items():
+            lines.append(
+                f"| {name} | {c['prompt']} | {c['n']} | {c['majority_rate']:.2f} "
+                f"| {c['accuracy']:.2f} | {c['diff']:+.2f} [{c['ci'][0]:+.2f}, "
+                f"{c['ci'][1]:+.2f}] | {c['wins']}/{c['losses']} | {c['sign_p']:.2g} "
+                f"| {'yes' if c['confirmed'] else 'no'} |"
+            )
     lines += [
         "",
         "The six tasks of the earlier probe (FINDINGS.md):",
@@ -659,12 +822,18 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--sample-seed", type=int, default=0)
     r.add_argument("--concurrency", type=int, default=2)
     r.add_argument("--cache-dir", type=Path, default=CACHE)
+    c = sub.add_parser(
+        "confirm", help="score the tasks that pass on their dev split (held out; resumable)"
+    )
+    c.add_argument("--scoring", choices=SCORINGS, required=True)
+    c.add_argument("--concurrency", type=int, default=2)
+    c.add_argument("--cache-dir", type=Path, default=CACHE)
     s = sub.add_parser("summarize", help="write headroom.json and headroom.md")
-    for p in (r, s):
+    for p in (r, c, s):
         p.add_argument("--splits", type=Path, default=SPLITS)
         p.add_argument("--results", type=Path, default=RUNS)
     args = ap.parse_args(argv)
-    return run(args) if args.command == "run" else summarize(args)
+    return {"run": run, "confirm": confirm, "summarize": summarize}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,11 @@ import pytest
 from promptascent.evaluation.stats import (
     Interval,
     PairedComparison,
+    benjamini_hochberg,
     bootstrap_ci,
+    holm,
     paired_difference,
+    sign_test_p,
 )
 
 
@@ -111,3 +114,38 @@ def test_paired_noise_is_not_significant() -> None:
     result = paired_difference(a, b)
     assert result.low < 0 < result.high
     assert result.p_value > 0.5
+
+
+def test_the_sign_test_is_the_exact_binomial_tail() -> None:
+    assert sign_test_p(0, 0) == 1.0
+    assert sign_test_p(3, 0) == 1 / 8
+    assert sign_test_p(0, 3) == 1.0
+    # 17 wins and 2 losses: P(X >= 17), X ~ Bin(19, 1/2) = (1 + 19 + 171) / 2**19
+    assert sign_test_p(17, 2) == pytest.approx(191 / 2**19)
+    assert sign_test_p(5, 5) == pytest.approx(638 / 1024)
+    with pytest.raises(ValueError):
+        sign_test_p(-1, 2)
+
+
+def test_benjamini_hochberg_rejects_up_to_the_largest_rank_under_its_line() -> None:
+    # m = 5, q = 0.05: the lines are 0.01, 0.02, 0.03, 0.04, 0.05. Rank 3 (0.025) is
+    # the largest under its line, so ranks 1-3 are rejected, rank 2 (0.021 > 0.02)
+    # included: the step-up rule.
+    p = [0.045, 0.005, 0.021, 0.025, 0.9]
+    assert benjamini_hochberg(p) == [False, True, True, True, False]
+    assert benjamini_hochberg([0.2, 0.3]) == [False, False]
+    assert benjamini_hochberg([]) == []
+    # one hypothesis: the plain level
+    assert benjamini_hochberg([0.049]) == [True]
+    with pytest.raises(ValueError):
+        benjamini_hochberg([0.1], q=0)
+
+
+def test_holm_steps_down_and_stops_at_the_first_p_over_its_level() -> None:
+    # m = 4, alpha = 0.05: levels 0.0125, 0.0167, 0.025, 0.05 for the sorted p-values
+    assert holm([0.01, 0.04, 0.015, 0.02]) == [True, True, True, True]
+    # 0.02 > 0.0167 stops the procedure: 0.03 is not rejected though under 0.05
+    assert holm([0.01, 0.02, 0.03, 0.9]) == [True, False, False, False]
+    assert holm([]) == []
+    with pytest.raises(ValueError):
+        holm([0.1], alpha=1.5)

@@ -233,3 +233,48 @@ def _beta_fraction(a: float, b: float, x: float) -> float:
         if abs(d * c - 1.0) < eps:
             break
     return h
+
+
+def sign_test_p(wins: int, losses: int) -> float:
+    """One-sided exact sign test: the probability of at least `wins` wins among
+    `wins + losses` non-tied pairs when each is a win with probability 1/2 (ties carry
+    no information). 1.0 when no pair differs."""
+    if wins < 0 or losses < 0:
+        raise ValueError(f"wins and losses must be >= 0, got {wins} and {losses}")
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    return sum(math.comb(n, k) for k in range(wins, n + 1)) / 2**n
+
+
+def benjamini_hochberg(p_values: Sequence[float], q: float = 0.05) -> list[bool]:
+    """Which hypotheses the Benjamini-Hochberg procedure rejects at false discovery
+    rate `q`: sort the m p-values, find the largest rank k with p_(k) <= k * q / m, and
+    reject the k smallest. In the input's order."""
+    if not 0.0 < q < 1.0:
+        raise ValueError(f"q must be in (0, 1), got {q}")
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    k = 0
+    for rank, i in enumerate(order, start=1):
+        if p_values[i] <= rank * q / m:
+            k = rank
+    rejected = [False] * m
+    for i in order[:k]:
+        rejected[i] = True
+    return rejected
+
+
+def holm(p_values: Sequence[float], alpha: float = 0.05) -> list[bool]:
+    """Which hypotheses Holm's step-down procedure rejects at family-wise level `alpha`:
+    the k-th smallest of m p-values (k from 1) is rejected while every smaller one was
+    and it is at most alpha / (m - k + 1). In the input's order."""
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    m = len(p_values)
+    rejected = [False] * m
+    for k, i in enumerate(sorted(range(m), key=lambda j: p_values[j])):
+        if p_values[i] > alpha / (m - k):
+            break
+        rejected[i] = True
+    return rejected
