@@ -16,13 +16,14 @@ import argparse
 import json
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from _common import RESULTS, ROOT, machine
 
 import promptascent
 from promptascent.config.task import load_task
+from promptascent.data.example import Example
+from promptascent.evaluation.baseline import majority_baseline
 from promptascent.evaluation.stats import paired_difference
 from promptascent.runner import RunSettings, plan
 from promptascent.store.run_store import RunStore
@@ -106,7 +107,7 @@ def main() -> int:
             if evaluation:
                 update["evaluation"] = task.evaluation.model_copy(update=evaluation)
             task = task.model_copy(update=update)
-            targets = {ex.id: ex.target for ex in plan(task).data.test or ()}
+            examples = {ex.id: ex for ex in plan(task).data.test or ()}
             for name in todo:
                 comparison = promptascent.compare(
                     task,
@@ -120,7 +121,7 @@ def main() -> int:
                 )
                 for row in comparison.to_dict()["rows"]:
                     row["vs_majority"] = vs_majority(
-                        settings.runs_dir / row["run_id"], row, targets
+                        settings.runs_dir / row["run_id"], row, examples
                     )
                     rows.append({"task": task_name, **row})
                     keys = ("task", "optimizer", "seed", "status")
@@ -202,26 +203,28 @@ def majority_summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def vs_majority(run_dir: Path, row: dict, targets: dict[str, str | None]) -> dict | None:
-    """The best prompt's test results against always answering the test split's most
-    common target, example by example: paired difference with its 95% CI and the
-    sign-flip p (None when the run has no test scores)."""
-    counts = Counter(t for t in targets.values() if t is not None)
-    if not counts or not row["test_best"]:
+def vs_majority(run_dir: Path, row: dict, examples: dict[str, Example]) -> dict | None:
+    """The best prompt's test results against the constant baseline on the examples it
+    scored (evaluation/baseline.py: always the most common target, or, where the
+    choices vary between examples, always the option at the answer's most common
+    position), example by example: paired difference with its 95% CI and the sign-flip
+    p (None when the run has no test scores)."""
+    if not row["test_best"]:
         return None
-    majority = counts.most_common(1)[0][0]
     store = RunStore.open_existing(run_dir)
     try:
         results = store.evaluations(row["best_candidate"], "test")
     finally:
         store.close()
-    scored = [r for r in results if r["score"] is not None]
-    best = [float(r["score"]) for r in scored]
-    always = [1.0 if targets.get(r["example_id"]) == majority else 0.0 for r in scored]
-    d = paired_difference(always, best, seed=0, confidence=0.95)
+    scored = [examples[r["example_id"]] for r in results if r["score"] is not None]
+    best = [float(r["score"]) for r in results if r["score"] is not None]
+    baseline = majority_baseline([ex.target for ex in scored], [ex.choices for ex in scored])
+    if baseline is None:
+        return None
+    d = paired_difference(list(baseline.scores), best, seed=0, confidence=0.95)
     return {
-        "majority": majority,
-        "rate": sum(always) / len(always),
+        "majority": baseline.answer,
+        "rate": baseline.rate,
         "mean": d.mean_diff,
         "ci_low": d.low,
         "ci_high": d.high,

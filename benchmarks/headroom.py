@@ -68,9 +68,10 @@ from _common import RESULTS, log, machine
 from promptascent.config.task import ModelSpec
 from promptascent.data.example import Example
 from promptascent.data.loaders import SplitTask, load_split_folder
+from promptascent.evaluation.baseline import majority_baseline as engine_baseline
 from promptascent.evaluation.cache import EvaluationCache
 from promptascent.evaluation.evaluator import Evaluator, TaskParams
-from promptascent.evaluation.likelihood import LikelihoodScoring, gold_index
+from promptascent.evaluation.likelihood import LikelihoodScoring
 from promptascent.evaluation.stats import (
     benjamini_hochberg,
     holm,
@@ -222,23 +223,15 @@ class Scorer:
 
 def majority_baseline(examples: list[Example], fixed_labels: bool) -> tuple[str, list[float]]:
     """The constant predictor a model that learned only the answer format could be, and
-    its per-example scores (1.0 where it is right).
-
-    With a fixed label set: always the most common target of the examples (the first
-    seen on a tie). Where the choices vary from one example to the next, the most common
-    target is no baseline (every example has its own answers: it would be right once in
-    50); the constant there is a position in the listed options: always the option at the
-    most common position of the gold answer (the first such position on a tie), as a
-    model that always copies the first option would be."""
-    if fixed_labels:
-        targets = [ex.target for ex in examples]
-        counts = Counter(targets)
-        majority = max(counts, key=lambda t: (counts[t], -targets.index(t)))
-        return str(majority), [1.0 if t == majority else 0.0 for t in targets]
-    positions = [gold_index(ex) for ex in examples]
-    by_position = Counter(positions)
-    best = max(by_position, key=lambda i: (by_position[i], -i))
-    return f"option {best + 1}", [1.0 if i == best else 0.0 for i in positions]
+    its per-example scores (1.0 where it is right): the engine's baseline
+    (evaluation/baseline.py), by target where the task has one label set, by position
+    where its choices vary between examples."""
+    targets = [ex.target for ex in examples]
+    choices = None if fixed_labels else [ex.choices for ex in examples]
+    baseline = engine_baseline(targets, choices)
+    if baseline is None:
+        raise ValueError("the headroom scan needs a target on every example")
+    return baseline.answer, list(baseline.scores)
 
 
 def all_examples(task: SplitTask) -> list[Example]:

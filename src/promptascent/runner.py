@@ -22,9 +22,10 @@ from promptascent.errors import ConfigError, ModelUnavailable, StorageError
 # Re-exported: the dry-run estimate was part of this module.
 from promptascent.estimate import RunEstimate as RunEstimate
 from promptascent.estimate import estimate as estimate
+from promptascent.evaluation.baseline import majority_rate
 from promptascent.evaluation.cache import EvaluationCache
 from promptascent.evaluation.evaluator import Evaluator
-from promptascent.evaluation.result import EvaluationResult, compare, majority_rate
+from promptascent.evaluation.result import EvaluationResult, compare
 from promptascent.evaluation.scoring import ScoringChoice
 from promptascent.evaluation.stats import PairedComparison
 from promptascent.events import (
@@ -552,11 +553,20 @@ class _Spending:
 
 
 def _examples_to_record(data: TaskData) -> dict[str, list[dict[str, Any]]]:
-    """Each dev and test example's id, input text and expected answer, by split."""
+    """Each dev and test example's id, input text, expected answer and choices, by
+    split."""
     out: dict[str, list[dict[str, Any]]] = {}
     for split, ds in ((DEV, data.dev), (TEST, data.test)):
         if ds is not None and len(ds):
-            out[split] = [{"id": ex.id, "input": ex.input_text, "target": ex.target} for ex in ds]
+            out[split] = [
+                {
+                    "id": ex.id,
+                    "input": ex.input_text,
+                    "target": ex.target,
+                    "choices": list(ex.choices) if ex.choices else None,
+                }
+                for ex in ds
+            ]
     return out
 
 
@@ -610,7 +620,7 @@ def _payment_notes(usage: dict[str, dict[str, float]], journal: Journal) -> list
 def _majority_rate(test: Dataset | None) -> float | None:
     if test is None or not test.labelled or not len(test):
         return None
-    return majority_rate([ex.target for ex in test])
+    return majority_rate([ex.target for ex in test], [ex.choices for ex in test])
 
 
 def _examples(candidate: Candidate, split: str) -> int | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Literal
@@ -158,14 +157,6 @@ class EvaluationResult:
         """This evaluation as the run store keeps it: each example's result and the
         summary (plain data: store/run_store.py takes no objects of this layer)."""
         return {"results": [r.to_dict() for r in self.results], "summary": self.summary()}
-
-
-def majority_rate(targets: Sequence[str | None]) -> float | None:
-    """How often the most common expected answer occurs: the score of always answering
-    the majority class. None without targets, or when some example has none."""
-    if not targets or any(t is None for t in targets):
-        return None
-    return Counter(targets).most_common(1)[0][1] / len(targets)
 
 
 def compare(

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from promptascent.errors import ConfigError
-from promptascent.evaluation.result import EvaluationResult, ExampleResult, compare, majority_rate
+from promptascent.evaluation.baseline import majority_rate
+from promptascent.evaluation.result import EvaluationResult, ExampleResult, compare
 from promptascent.evaluation.stats import PairedComparison
 from promptascent.prompts.prompt import Prompt
 from promptascent.search.splits import CV, DEV, FINAL, SUBSET, TEST
@@ -279,11 +280,12 @@ def _sides(
     best_ev = _evaluation(best_id, best_rows)
     difference = compare(seed_ev, best_ev, seed=int(task.get("seed", 0)), confidence=confidence)
     targets = [r.get("target") for r in recorded]
+    choices = [r.get("choices") for r in recorded]
     return (
         _side_of(seed_ev, confidence),
         _side_of(best_ev, confidence),
         difference if difference.n else None,
-        majority_rate(targets),
+        majority_rate(targets, choices),
     )
 
 
