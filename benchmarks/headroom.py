@@ -597,6 +597,7 @@ COMMANDS = """\
     --check-shared ../shared/datasets/bigbench             # byte-identical to the shared tasks
 nice -n 10 .venv/bin/python benchmarks/headroom.py run --scoring likelihood
 nice -n 10 .venv/bin/python benchmarks/headroom.py run --scoring generate {generate_args}
+nice -n 10 .venv/bin/python benchmarks/headroom.py confirm --scoring likelihood   # dev split
 .venv/bin/python benchmarks/headroom.py summarize"""
 
 
