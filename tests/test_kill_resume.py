@@ -314,8 +314,10 @@ def test_two_resumes_of_one_run_cannot_both_work_and_a_killed_one_leaves_no_lock
     run_dir = tmp_path / "runs" / "r"
     first = start([str(task), "--run-id", "r", "--no-cache"], tmp_path, log)
     assert kill_at(first, log, run_dir, 10) is not None
-    # A slow resume (50 ms a call) that has paid a call of its own: it holds the run.
-    working = start(["--resume", "r"], tmp_path, log, call_delay=0.05)
+    # A slow resume (half a second a call, so that its ~45 calls outlast the second
+    # process's start on a loaded machine) that has paid a call of its own: it holds
+    # the run.
+    working = start(["--resume", "r"], tmp_path, log, call_delay=0.5)
     wait_for_calls(working, log, calls(log) + 1)
     assert working.poll() is None, "the resume ended before the second one could start"
     second = start(["--resume", "r"], tmp_path, log)
