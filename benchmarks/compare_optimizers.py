@@ -216,8 +216,9 @@ def vs_majority(run_dir: Path, row: dict, examples: dict[str, Example]) -> dict 
         results = store.evaluations(row["best_candidate"], "test")
     finally:
         store.close()
-    scored = [examples[r["example_id"]] for r in results if r["score"] is not None]
-    best = [float(r["score"]) for r in results if r["score"] is not None]
+    kept = [r for r in results if r["score"] is not None]
+    scored = [examples[r["example_id"]] for r in kept]
+    best = [float(r["score"]) for r in kept]
     baseline = majority_baseline([ex.target for ex in scored], [ex.choices for ex in scored])
     if baseline is None:
         return None

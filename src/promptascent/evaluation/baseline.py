@@ -49,8 +49,7 @@ def majority_baseline(
             return Baseline(
                 f"option {best + 1}", tuple(1.0 if p == best else 0.0 for p in positions)
             )
-    counts_t = Counter(targets)
-    majority = counts_t.most_common(1)[0][0]
+    majority = Counter(targets).most_common(1)[0][0]
     return Baseline(str(majority), tuple(1.0 if t == majority else 0.0 for t in targets))
 
 
@@ -68,12 +67,9 @@ def _varying(choices: Sequence[Sequence[str] | None]) -> bool:
     """Whether every example has choices and they are not all one set."""
     if not choices or any(not c for c in choices):
         return False
-    return len({frozenset(c) for c in choices if c}) > 1
+    return len({frozenset(c or ()) for c in choices}) > 1
 
 
 def _position(target: str | None, choices: Sequence[str] | None) -> int | None:
     """Where the target stands among the choices (None when it is not one of them)."""
-    for i, choice in enumerate(choices or ()):
-        if target is not None and same_choice(choice, target):
-            return i
-    return None
+    return next((i for i, c in enumerate(choices or ()) if same_choice(c, target or "")), None)
